@@ -1,0 +1,157 @@
+"""Capability semantics: how paths, hosts, addresses and environment names match.
+
+These functions are the meaning of the CEL helpers ``within``, ``glob``, ``host_matches``,
+``in_cidr`` and ``env_matches``; both CEL backends call them, and the compiler uses them to
+check capability strings at load time.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import ipaddress
+import os
+import re
+
+# Addresses of the built-in `private` group (DESIGN.md §4).
+PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+    "169.254.0.0/16", "100.64.0.0/10", "0.0.0.0/8",
+    "::1/128", "fc00::/7", "fe80::/10", "::ffff:127.0.0.0/104",
+))
+
+GLOB_CHARS = frozenset("*?[")
+
+
+def expand_path(path: str, home: str | None = None) -> str:
+    """``~`` expanded, made absolute, ``.``/``..`` folded; no filesystem access."""
+    if path.startswith("~"):
+        home = home if home is not None else os.path.expanduser("~")
+        if path == "~" or path.startswith("~/"):
+            path = home + path[1:]
+    return os.path.normpath(os.path.join("/", path)) if not path.startswith("/") else os.path.normpath(path)
+
+
+def is_glob(pattern: str) -> bool:
+    return any(c in GLOB_CHARS for c in pattern)
+
+
+def within(path: str, directory: str) -> bool:
+    """True when ``path`` is ``directory`` or below it, at path-component boundaries."""
+    if not path or not directory:
+        return False
+    d = directory.rstrip("/") or "/"
+    if d == "/":
+        return path.startswith("/")
+    return path == d or path.startswith(d + "/")
+
+
+@functools.lru_cache(maxsize=4096)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            if pattern.startswith("**", i):
+                i += 2
+                if i < n and pattern[i] == "/":
+                    out.append("(?:.*/)?")
+                    i += 1
+                else:
+                    out.append(".*")
+                continue
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = pattern.find("]", i + 1)
+            if j == -1:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1:j].replace("\\", "\\\\")
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"[{body}]")
+                i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def glob(path: str, pattern: str) -> bool:
+    """Shell-style glob: ``*`` and ``?`` stay within one component, ``**`` crosses them."""
+    if not path or not pattern:
+        return False
+    return _glob_regex(pattern).match(path) is not None
+
+
+def normalize_host(host: str) -> str:
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host
+
+
+def host_matches(host: str, pattern: str) -> bool:
+    """``*.example.com`` matches subdomains only (not the apex); ``*`` matches any host;
+    otherwise an exact, case-insensitive match. IP patterns compare as addresses."""
+    if not host or not pattern:
+        return False
+    h, p = normalize_host(host), normalize_host(pattern)
+    if p == "*":
+        return True
+    if p.startswith("*."):
+        suffix = p[1:]
+        return h.endswith(suffix) and len(h) > len(suffix)
+    if h == p:
+        return True
+    try:
+        return ipaddress.ip_address(h) == ipaddress.ip_address(p)
+    except ValueError:
+        return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _network(cidr: str):
+    return ipaddress.ip_network(cidr, strict=False)
+
+
+def in_cidr(address: str, cidr: str) -> bool:
+    """True when ``address`` is an IP inside ``cidr``; ``cidr`` may be the group ``private``.
+    A host name (not an IP) is never inside a CIDR."""
+    if not address or not cidr:
+        return False
+    try:
+        ip = ipaddress.ip_address(normalize_host(address))
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if cidr == "private":
+        return any(ip.version == net.version and ip in net for net in PRIVATE_NETWORKS)
+    try:
+        net = _network(cidr)
+    except ValueError:
+        return False
+    return ip.version == net.version and ip in net
+
+
+def env_matches(name: str, pattern: str) -> bool:
+    """Environment names: exact, or ``PREFIX_*`` / ``*_SUFFIX`` / ``*`` globs (case-sensitive)."""
+    if not name or not pattern:
+        return False
+    if "*" in pattern or "?" in pattern:
+        return fnmatch.fnmatchcase(name, pattern)
+    return name == pattern
+
+
+HELPERS = {
+    "within": within,
+    "glob": glob,
+    "host_matches": host_matches,
+    "in_cidr": in_cidr,
+    "env_matches": env_matches,
+}
+"""The CEL helper functions, all ``(string, string) -> bool``."""

@@ -1,0 +1,112 @@
+"""Requests: what a plugin (or the core on its behalf) wants to do."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._capabilities import expand_path, normalize_host
+
+ACTIONS = (
+    "plugin.load", "tool.call", "fs.read", "fs.write", "net.resolve", "net.connect",
+    "net.bind", "env.read", "env.write", "process.exec", "native.load",
+)
+"""Every action a request may carry (DESIGN.md §5)."""
+
+REQUEST_FIELDS = ("action", "plugin", "path", "host", "port", "scheme", "url", "name",
+                  "argv", "tool", "args")
+"""Fields visible to CEL as ``request.<field>``; absent fields read as empty values."""
+
+PLUGIN_FIELDS = ("id", "version", "publisher", "signed", "sandbox", "trusted", "capabilities")
+"""Fields visible to CEL as ``plugin.<field>``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One guarded operation, attributed to a plugin.
+
+    ``path`` is normalized on construction (``~`` expanded, made absolute, ``..`` folded;
+    symlinks are resolved by the enforcer, which may touch the filesystem).
+    """
+
+    action: str
+    plugin: str
+    path: str = ""
+    host: str = ""
+    port: int = 0
+    scheme: str = ""
+    url: str = ""
+    name: str = ""
+    argv: tuple[str, ...] = ()
+    tool: str = ""
+    args: str = ""  # canonical JSON text of tool arguments, so the request stays hashable
+    _key: tuple = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown action `{self.action}` — use one of {', '.join(ACTIONS)}")
+        if self.path:
+            object.__setattr__(self, "path", expand_path(self.path))
+        if self.host:
+            object.__setattr__(self, "host", normalize_host(self.host))
+        if not isinstance(self.argv, tuple):
+            object.__setattr__(self, "argv", tuple(self.argv))
+        object.__setattr__(self, "_key", (self.action, self.plugin, self.path, self.host,
+                                          self.port, self.scheme, self.url, self.name,
+                                          self.argv, self.tool, self.args))
+
+    @classmethod
+    def tool_call(cls, plugin: str, tool: str, args: Any = None) -> "Request":
+        return cls("tool.call", plugin, tool=tool,
+                   args=json.dumps(args if args is not None else {}, sort_keys=True, default=str))
+
+    @property
+    def key(self) -> tuple:
+        """Hashable normalized form, used as the decision-cache key."""
+        return self._key
+
+    @property
+    def resource(self) -> str:
+        """A one-line description of what is accessed (for messages and the audit log)."""
+        a = self.action
+        if a.startswith("fs."):
+            return self.path
+        if a.startswith("net."):
+            if self.url:
+                return self.url
+            return f"{self.host}:{self.port}" if self.port else self.host
+        if a.startswith("env."):
+            return self.name
+        if a == "process.exec":
+            return " ".join(self.argv) or self.path
+        if a == "native.load":
+            return self.name or self.path
+        if a == "tool.call":
+            return self.tool
+        return self.plugin
+
+    def to_cel(self) -> dict[str, Any]:
+        """The ``request`` variable as CEL sees it."""
+        try:
+            args = json.loads(self.args) if self.args else {}
+        except ValueError:
+            args = {}
+        return {"action": self.action, "plugin": self.plugin, "path": self.path,
+                "host": self.host, "port": self.port, "scheme": self.scheme, "url": self.url,
+                "name": self.name, "argv": list(self.argv), "tool": self.tool, "args": args}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Non-empty fields only (for JSON output and the audit log)."""
+        out: dict[str, Any] = {}
+        for f in REQUEST_FIELDS:
+            v = getattr(self, f)
+            if v not in ("", 0, ()):
+                out[f] = list(v) if isinstance(v, tuple) else v
+        return out
+
+
+def normalize_path(path: str) -> str:
+    """Expand ``~``, make absolute against the cwd, fold ``..`` and resolve symlinks."""
+    return os.path.realpath(os.path.expanduser(path))
