@@ -1,0 +1,1 @@
+"""The runtime: Enforcer.check(), audit-hook guards, prompts and the audit log."""

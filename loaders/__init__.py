@@ -1,0 +1,1 @@
+"""The plugins: API, discovery, signatures, loaders and the PluginManager."""

@@ -1,0 +1,1 @@
+"""The policy language: manifests, policy files, CEL compilation and decisions."""

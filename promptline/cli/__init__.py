@@ -1,0 +1,42 @@
+"""The `promptline` command line. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# (module, attribute) of each command group; a group whose module is missing is skipped so
+# a partial checkout still has a working CLI.
+_GROUPS = (
+    ("promptline.cli.policy_cmd", "policy_group"),
+    ("promptline.cli.audit_cmd", "audit_group"),
+    ("promptline.cli.keys_cmd", "keys_group"),
+    ("promptline.cli.plugin_cmd", "plugin_group"),
+    ("promptline.cli.tool_cmd", "tool_group"),
+    ("promptline.cli.grants_cmd", "grants_group"),
+    ("promptline.cli.run_cmd", "run_command"),
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="promptline")
+def main() -> None:
+    """PromptLine plugins: load third-party plugins under a declarative policy.
+
+    \b
+    Start here:
+      promptline policy check policies/default.yaml     validate a policy
+      promptline policy explain --plugin P --action fs.read --path ~/.ssh/id_rsa
+      promptline audit verify                           check the audit log's hash chain
+    """
+
+
+for _mod, _attr in _GROUPS:
+    try:
+        _module = importlib.import_module(_mod)
+    except ModuleNotFoundError as exc:
+        if exc.name != _mod:
+            raise
+        continue
+    main.add_command(getattr(_module, _attr))
