@@ -1,0 +1,333 @@
+"""The manifest (plugin.yaml) and policy-file schemas, validated strictly with pydantic."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Literal
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ._errors import PolicyError
+from ._request import ACTIONS
+from ._yaml import Located, load_yaml, load_yaml_file, read_text
+
+API_VERSION = "promptline/v1"
+SUPPORTED_API_VERSIONS = (API_VERSION,)
+MAX_RULES = 5_000          # per policy file; far beyond any real policy
+MAX_CAPABILITY_ENTRIES = 500  # per capability list in a manifest
+
+PLUGIN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+ENV_PATTERN = re.compile(r"^(\*|[A-Za-z_][A-Za-z0-9_]*\*?|\*[A-Za-z0-9_]+)$")
+PLUGIN_GLOB = re.compile(r"^[a-z0-9*?\[\]!-]{1,64}$")
+SANDBOX_ORDER = {"none": 0, "process": 1, "wasm": 1}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+def _no_control(value: str, what: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{what} contains a control character")
+    return value
+
+
+class Filesystem(_Strict):
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+
+    @field_validator("read", "write")
+    @classmethod
+    def _paths(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(v) > MAX_CAPABILITY_ENTRIES:
+            raise ValueError(f"more than {MAX_CAPABILITY_ENTRIES} entries")
+        for p in v:
+            _no_control(p, "path")
+            if not p:
+                raise ValueError("empty path")
+            if not (p.startswith("/") or p.startswith("~") or p.startswith("**")):
+                raise ValueError(f"path `{p}` must be absolute or start with `~`")
+        return v
+
+
+class Capabilities(_Strict):
+    network: tuple[str, ...] = ()
+    filesystem: Filesystem = Filesystem()
+    environment: tuple[str, ...] = ()
+    process: tuple[str, ...] = ()
+    native: bool = False
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from ._netspec import parse_net
+        if len(v) > MAX_CAPABILITY_ENTRIES:
+            raise ValueError(f"more than {MAX_CAPABILITY_ENTRIES} entries")
+        for entry in v:
+            parse_net(entry)
+        return v
+
+    @field_validator("environment")
+    @classmethod
+    def _env(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            if not ENV_PATTERN.match(name):
+                raise ValueError(f"environment entry `{name}` must be a NAME or a `PREFIX_*` pattern")
+        return v
+
+    @field_validator("process")
+    @classmethod
+    def _process(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for p in v:
+            _no_control(p, "program")
+            if not p:
+                raise ValueError("empty program name")
+        return v
+
+
+class Entry(_Strict):
+    python: str | None = None
+    command: tuple[str, ...] | None = None
+    wasm: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Entry":
+        given = [k for k in ("python", "command", "wasm") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("entry needs exactly one of `python`, `command`, `wasm`")
+        if self.python is not None and not re.match(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$", self.python):
+            raise ValueError("entry.python must look like `module.path:ClassName`")
+        if self.command is not None and not self.command:
+            raise ValueError("entry.command must name a program")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "python" if self.python is not None else "command" if self.command is not None else "wasm"
+
+
+class Manifest(_Strict):
+    """A plugin's declaration of what it is and what it needs (DESIGN.md §3)."""
+
+    apiVersion: Literal["promptline/v1"] = API_VERSION
+    id: str
+    name: str = ""
+    version: str
+    description: str = ""
+    publisher: str = ""
+    requires: str = ""
+    types: tuple[Literal["tool", "model", "prompt", "context"], ...] = ("tool",)
+    entry: Entry
+    sandbox: Literal["none", "process", "wasm"] = "process"
+    capabilities: Capabilities = Capabilities()
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not PLUGIN_ID.match(v):
+            raise ValueError(f"plugin id `{v}` must be 1-64 of [a-z0-9-], not starting or ending with `-`")
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not SEMVER.match(str(v)):
+            raise ValueError(f"version `{v}` is not semantic versioning (MAJOR.MINOR.PATCH)")
+        return v
+
+    @field_validator("requires")
+    @classmethod
+    def _requires(cls, v: str) -> str:
+        if v:
+            try:
+                SpecifierSet(v)
+            except InvalidSpecifier:
+                raise ValueError(f"requires `{v}` is not a version specifier like `>=0.1,<1.0`") from None
+        return v
+
+
+class Settings(_Strict):
+    require_signature: bool | None = None
+    trusted_keys: tuple[str, ...] | None = None
+    approve: Literal["review", "declared", "policy-only"] | None = None
+    sandbox_minimum: Literal["none", "process", "wasm"] | None = None
+    trust: tuple[str, ...] | None = None          # plugin id globs trusted to run in process
+    mode: Literal["enforce", "audit"] | None = None
+    plugin_modes: dict[str, Literal["enforce", "audit"]] | None = None
+    audit_allows: bool | None = None
+    mask_fields: tuple[str, ...] | None = None
+    locked: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _locked_known(self) -> "Settings":
+        for name in self.locked:
+            if name not in SETTING_NAMES:
+                raise ValueError(f"cannot lock unknown setting `{name}`")
+        for key in self.trusted_keys or ():
+            if not re.match(r"^ed25519:[A-Za-z0-9+/=_-]{40,60}$", key):
+                raise ValueError(f"trusted key `{key[:40]}` must look like `ed25519:<base64>`")
+        return self
+
+
+SETTING_NAMES = ("require_signature", "trusted_keys", "approve", "sandbox_minimum", "trust",
+                 "mode", "plugin_modes", "audit_allows", "mask_fields")
+
+
+class Rule(_Strict):
+    id: str
+    effect: Literal["deny", "ask", "allow"]
+    actions: tuple[str, ...] = ()   # empty: every action
+    plugins: tuple[str, ...] = ("*",)
+    when: str = "true"
+    message: str = ""
+    description: str = ""
+    mode: Literal["enforce", "audit"] = "enforce"
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not RULE_ID.match(v):
+            raise ValueError(f"rule id `{v}` must be letters, digits and `_.:-`")
+        return v
+
+    @field_validator("actions")
+    @classmethod
+    def _actions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for a in v:
+            if a not in ACTIONS and not (a.endswith(".*") and any(x.startswith(a[:-1]) for x in ACTIONS)):
+                raise ValueError(f"unknown action `{a}`; use one of {', '.join(ACTIONS)} or a prefix like `fs.*`")
+        return v
+
+    @field_validator("plugins")
+    @classmethod
+    def _plugins(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for p in v:
+            if not PLUGIN_GLOB.match(p):
+                raise ValueError(f"plugin selector `{p}` must be a plugin id or glob like `db-*`")
+        return v
+
+
+class PolicyFile(_Strict):
+    """One admin-written policy file (DESIGN.md §4)."""
+
+    apiVersion: str
+    kind: Literal["Policy"]
+    layer: Literal["org", "project", "user"]
+    description: str = ""
+    settings: Settings = Settings()
+    rules: tuple[Rule, ...] = ()
+
+    @field_validator("apiVersion")
+    @classmethod
+    def _api(cls, v: str) -> str:
+        if v not in SUPPORTED_API_VERSIONS:
+            raise ValueError(f"unsupported apiVersion `{v}`; this PromptLine reads {', '.join(SUPPORTED_API_VERSIONS)}")
+        return v
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, v: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        if len(v) > MAX_RULES:
+            raise ValueError(f"more than {MAX_RULES} rules")
+        return v
+
+
+# ---------------------------------------------------------------------------------------
+# Loading with file:line:column errors
+
+_FIXES = {
+    "extra_forbidden": "remove it or check its spelling",
+    "missing": "add it",
+    "literal_error": "use one of the allowed values",
+    "string_type": "write it as a quoted string",
+    "bool_type": "write true or false",
+    "tuple_type": "write a YAML list",
+    "dict_type": "write a YAML mapping",
+    "model_type": "write a YAML mapping",
+}
+
+
+def validation_error(exc: ValidationError, located: Located, what: str) -> PolicyError:
+    """Turn pydantic's first error into one PolicyError pointing at the offending YAML."""
+    err = exc.errors(include_url=False)[0]
+    loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x in ("function-after", "function-before")))
+    # pydantic adds union/literal branch names to loc; keep only real keys/indexes
+    clean: list[Any] = []
+    node = located.data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            clean.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            clean.append(part)
+            node = node[part]
+        elif err["type"] in ("extra_forbidden", "missing"):
+            clean.append(part)
+            break
+        else:
+            break
+    dotted = ".".join(str(p) for p in clean) or what
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown key `{dotted}`"
+    elif kind == "missing":
+        message = f"missing required key `{dotted}`"
+    else:
+        msg = err["msg"]
+        msg = msg.removeprefix("Value error, ")
+        message = f"`{dotted}`: {msg[:1].lower()}{msg[1:]}"
+    fix = _FIXES.get(kind)
+    if kind == "literal_error":
+        fix = f"use {err['ctx'].get('expected', 'an allowed value')}" if err.get("ctx") else fix
+    path = tuple(clean[:-1]) if kind == "missing" else tuple(clean)
+    return located.error(path, message, fix or "see the schema in the README")
+
+
+def _require_mapping(located: Located, what: str) -> dict:
+    if not isinstance(located.data, dict):
+        raise located.error((), f"a {what} must be a YAML mapping, got {type(located.data).__name__}",
+                            f"start the file with the keys of a {what}")
+    return located.data
+
+
+def parse_manifest(located: Located) -> Manifest:
+    data = _require_mapping(located, "manifest")
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, located, "manifest") from None
+
+
+def load_manifest(path: str | os.PathLike) -> Manifest:
+    """Read and validate a plugin.yaml; raise PolicyError with file:line:column."""
+    return parse_manifest(load_yaml_file(path))
+
+
+def load_manifest_located(path: str | os.PathLike) -> tuple[Manifest, Located]:
+    located = load_yaml_file(path)
+    return parse_manifest(located), located
+
+
+def parse_policy(located: Located) -> PolicyFile:
+    data = _require_mapping(located, "policy")
+    if "apiVersion" not in data:
+        raise located.error((), "missing required key `apiVersion`", f"add `apiVersion: {API_VERSION}`")
+    try:
+        return PolicyFile.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, located, "policy") from None
+
+
+def load_policy_file(path: str | os.PathLike) -> tuple[PolicyFile, Located]:
+    located = load_yaml_file(path)
+    return parse_policy(located), located
+
+
+__all__ = ["Manifest", "PolicyFile", "Rule", "Settings", "Capabilities", "Filesystem", "Entry",
+           "load_manifest", "load_policy_file", "parse_manifest", "parse_policy", "read_text",
+           "load_yaml"]
