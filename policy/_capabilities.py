@@ -29,18 +29,28 @@ def expand_path(path: str, home: str | None = None) -> str:
         home = home if home is not None else os.path.expanduser("~")
         if path == "~" or path.startswith("~/"):
             path = home + path[1:]
-    return os.path.normpath(os.path.join("/", path)) if not path.startswith("/") else os.path.normpath(path)
+    if path.startswith("//"):
+        path = "/" + path.lstrip("/")
+    return os.path.normpath(path) if path.startswith("/") else os.path.abspath(path)
 
 
 def is_glob(pattern: str) -> bool:
     return any(c in GLOB_CHARS for c in pattern)
 
 
+@functools.lru_cache(maxsize=4096)
+def _directory(directory: str) -> str:
+    if directory.startswith("~"):
+        directory = expand_path(directory)
+    return directory.rstrip("/") or "/"
+
+
 def within(path: str, directory: str) -> bool:
-    """True when ``path`` is ``directory`` or below it, at path-component boundaries."""
+    """True when ``path`` is ``directory`` or below it, at path-component boundaries.
+    A leading ``~`` in ``directory`` is the current user's home."""
     if not path or not directory:
         return False
-    d = directory.rstrip("/") or "/"
+    d = _directory(directory)
     if d == "/":
         return path.startswith("/")
     return path == d or path.startswith(d + "/")
@@ -84,6 +94,8 @@ def glob(path: str, pattern: str) -> bool:
     """Shell-style glob: ``*`` and ``?`` stay within one component, ``**`` crosses them."""
     if not path or not pattern:
         return False
+    if pattern.startswith("~"):
+        pattern = os.path.expanduser("~") + pattern[1:]
     return _glob_regex(pattern).match(path) is not None
 
 

@@ -1,0 +1,168 @@
+"""The cel-python backend (pure Python, the reference) and the shared CEL parser.
+
+This is the only module that imports ``celpy``. celpy raises the interpreter's recursion
+limit to 2500 as a process-wide side effect (``celpy.Environment.__init__``); every entry into
+celpy here restores the previous limit, and the static budget (``_static``) keeps expressions
+shallow enough to evaluate under the default limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any, Iterator
+
+from .._capabilities import HELPERS
+from .._errors import CelCompileError, CelEvalError
+
+
+@contextlib.contextmanager
+def _keep_recursion_limit() -> Iterator[None]:
+    limit = sys.getrecursionlimit()
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+with _keep_recursion_limit():
+    import celpy
+    import lark
+    from celpy import celtypes
+    from celpy.celparser import CELParseError, CELParser
+    from celpy.evaluation import CELEvalError
+
+    _PARSER = CELParser(tree_class=lark.Tree)
+
+
+def parse(source: str) -> lark.Tree:
+    """Parse ``source`` with celpy's grammar; syntax errors become ``CelCompileError``."""
+    try:
+        return _PARSER.parse(source)
+    except CELParseError as exc:
+        line = getattr(exc, "line", None)
+        column = getattr(exc, "column", None)
+        raise CelCompileError(
+            "syntax error" + _near(source, line, column), line=line, column=column,
+            fix="check brackets, quotes and operators") from None
+    except (lark.exceptions.LarkError, ValueError) as exc:  # pragma: no cover - defensive
+        raise CelCompileError(f"syntax error: {str(exc).splitlines()[0]}", line=1, column=1,
+                              fix="check brackets, quotes and operators") from None
+
+
+def _near(source: str, line: int | None, column: int | None) -> str:
+    if not line or not column:
+        return ""
+    lines = source.splitlines() or [""]
+    if line > len(lines):
+        return " at end of expression"
+    rest = lines[line - 1][column - 1:column + 19]
+    return f" near `{rest}`" if rest else " at end of line"
+
+
+def _helper(name: str, fn: Any) -> Any:
+    def call(a: Any, b: Any) -> Any:
+        if not isinstance(a, str) or not isinstance(b, str):
+            return CELEvalError(f"found no matching overload for `{name}`", TypeError, None)
+        return celtypes.BoolType(fn(str(a), str(b)))
+    call.__name__ = name
+    return call
+
+
+_FUNCTIONS = {name: _helper(name, fn) for name, fn in HELPERS.items()}
+
+with _keep_recursion_limit():
+    _ENV = celpy.Environment(annotations={"request": celtypes.MapType,
+                                          "plugin": celtypes.MapType})
+
+
+def _to_python(value: Any) -> Any:
+    if isinstance(value, CELEvalError):
+        raise CelEvalError(_eval_message(value))
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, celtypes.BoolType):
+        return bool(value)
+    if isinstance(value, (celtypes.IntType, celtypes.UintType)):
+        return int(value)
+    if isinstance(value, celtypes.DoubleType):
+        return float(value)
+    if isinstance(value, celtypes.StringType):
+        return str(value)
+    if isinstance(value, celtypes.BytesType):
+        return bytes(value)
+    if isinstance(value, (list, tuple)):
+        return [_to_python(v) for v in value]
+    if isinstance(value, dict):
+        return {_to_python(k): _to_python(v) for k, v in value.items()}
+    return value
+
+
+def _eval_message(err: BaseException) -> str:
+    text = str(err.args[0]) if err.args else type(err).__name__
+    return text.splitlines()[0] if text else "evaluation error"
+
+
+class _Prepared(dict):
+    """An activation already converted to celpy values."""
+
+    __slots__ = ()
+
+
+class CelPythonProgram:
+    """A compiled expression for cel-python; ``evaluate`` returns a plain Python value."""
+
+    __slots__ = ("source", "expect_bool", "_runner")
+
+    def __init__(self, source: str, tree: lark.Tree, expect_bool: bool) -> None:
+        self.source = source
+        self.expect_bool = expect_bool
+        with _keep_recursion_limit():
+            self._runner = _ENV.program(tree, functions=_FUNCTIONS)
+
+    def evaluate(self, activation: dict) -> object:
+        try:
+            cel_activation = activation if type(activation) is _Prepared else \
+                {k: celpy.json_to_cel(v) for k, v in activation.items()}
+            result = _to_python(self._runner.evaluate(cel_activation))
+        except CelEvalError:
+            raise
+        except CELEvalError as exc:
+            raise CelEvalError(_eval_message(exc)) from exc
+        except Exception as exc:  # includes RecursionError
+            raise CelEvalError(f"evaluation failed: {type(exc).__name__}: {exc}") from exc
+        if self.expect_bool and not isinstance(result, bool):
+            raise CelEvalError(f"expression returned `{type(result).__name__}`, expected bool")
+        return result
+
+    def __repr__(self) -> str:
+        return f"<CelPythonProgram {self.source!r}>"
+
+
+class CelPythonBackend:
+    """cel-python: the pure-Python reference backend (slow, ~hundreds of µs per evaluation)."""
+
+    name = "cel-python"
+
+    def compile(self, source: str, *, expect_bool: bool = False) -> CelPythonProgram:
+        from ._static import check
+
+        info = check(source, expect_bool=expect_bool)
+        return CelPythonProgram(source, info.tree, expect_bool)
+
+    def prepare(self, activation: dict) -> _Prepared:
+        """An activation to evaluate several programs of this backend against one request."""
+        try:
+            return _Prepared({k: celpy.json_to_cel(v) for k, v in activation.items()})
+        except Exception as exc:
+            raise CelEvalError(f"activation cannot be converted: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return "<CelPythonBackend>"
+
+
+def decode_string(token: Any) -> str:
+    """The value of a CEL string literal token, as cel-python decodes it."""
+    from celpy.evaluation import celstr
+
+    return str(celstr(token))

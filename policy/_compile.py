@@ -1,0 +1,171 @@
+"""Compile manifests and policy files into CEL rules.
+
+Manifest strings are data: they reach CEL only through ``cel_string`` (an escaped literal),
+never spliced raw. Admin ``when:`` expressions are compiled and type-checked at load time and
+their errors are reported at the file's own line and column.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ._capabilities import expand_path, is_glob
+from ._cel import CelProgram, cel_string, get_backend
+from ._decision import Effect, RuleRef
+from ._errors import CelCompileError, PolicyError
+from ._models import Manifest, PolicyFile, Rule
+from ._netspec import parse_net
+from ._request import ACTIONS
+from ._yaml import Located
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A rule ready to evaluate: selector (actions, plugins), CEL text and program, origin."""
+
+    ref: RuleRef
+    actions: frozenset[str]
+    plugins: tuple[str, ...]
+    cel: str
+    program: CelProgram
+    remembered: bool = False   # a remembered prompt answer (user grants file)
+    builtin: bool = False      # built-in protection, never lifted by audit mode
+
+    @property
+    def id(self) -> str:
+        return self.ref.id
+
+
+def expand_actions(actions: tuple[str, ...]) -> frozenset[str]:
+    if not actions:
+        return frozenset(ACTIONS)
+    out: set[str] = set()
+    for a in actions:
+        if a.endswith(".*"):
+            out.update(x for x in ACTIONS if x.startswith(a[:-1]))
+        else:
+            out.add(a)
+    return frozenset(out)
+
+
+def _compile(backend, cel: str) -> CelProgram:
+    return backend.compile(cel, expect_bool=True)
+
+
+def compile_policy(policy: PolicyFile, located: Located, backend=None, *,
+                   remembered: bool = False) -> list[CompiledRule]:
+    """Compile one policy file's rules; CEL errors are reported at file:line:column."""
+    backend = backend or get_backend()
+    out: list[CompiledRule] = []
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(policy.rules):
+        line, _ = located.where(("rules", i))
+        if rule.id in seen:
+            raise located.error(("rules", i, "id"), f"duplicate rule id `{rule.id}` (first on line {seen[rule.id]})",
+                                "give every rule a unique id")
+        seen[rule.id] = line or 0
+        try:
+            program = _compile(backend, rule.when)
+        except CelCompileError as exc:
+            raise _relocate(exc, located, ("rules", i, "when"), rule.id) from None
+        ref = RuleRef(rule.id, Effect(rule.effect), policy.layer, f"{located.file}:{line}",
+                      rule.message, rule.mode)
+        out.append(CompiledRule(ref, expand_actions(rule.actions), rule.plugins, rule.when,
+                                program, remembered=remembered))
+    return out
+
+
+def _relocate(exc: CelCompileError, located: Located, path: tuple, rule_id: str) -> PolicyError:
+    """Map a line/column inside a `when:` expression to the policy file's line/column."""
+    vline, vcol, style = located.values.get(path, (None, None, None))
+    line, col = vline, vcol
+    if vline is not None and exc.line is not None:
+        if style in ("|", ">"):
+            line = vline + exc.line
+            col = None if exc.column is None else exc.column + _block_indent(located, line)
+        else:
+            line = vline + exc.line - 1
+            if exc.line == 1 and exc.column is not None:
+                col = vcol + exc.column - 1 + (1 if style in ("'", '"') else 0)
+            else:
+                col = exc.column
+    return PolicyError(f"rule `{rule_id}`: invalid `when` expression: {exc.message}",
+                       file=located.file, line=line, column=col,
+                       fix=exc.fix or "fix the CEL expression")
+
+
+def _block_indent(located: Located, line: int) -> int:
+    try:
+        with open(located.file, encoding="utf-8") as fh:
+            text = fh.read().splitlines()
+        body = text[line - 1]
+        return len(body) - len(body.lstrip(" "))
+    except (OSError, IndexError):
+        return 0
+
+
+def manifest_rules(manifest: Manifest, located: Located | None, backend=None,
+                   home: str | None = None) -> list[CompiledRule]:
+    """The allow rules a plugin's (approved) manifest grants."""
+    backend = backend or get_backend()
+    file = located.file if located else f"<manifest {manifest.id}>"
+    caps = manifest.capabilities
+    out: list[CompiledRule] = []
+
+    def add(name: str, actions: tuple[str, ...], cel: str, path: tuple) -> None:
+        line = located.where(path)[0] if located else None
+        origin = f"{file}:{line}" if line else file
+        ref = RuleRef(f"manifest:{manifest.id}:{name}", Effect.ALLOW, "manifest", origin)
+        out.append(CompiledRule(ref, frozenset(actions), (manifest.id,), cel, _compile(backend, cel)))
+
+    add("load", ("plugin.load", "tool.call"), "true", ("id",))
+    for kind, action in (("read", "fs.read"), ("write", "fs.write")):
+        for i, p in enumerate(getattr(caps.filesystem, kind)):
+            add(f"filesystem.{kind}[{i}]", (action,), path_cel(p, home), ("capabilities", "filesystem", kind, i))
+    for i, entry in enumerate(caps.network):
+        spec = parse_net(entry)
+        if spec.cidr:
+            host = f"in_cidr(request.host, {cel_string(spec.cidr)})"
+        else:
+            host = f"host_matches(request.host, {cel_string(spec.host)})"
+        path = ("capabilities", "network", i)
+        add(f"network[{i}].resolve", ("net.resolve",), host, path)
+        cel = host if spec.port is None else f"{host} && request.port == {int(spec.port)}"
+        add(f"network[{i}]", ("net.connect",), cel, path)
+    for i, name in enumerate(caps.environment):
+        add(f"environment[{i}]", ("env.read",), f"env_matches(request.name, {cel_string(name)})",
+            ("capabilities", "environment", i))
+    for i, prog in enumerate(caps.process):
+        lit = cel_string(prog)
+        if "/" in prog:
+            cel = f"request.path == {lit}"
+        else:
+            cel = f"size(request.argv) > 0 && request.argv[0] == {lit}"
+        add(f"process[{i}]", ("process.exec",), cel, ("capabilities", "process", i))
+    if caps.native:
+        add("native", ("native.load",), "true", ("capabilities", "native"))
+    return out
+
+
+def path_cel(pattern: str, home: str | None = None) -> str:
+    """CEL for a filesystem capability: a directory (component boundaries) or a glob."""
+    if is_glob(pattern):
+        expanded = pattern
+        if pattern.startswith("~"):
+            expanded = (home or os.path.expanduser("~")) + pattern[1:]
+        return f"glob(request.path, {cel_string(expanded)})"
+    return f"within(request.path, {cel_string(expand_path(pattern, home))})"
+
+
+def builtin_rules(protected: list[tuple[str, str]], backend=None) -> list[CompiledRule]:
+    """Deny writes to the policy files, grants, audit log, plugin dirs and keys (DESIGN.md §4)."""
+    backend = backend or get_backend()
+    out = []
+    for i, (path, why) in enumerate(protected):
+        cel = f"within(request.path, {cel_string(expand_path(path))})"
+        ref = RuleRef(f"builtin:protect[{i}]", Effect.DENY, "builtin", f"<built-in: {why}>",
+                      f"{why} cannot be written by plugins")
+        out.append(CompiledRule(ref, frozenset({"fs.write"}), ("*",), cel, _compile(backend, cel),
+                                builtin=True))
+    return out

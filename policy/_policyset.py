@@ -1,0 +1,464 @@
+"""PolicySet: an immutable, versioned set of compiled rules that decides requests.
+
+Order (DESIGN.md §4): any matching deny -> DENY; any matching ask without a remembered
+answer -> ASK; any matching allow -> ALLOW; otherwise DENY by default. A deny (or ask) whose
+evaluation errors counts as matching (fail closed); an allow that errors does not match.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ._cel import get_backend
+from ._compile import CompiledRule, builtin_rules, compile_policy, manifest_rules
+from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
+from ._errors import CelEvalError, PolicyError
+from ._models import SETTING_NAMES, Manifest, PolicyFile, load_policy_file, parse_manifest
+from ._request import Request
+from ._yaml import Located, load_yaml_file
+
+CACHE_SIZE = 8192      # decisions kept per PolicySet; evicted oldest-first
+CHUNK = 16             # rules per combined CEL program (bounds nesting depth of `?:` chains)
+LAYERS = ("org", "project", "user")
+
+
+@dataclass(frozen=True)
+class EffectiveSettings:
+    """Settings after merging layers (org < project < user unless the org locked them)."""
+
+    require_signature: bool = False
+    trusted_keys: tuple[str, ...] = ()
+    approve: str = "review"
+    sandbox_minimum: str = "none"
+    trust: tuple[str, ...] = ()
+    mode: str = "enforce"
+    plugin_modes: Mapping[str, str] = field(default_factory=dict)
+    audit_allows: bool = False
+    mask_fields: tuple[str, ...] = ()
+    locked: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """What the policy knows of a plugin: its manifest and where it lives."""
+
+    id: str
+    version: str
+    directory: str
+    sandbox: str
+    trusted: bool
+    manifest: Manifest
+    publisher: str = ""
+    signed: bool = False
+
+    def to_cel(self) -> dict[str, Any]:
+        caps = self.manifest.capabilities
+        return {"id": self.id, "version": self.version, "publisher": self.publisher,
+                "signed": self.signed, "sandbox": self.sandbox, "trusted": self.trusted,
+                "capabilities": {
+                    "network": list(caps.network),
+                    "filesystem": {"read": list(caps.filesystem.read), "write": list(caps.filesystem.write)},
+                    "environment": list(caps.environment), "process": list(caps.process),
+                    "native": caps.native}}
+
+
+def unknown_plugin_cel(plugin_id: str) -> dict[str, Any]:
+    """The `plugin` variable for a plugin without a manifest: nothing declared, nothing trusted."""
+    return {"id": plugin_id, "version": "", "publisher": "", "signed": False, "sandbox": "",
+            "trusted": False, "capabilities": {"network": [], "filesystem": {"read": [], "write": []},
+                                               "environment": [], "process": [], "native": False}}
+
+
+@dataclass(frozen=True)
+class RuleTrace:
+    """One line of `explain`: a rule, whether it applied, matched, and why."""
+
+    rule: RuleRef
+    cel: str
+    considered: bool
+    matched: bool
+    why: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    decision: Decision
+    request: Request
+    traces: tuple[RuleTrace, ...]
+
+
+class _Group:
+    """Rules of one effect for one (plugin, action), evaluated as chunked combined programs."""
+
+    __slots__ = ("rules", "programs")
+
+    def __init__(self, rules: list[CompiledRule], backend) -> None:
+        self.rules = rules
+        self.programs = []
+        for start in range(0, len(rules), CHUNK):
+            chunk = rules[start:start + CHUNK]
+            if len(chunk) == 1:
+                self.programs.append((start, 1, chunk[0].program, True))
+                continue
+            text = "-1"
+            for j in range(len(chunk) - 1, -1, -1):
+                text = f"({chunk[j].cel}) ? {start + j} : ({text})"
+            self.programs.append((start, len(chunk), backend.compile(text), False))
+
+    def first(self, activation: dict, errors: list[str], fail_closed: bool) -> CompiledRule | None:
+        for start, n, program, single in self.programs:
+            try:
+                result = program.evaluate(activation)
+            except CelEvalError:
+                hit = self._slow(start, n, activation, errors, fail_closed)
+                if hit is not None:
+                    return hit
+                continue
+            if single:
+                if result is True:
+                    return self.rules[start]
+                if result is not False:
+                    errors.append(f"rule `{self.rules[start].id}`: result is not a bool")
+                    if fail_closed:
+                        return self.rules[start]
+            elif isinstance(result, int) and result >= 0:
+                return self.rules[result]
+        return None
+
+    def _slow(self, start: int, n: int, activation: dict, errors: list[str],
+              fail_closed: bool) -> CompiledRule | None:
+        for rule in self.rules[start:start + n]:
+            try:
+                ok = rule.program.evaluate(activation)
+            except CelEvalError as exc:
+                errors.append(f"rule `{rule.id}` ({rule.ref.origin}): {exc}")
+                if fail_closed:
+                    return rule
+                continue
+            if ok is True:
+                return rule
+        return None
+
+
+@dataclass
+class _Plan:
+    plugin_cel: dict
+    deny: _Group
+    ask: _Group
+    remembered: _Group
+    allow: _Group
+    audit_plugin: bool
+
+
+class PolicySet:
+    """Immutable compiled policy. Build with :func:`load_policy_set`; decide with :meth:`decide`."""
+
+    def __init__(self, rules: list[CompiledRule], settings: EffectiveSettings,
+                 plugins: Mapping[str, PluginInfo], version: str, sources: tuple[str, ...],
+                 backend) -> None:
+        self._rules = tuple(rules)
+        self.settings = settings
+        self.plugins = MappingProxyType(dict(plugins))
+        self.version = version
+        self.sources = sources
+        self.backend = backend
+        self._plans: dict[tuple[str, str], _Plan] = {}
+        self._plan_lock = threading.Lock()
+        self._cache: dict[tuple, Decision] = {}
+        self._by_action: dict[str, list[CompiledRule]] = {}
+        for r in self._rules:
+            for a in r.actions:
+                self._by_action.setdefault(a, []).append(r)
+
+    @property
+    def rules(self) -> tuple[CompiledRule, ...]:
+        return self._rules
+
+    def __repr__(self) -> str:
+        return f"<PolicySet version={self.version} rules={len(self._rules)} backend={self.backend.name}>"
+
+    # -- deciding ------------------------------------------------------------------------
+
+    def decide(self, request: Request, *, use_cache: bool = True) -> Decision:
+        """Decide one request. Never raises for evaluation errors (they fail closed)."""
+        key = request.key
+        if use_cache:
+            hit = self._cache.get(key)
+            if hit is not None:
+                return hit
+        decision = self._decide(request)
+        if use_cache:
+            cache = self._cache
+            if len(cache) >= CACHE_SIZE:
+                try:
+                    del cache[next(iter(cache))]
+                except (KeyError, StopIteration, RuntimeError):
+                    cache.clear()
+            cache[key] = decision
+        return decision
+
+    def _applicable(self, plugin: str, action: str) -> list[CompiledRule]:
+        return [r for r in self._by_action.get(action, ())
+                if any(p == "*" or p == plugin or fnmatch.fnmatchcase(plugin, p) for p in r.plugins)]
+
+    def _plan(self, plugin: str, action: str) -> _Plan:
+        key = (plugin, action)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        with self._plan_lock:
+            plan = self._plans.get(key)
+            if plan is None:
+                rules = self._applicable(plugin, action)
+                deny = [r for r in rules if r.ref.effect is Effect.DENY]
+                deny.sort(key=lambda r: (not r.builtin, r.ref.mode == "audit"))
+                info = self.plugins.get(plugin)
+                plan = _Plan(
+                    plugin_cel=info.to_cel() if info else unknown_plugin_cel(plugin),
+                    deny=_Group(deny, self.backend),
+                    ask=_Group([r for r in rules if r.ref.effect is Effect.ASK], self.backend),
+                    remembered=_Group([r for r in rules if r.ref.effect is Effect.ALLOW and r.remembered], self.backend),
+                    allow=_Group([r for r in rules if r.ref.effect is Effect.ALLOW], self.backend),
+                    audit_plugin=self._plugin_mode(plugin) == "audit",
+                )
+                self._plans[key] = plan
+        return plan
+
+    def _plugin_mode(self, plugin: str) -> str:
+        for pattern, mode in self.settings.plugin_modes.items():
+            if fnmatch.fnmatchcase(plugin, pattern):
+                return mode
+        return self.settings.mode
+
+    def _decide(self, request: Request) -> Decision:
+        plan = self._plan(request.plugin, request.action)
+        activation = {"request": request.to_cel(), "plugin": plan.plugin_cel}
+        errors: list[str] = []
+        audit_hit: RuleRef | None = None
+        deny = plan.deny.first(activation, errors, fail_closed=True)
+        if deny is not None and deny.ref.mode == "audit" and not deny.builtin:
+            audit_hit, deny = deny.ref, None
+        if deny is not None:
+            return self._refuse(plan, Decision(Verdict.DENY, DecidedBy.RULE, self.version, (deny.ref,),
+                                               tuple(errors)), deny.builtin)
+        ask = plan.ask.first(activation, errors, fail_closed=True)
+        if ask is not None:
+            remembered = plan.remembered.first(activation, errors, fail_closed=False)
+            if remembered is not None:
+                return Decision(Verdict.ALLOW, DecidedBy.RULE, self.version, (remembered.ref,),
+                                tuple(errors), would_deny=audit_hit is not None)
+            if ask.ref.mode == "audit":
+                audit_hit = audit_hit or ask.ref
+            else:
+                return self._refuse(plan, Decision(Verdict.ASK, DecidedBy.RULE, self.version,
+                                                   (ask.ref,), tuple(errors)), False)
+        allow = plan.allow.first(activation, errors, fail_closed=False)
+        if allow is not None:
+            rules = (allow.ref,) + ((audit_hit,) if audit_hit else ())
+            return Decision(Verdict.ALLOW, DecidedBy.RULE, self.version, rules, tuple(errors),
+                            would_deny=audit_hit is not None)
+        return self._refuse(plan, Decision(Verdict.DENY, DecidedBy.DEFAULT, self.version,
+                                           (audit_hit,) if audit_hit else (), tuple(errors),
+                                           hint=grant_hint(request)), False)
+
+    @staticmethod
+    def _refuse(plan: _Plan, decision: Decision, builtin: bool) -> Decision:
+        if plan.audit_plugin and not builtin:
+            return Decision(Verdict.ALLOW, DecidedBy.MODE_AUDIT, decision.policy_version,
+                            decision.rules, decision.errors, decision.hint, would_deny=True)
+        return decision
+
+    # -- explaining ----------------------------------------------------------------------
+
+    def explain(self, request: Request) -> Explanation:
+        """The decision plus every rule: whether it applied to this plugin/action and matched."""
+        decision = self.decide(request, use_cache=False)
+        info = self.plugins.get(request.plugin)
+        activation = {"request": request.to_cel(),
+                      "plugin": info.to_cel() if info else unknown_plugin_cel(request.plugin)}
+        traces = []
+        for r in self._rules:
+            if request.action not in r.actions:
+                traces.append(RuleTrace(r.ref, r.cel, False, False, f"action `{request.action}` not selected"))
+                continue
+            if not any(p == "*" or fnmatch.fnmatchcase(request.plugin, p) for p in r.plugins):
+                traces.append(RuleTrace(r.ref, r.cel, False, False, f"plugin `{request.plugin}` not selected"))
+                continue
+            try:
+                result = r.program.evaluate(activation)
+            except CelEvalError as exc:
+                fc = r.ref.effect is not Effect.ALLOW
+                traces.append(RuleTrace(r.ref, r.cel, True, fc,
+                                        f"error: {exc} ({'counts as matching' if fc else 'counts as not matching'})"))
+                continue
+            traces.append(RuleTrace(r.ref, r.cel, True, result is True,
+                                    "condition is true" if result is True else "condition is false"))
+        return Explanation(decision, request, tuple(traces))
+
+
+def grant_hint(request: Request) -> str:
+    """The manifest capability that would grant a default-denied request."""
+    a = request.action
+    if a == "fs.read" or a == "fs.write":
+        kind = "read" if a == "fs.read" else "write"
+        return f"capabilities.filesystem.{kind}: [\"{os.path.dirname(request.path) or request.path}/\"]"
+    if a == "net.connect":
+        return f"capabilities.network: [\"{request.host}:{request.port}\"]" if request.port else \
+            f"capabilities.network: [\"{request.host}\"]"
+    if a == "net.resolve":
+        return f"capabilities.network: [\"{request.host}\"]"
+    if a == "env.read":
+        return f"capabilities.environment: [{request.name}]"
+    if a == "process.exec":
+        prog = request.argv[0] if request.argv else request.path
+        return f"capabilities.process: [\"{prog}\"]"
+    if a == "native.load":
+        return "capabilities.native: true"
+    return ""
+
+
+# -- loading -------------------------------------------------------------------------------
+
+def _check_safe_location(path: str, layer: str) -> None:
+    """An org policy writable by others than its owner is refused (DESIGN.md §4)."""
+    if layer != "org":
+        return
+    for p in (path, os.path.dirname(os.path.abspath(path))):
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and False):
+            raise PolicyError(f"org policy `{p}` is writable by group or others", file=path,
+                              fix=f"run `chmod go-w {p}` so only its owner can change it")
+
+
+def expand_policy_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """Files as given; directories contribute their *.yaml files (not *.test.yaml), sorted."""
+    out: list[str] = []
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            for name in sorted(os.listdir(p)):
+                if name.endswith((".yaml", ".yml")) and not name.endswith((".test.yaml", ".test.yml")):
+                    out.append(os.path.join(p, name))
+        else:
+            out.append(p)
+    return out
+
+
+def _merge_settings(files: list[tuple[PolicyFile, Located]]) -> EffectiveSettings:
+    values: dict[str, Any] = {}
+    locked: dict[str, str] = {}   # setting -> origin of the lock
+    for layer in LAYERS:
+        for pf, located in files:
+            if pf.layer != layer:
+                continue
+            given = pf.settings.model_dump(exclude_none=True, exclude={"locked"})
+            for name, value in given.items():
+                if name in locked and values.get(name) != value:
+                    raise located.error(("settings", name),
+                                        f"setting `{name}` is locked by {locked[name]}",
+                                        "remove it from this file (a lower layer cannot change a locked setting)")
+                if name in ("trusted_keys", "trust", "mask_fields") and name in values and name not in locked:
+                    value = tuple(dict.fromkeys(tuple(values[name]) + tuple(value)))
+                values[name] = value
+            for name in pf.settings.locked:
+                if name not in locked:
+                    line = located.where(("settings", "locked"))[0]
+                    locked[name] = f"the {layer} policy {located.file}:{line}"
+    return EffectiveSettings(**{k: v for k, v in values.items() if k in SETTING_NAMES},
+                             locked=tuple(locked))
+
+
+def _sandbox(manifest: Manifest, trusted: bool, minimum: str) -> str:
+    wanted = manifest.sandbox
+    if manifest.entry.kind == "wasm":
+        return "wasm"
+    if wanted == "none" and not trusted:
+        wanted = "process"
+    if minimum != "none" and wanted == "none":
+        wanted = minimum if minimum != "wasm" or manifest.entry.kind == "wasm" else "process"
+    return wanted
+
+
+def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
+                    manifests: Iterable[str | os.PathLike | Manifest] = (), *,
+                    grants: str | os.PathLike | None = None,
+                    backend: str | None = None,
+                    protected_paths: Iterable[tuple[str, str]] = (),
+                    plugin_facts: Mapping[str, Mapping[str, Any]] | None = None,
+                    home: str | None = None) -> PolicySet:
+    """Load, validate and compile policies and manifests into a new PolicySet.
+
+    ``policy_files`` may name files or directories; ``manifests`` are plugin.yaml paths (or
+    Manifest objects) whose capabilities are granted; ``grants`` is the user's remembered
+    answers file; ``protected_paths`` are (path, why) pairs no plugin may write;
+    ``plugin_facts`` maps plugin id to runtime facts (signed, publisher). Raises PolicyError
+    naming file:line:column; nothing is half-applied because the result is a new object.
+    """
+    be = get_backend(backend)
+    digest = hashlib.sha256()
+    files: list[tuple[PolicyFile, Located]] = []
+    sources: list[str] = []
+    for path in expand_policy_paths(policy_files):
+        pf, located = load_policy_file(path)
+        _check_safe_location(path, pf.layer)
+        files.append((pf, located))
+        sources.append(path)
+        with open(path, "rb") as fh:
+            digest.update(path.encode() + b"\0" + fh.read() + b"\0")
+    settings = _merge_settings(files)
+    rules: list[CompiledRule] = []
+    for pf, located in files:
+        rules.extend(compile_policy(pf, located, be))
+    protected = [(p, "the policy file") for p in sources]
+    if grants is not None:
+        gpath = os.fspath(grants)
+        protected.append((gpath, "the grants file"))
+        if os.path.exists(gpath):
+            pf, located = load_policy_file(gpath)
+            if pf.layer != "user":
+                raise located.error(("layer",), "the grants file must be `layer: user`", "set `layer: user`")
+            rules.extend(compile_policy(pf, located, be, remembered=True))
+            sources.append(gpath)
+            with open(gpath, "rb") as fh:
+                digest.update(b"grants\0" + fh.read())
+    protected.extend(protected_paths)
+    rules[:0] = builtin_rules(protected, be)
+    plugins: dict[str, PluginInfo] = {}
+    facts = plugin_facts or {}
+    for m in manifests:
+        if isinstance(m, Manifest):
+            manifest, located, directory = m, None, ""
+            digest.update(m.model_dump_json().encode())
+        else:
+            located = load_yaml_file(m)
+            manifest = parse_manifest(located)
+            directory = os.path.dirname(os.path.abspath(os.fspath(m)))
+            with open(os.fspath(m), "rb") as fh:
+                digest.update(b"manifest\0" + fh.read())
+        if manifest.id in plugins:
+            where = located.file if located else manifest.id
+            raise PolicyError(f"plugin id `{manifest.id}` is declared twice", file=where,
+                              fix="give each plugin a unique id")
+        fact = facts.get(manifest.id, {})
+        signed = bool(fact.get("signed", False))
+        publisher = str(fact.get("publisher", manifest.publisher))
+        trusted = any(fnmatch.fnmatchcase(manifest.id, p) for p in settings.trust) or (
+            signed and bool(publisher) and publisher in settings.trusted_keys)
+        plugins[manifest.id] = PluginInfo(manifest.id, manifest.version, directory,
+                                          _sandbox(manifest, trusted, settings.sandbox_minimum),
+                                          trusted, manifest, publisher, signed)
+        rules.extend(manifest_rules(manifest, located, be, home))
+        digest.update(repr(sorted(fact.items())).encode())
+    digest.update(be.name.encode())
+    return PolicySet(rules, settings, plugins, digest.hexdigest()[:12], tuple(sources), be)
