@@ -27,9 +27,27 @@ _ISSUE = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*)")
 _QUOTED = re.compile(r"'([^']*)'")
 
 
-def _translate(exc: BaseException) -> CelCompileError:
+def _name_column(source: str, line: int, column: int, name: str) -> int:
+    """cel-cpp places call errors on the ``(``; move the column to the function name."""
+    lines = source.splitlines()
+    if not name or line > len(lines):
+        return column
+    text, idx = lines[line - 1], column - 1
+    if text[idx:idx + len(name)] == name:
+        return column
+    before = text[:idx].rstrip()
+    if before.endswith(name):
+        return len(before) - len(name) + 1
+    return column
+
+
+def _translate(exc: BaseException, source: str) -> CelCompileError:
     """cel-cpp's first issue as a ``CelCompileError`` in our error-text style."""
     text = str(exc)
+    if "recursion limit exceeded" in text:
+        return CelCompileError("expression nests too deeply for cel-expr-python",
+                               line=1, column=1,
+                               fix="split it into several rules or flatten nested calls")
     match = _ISSUE.search(text)
     if not match:
         first = text.splitlines()[0] if text else type(exc).__name__
@@ -46,6 +64,9 @@ def _translate(exc: BaseException) -> CelCompileError:
               "functions are defined"
     elif "no matching overload" in message:
         fix = "check the types of the arguments"
+    named = _QUOTED.search(message)
+    if named and ("undeclared reference" in message or "no matching overload" in message):
+        column = _name_column(source, line, column, named.group(1))
     message = _QUOTED.sub(lambda m: f"`{m.group(1)}`", message)
     message = message[:1].lower() + message[1:]
     return CelCompileError(message, line=line, column=column, fix=fix)
@@ -57,6 +78,29 @@ def _make_env() -> Any:
              for name, fn in HELPERS.items()]
     variables = {"request": _T.Map(_T.STRING, _DYN), "plugin": _T.Map(_T.STRING, _DYN)}
     return cel.NewEnv(variables=variables, functions=decls)
+
+
+def _check_nul(value: Any) -> None:
+    """The binding truncates Python strings at the first NUL (``"a\\x00b"`` reads as ``"a"``),
+    which would let a request look like another; refuse such activations (fail closed)."""
+    kind = type(value)
+    if kind is str:
+        if "\x00" in value:
+            raise CelEvalError("a request string contains a nul character, which "
+                               "cel-expr-python cannot pass through")
+    elif kind is dict:
+        for item in value.values():
+            _check_nul(item)
+        for key in value:
+            _check_nul(key)
+    elif kind is list or kind is tuple:
+        for item in value:
+            _check_nul(item)
+
+
+def _activation(env: Any, data: dict) -> Any:
+    _check_nul(data)
+    return env.Activation(data)
 
 
 class CelExprProgram:
@@ -75,7 +119,7 @@ class CelExprProgram:
             # A prebuilt Activation is ~3x faster to evaluate against than eval(data=...),
             # whose lazy conversion is paid on every field access.
             if type(activation) is dict:
-                activation = self._env.Activation(activation)
+                activation = _activation(self._env, activation)
             value = self._expr.eval(activation)
             kind = value.type()
             if kind == _BOOL:
@@ -108,7 +152,7 @@ class CelExprBackend:
             try:
                 expr = self._env.compile(source)
             except Exception as exc:
-                raise _translate(exc) from None
+                raise _translate(exc, source) from None
         else:
             expr = None
         check(source, expect_bool=expect_bool)  # fields, budget, regexes; raises first issue
@@ -123,7 +167,12 @@ class CelExprBackend:
 
     def prepare(self, activation: dict) -> Any:
         """An activation to evaluate several programs of this backend against one request."""
-        return self._env.Activation(activation)
+        try:
+            return _activation(self._env, activation)
+        except CelEvalError:
+            raise
+        except Exception as exc:
+            raise CelEvalError(f"activation cannot be converted: {exc}") from exc
 
     def __repr__(self) -> str:
         return "<CelExprBackend>"

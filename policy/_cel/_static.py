@@ -267,7 +267,7 @@ def check(source: str, *, expect_bool: bool = False) -> CheckResult:
                                              "`has(request.args.x)`")
             if name in HELPERS:
                 for arg in args:
-                    _string_arg(name, arg)
+                    _string_arg(name_token, arg)
             if name == "matches":
                 _regex_arg(args[1])
         elif kind == "member_dot_arg":
@@ -307,7 +307,8 @@ def check(source: str, *, expect_bool: bool = False) -> CheckResult:
     return CheckResult(tree, result_kind, nodes)
 
 
-def _string_arg(name: str, arg: Any) -> None:
+def _string_arg(name_token: Token, arg: Any) -> None:
+    name = str(name_token)
     node = _unwrap(arg)
     lit = _as_literal(arg)
     found = None
@@ -316,7 +317,7 @@ def _string_arg(name: str, arg: Any) -> None:
     elif isinstance(node, Tree) and node.data in ("list_lit", "map_lit"):
         found = "list" if node.data == "list_lit" else "map"
     if found:
-        raise _error(node, f"found no matching overload for `{name}` applied to {found}",
+        raise _error(name_token, f"found no matching overload for `{name}` applied to {found}",
                      fix=f"`{name}` takes two strings")
 
 
