@@ -1,0 +1,3 @@
+from promptline.cli import main
+
+main()

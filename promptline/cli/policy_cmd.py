@@ -1,0 +1,181 @@
+"""`promptline policy check|explain|test|show`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from policy import PolicyError, Request, load_policy_set
+from policy._cel import available_backends
+from policy._testing import run_test_file, uncovered_rules
+
+from ._common import EXIT_FAILED, fail
+
+DEFAULT_POLICY_ENV = "PROMPTLINE_POLICY"
+
+
+def _default_policies() -> list[str]:
+    env = os.environ.get(DEFAULT_POLICY_ENV)
+    if env:
+        return [p for p in env.split(os.pathsep) if p]
+    here = os.path.join(os.path.dirname(__file__), "..", "..", "policies", "default.yaml")
+    return [os.path.normpath(here)] if os.path.exists(here) else []
+
+
+_backend_option = click.option("--backend", type=click.Choice(["auto", "cel-python", "cel-expr-python"]),
+                               default="auto", show_default=True, help="CEL backend to compile with.")
+
+
+@click.group("policy")
+def policy_group() -> None:
+    """Validate, explain and test policy files.
+
+    \b
+    Examples:
+      promptline policy check policies/default.yaml
+      promptline policy explain --plugin notes --action fs.read --path ~/.ssh/id_rsa
+      promptline policy test policies/*.test.yaml --coverage
+    """
+
+
+@policy_group.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--manifest", "manifests", multiple=True, type=click.Path(), help="plugin.yaml to compile too.")
+@click.option("--all-backends", is_flag=True, help="Compile with every installed CEL backend.")
+@_backend_option
+def check_cmd(files, manifests, all_backends, backend) -> None:
+    """Validate and compile policy FILES (and manifests); exit 1 on the first error."""
+    backends = available_backends() if all_backends else [None if backend == "auto" else backend]
+    for be in backends:
+        try:
+            ps = load_policy_set(files, manifests, backend=be)
+        except PolicyError as exc:
+            fail(str(exc))
+        click.echo(f"ok: {len(ps.rules)} rules from {len(ps.sources)} file(s), "
+                   f"policy version {ps.version}, backend {ps.backend.name}")
+
+
+def _request_from(plugin, action, path, host, port, scheme, url, name, argv, tool, args) -> Request:
+    try:
+        if action == "tool.call":
+            return Request.tool_call(plugin, tool or "", json.loads(args) if args else {})
+        return Request(action, plugin, path=path or "", host=host or "", port=port or 0,
+                       scheme=scheme or "", url=url or "", name=name or "",
+                       argv=tuple(argv.split()) if argv else ())
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@policy_group.command("explain")
+@click.option("--plugin", required=True, help="Plugin id making the request.")
+@click.option("--action", required=True, help="fs.read, fs.write, net.connect, env.read, ...")
+@click.option("--path")
+@click.option("--host")
+@click.option("--port", type=int)
+@click.option("--scheme")
+@click.option("--url")
+@click.option("--name", help="Environment variable name.")
+@click.option("--argv", help="Command line for process.exec, space-separated.")
+@click.option("--tool")
+@click.option("--args", help="Tool arguments as JSON.")
+@click.option("--policy", "policies", multiple=True, type=click.Path(),
+              help=f"Policy file or dir (repeatable; default ${DEFAULT_POLICY_ENV} or the shipped default).")
+@click.option("--manifest", "manifests", multiple=True, type=click.Path(), help="plugin.yaml of granted plugins.")
+@click.option("--all", "show_all", is_flag=True, help="Also list rules that did not apply.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_backend_option
+def explain_cmd(plugin, action, path, host, port, scheme, url, name, argv, tool, args, policies,
+                manifests, show_all, as_json, backend) -> None:
+    """Show the decision for one request and every rule considered."""
+    request = _request_from(plugin, action, path, host, port, scheme, url, name, argv, tool, args)
+    try:
+        ps = load_policy_set(policies or _default_policies(), manifests,
+                             backend=None if backend == "auto" else backend)
+    except PolicyError as exc:
+        fail(str(exc))
+    ex = ps.explain(request)
+    d = ex.decision
+    if as_json:
+        click.echo(json.dumps({"request": request.to_dict(), "decision": d.to_dict(),
+                               "rules": [{"id": t.rule.id, "origin": t.rule.origin, "effect": t.rule.effect.value,
+                                          "considered": t.considered, "matched": t.matched, "why": t.why}
+                                         for t in ex.traces if t.considered or show_all]}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.markup import escape
+    con = Console(emoji=False, highlight=False, width=max(Console().width, 140))
+    colour = {"allow": "green", "deny": "red", "ask": "yellow"}[d.verdict.value]
+    con.print(f"[bold {colour}]{d.verdict.value.upper()}[/] {escape(request.action)} "
+              f"{escape(request.resource)} for plugin `{escape(request.plugin)}` — {escape(d.reason())}")
+    if d.hint:
+        con.print(f"to grant it, add to the plugin's manifest: {escape(d.hint)}")
+    for err in d.errors:
+        con.print(f"[red]evaluation error:[/] {escape(err)}")
+    table = Table("rule", "effect", "layer", "origin", "result", "why")
+    for t in ex.traces:
+        if not (t.considered or show_all):
+            continue
+        result = "[bold]match[/]" if t.matched else ("no match" if t.considered else "skipped")
+        table.add_row(escape(t.rule.id), t.rule.effect.value, t.rule.layer, escape(t.rule.origin), result, escape(t.why))
+    con.print(table)
+    con.print(f"policy version {ps.version}, backend {ps.backend.name}")
+
+
+@policy_group.command("test")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--coverage", is_flag=True, help="List policy rules that no case decided.")
+@click.option("--verbose", "-v", is_flag=True, help="Show passing cases too.")
+@_backend_option
+def test_cmd(files, coverage, verbose, backend) -> None:
+    """Run policy test files (kind: PolicyTest); exit 1 if any case fails."""
+    results = []
+    total = failed = 0
+    for f in files:
+        try:
+            tf = run_test_file(f, backend=None if backend == "auto" else backend)
+        except PolicyError as exc:
+            fail(str(exc))
+        results.append(tf)
+        for r in tf.results:
+            total += 1
+            if not r.passed:
+                failed += 1
+                click.echo(f"FAIL {r.origin}: {r.name}: expected {r.expected}, got {r.got} ({r.detail})")
+            elif verbose:
+                click.echo(f"PASS {r.origin}: {r.name}")
+    if coverage:
+        missing = uncovered_rules(results)
+        click.echo(f"coverage: {len(missing)} rule(s) decided no case")
+        for rid, origin in missing:
+            click.echo(f"  {rid} ({origin})")
+    click.echo(f"{total - failed} passed, {failed} failed")
+    if failed:
+        raise SystemExit(EXIT_FAILED)
+
+
+@policy_group.command("show")
+@click.option("--policy", "policies", multiple=True, type=click.Path(), help="Policy file or dir (repeatable).")
+@click.option("--manifest", "manifests", multiple=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True)
+def show_cmd(policies, manifests, as_json) -> None:
+    """Show the effective policy: version, settings and every compiled rule."""
+    try:
+        ps = load_policy_set(policies or _default_policies(), manifests)
+    except PolicyError as exc:
+        fail(str(exc))
+    rules = [{"id": r.id, "effect": r.ref.effect.value, "layer": r.ref.layer, "origin": r.ref.origin,
+              "actions": sorted(r.actions), "plugins": list(r.plugins), "mode": r.ref.mode, "cel": r.cel}
+             for r in ps.rules]
+    if as_json:
+        from dataclasses import asdict
+        click.echo(json.dumps({"version": ps.version, "backend": ps.backend.name, "sources": list(ps.sources),
+                               "settings": {k: (list(v) if isinstance(v, tuple) else dict(v) if hasattr(v, "items") else v)
+                                            for k, v in asdict(ps.settings).items()},
+                               "rules": rules}, indent=2))
+        return
+    click.echo(f"policy version {ps.version} ({ps.backend.name}) from {', '.join(ps.sources)}")
+    for r in rules:
+        click.echo(f"{r['effect']:5} {r['id']:40} {r['layer']:8} {','.join(r['actions'])[:40]:40} {r['origin']}")
