@@ -20,14 +20,15 @@ from typing import Any
 from ._cel import get_backend
 from ._compile import CompiledRule, builtin_rules, compile_policy, manifest_rules
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
-from ._errors import CelEvalError, PolicyError
+from ._errors import CelCompileError, CelEvalError, PolicyError
 from ._models import SETTING_NAMES, Manifest, PolicyFile, load_policy_file, parse_manifest
 from ._request import Request
 from ._yaml import Located, load_yaml_file
 
 CACHE_SIZE = 8192      # decisions kept per PolicySet; evicted oldest-first
-CHUNK = 16             # rules per combined CEL program (bounds nesting depth of `?:` chains)
+CHUNK = 8              # rules per combined CEL program (cel-cpp allows 32 levels of nesting)
 LAYERS = ("org", "project", "user")
+LAYER_RANK = {"org": 0, "project": 1, "user": 2}   # manifest rules and defaults rank after all
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class EffectiveSettings:
     audit_allows: bool = False
     mask_fields: tuple[str, ...] = ()
     locked: tuple[str, ...] = ()
+    set_by: Mapping[str, str] = field(default_factory=dict)   # setting -> layer that set it
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,11 @@ class _Group:
             text = "-1"
             for j in range(len(chunk) - 1, -1, -1):
                 text = f"({chunk[j].cel}) ? {start + j} : ({text})"
-            self.programs.append((start, len(chunk), backend.compile(text), False))
+            try:
+                self.programs.append((start, len(chunk), backend.compile(text), False))
+            except CelCompileError:
+                # too deep or too costly combined: evaluate these rules one by one
+                self.programs.extend((start + j, 1, r.program, True) for j, r in enumerate(chunk))
 
     def first(self, activation: dict, errors: list[str], fail_closed: bool) -> CompiledRule | None:
         for start, n, program, single in self.programs:
@@ -155,7 +161,7 @@ class _Plan:
     ask: _Group
     remembered: _Group
     allow: _Group
-    audit_plugin: bool
+    audit_layer: int | None   # rank of the layer that put this plugin in audit mode, or None
 
 
 class PolicySet:
@@ -227,21 +233,26 @@ class PolicySet:
                     ask=_Group([r for r in rules if r.ref.effect is Effect.ASK], self.backend),
                     remembered=_Group([r for r in rules if r.ref.effect is Effect.ALLOW and r.remembered], self.backend),
                     allow=_Group([r for r in rules if r.ref.effect is Effect.ALLOW], self.backend),
-                    audit_plugin=self._plugin_mode(plugin) == "audit",
+                    audit_layer=self._audit_layer(plugin),
                 )
                 self._plans[key] = plan
         return plan
 
-    def _plugin_mode(self, plugin: str) -> str:
-        for pattern, mode in self.settings.plugin_modes.items():
+    def _audit_layer(self, plugin: str) -> int | None:
+        s = self.settings
+        for pattern, mode in s.plugin_modes.items():
             if fnmatch.fnmatchcase(plugin, pattern):
-                return mode
-        return self.settings.mode
+                return LAYER_RANK[s.set_by.get("plugin_modes", "org")] if mode == "audit" else None
+        return LAYER_RANK[s.set_by.get("mode", "org")] if s.mode == "audit" else None
 
     def _decide(self, request: Request) -> Decision:
         plan = self._plan(request.plugin, request.action)
-        activation = {"request": request.to_cel(), "plugin": plan.plugin_cel}
         errors: list[str] = []
+        try:
+            activation = self.backend.prepare({"request": request.to_cel(), "plugin": plan.plugin_cel})
+        except CelEvalError as exc:
+            return Decision(Verdict.DENY, DecidedBy.DEFAULT, self.version,
+                            errors=(f"request cannot be evaluated: {exc}",), hint=grant_hint(request))
         audit_hit: RuleRef | None = None
         deny = plan.deny.first(activation, errors, fail_closed=True)
         if deny is not None and deny.ref.mode == "audit" and not deny.builtin:
@@ -271,7 +282,12 @@ class PolicySet:
 
     @staticmethod
     def _refuse(plan: _Plan, decision: Decision, builtin: bool) -> Decision:
-        if plan.audit_plugin and not builtin:
+        """Audit mode turns a refusal into a logged allow, but a layer's audit mode never
+        lifts a deny of a higher layer (an org deny stays a deny under a project's audit mode)."""
+        if plan.audit_layer is None or builtin:
+            return decision
+        rule = decision.rule
+        if rule is None or LAYER_RANK.get(rule.layer, 3) >= plan.audit_layer:
             return Decision(Verdict.ALLOW, DecidedBy.MODE_AUDIT, decision.policy_version,
                             decision.rules, decision.errors, decision.hint, would_deny=True)
         return decision
@@ -282,9 +298,13 @@ class PolicySet:
         """The decision plus every rule: whether it applied to this plugin/action and matched."""
         decision = self.decide(request, use_cache=False)
         info = self.plugins.get(request.plugin)
-        activation = {"request": request.to_cel(),
-                      "plugin": info.to_cel() if info else unknown_plugin_cel(request.plugin)}
         traces = []
+        try:
+            activation = self.backend.prepare({"request": request.to_cel(),
+                                               "plugin": info.to_cel() if info else unknown_plugin_cel(request.plugin)})
+        except CelEvalError as exc:
+            return Explanation(decision, request, (RuleTrace(RuleRef("request", Effect.DENY, "builtin", "<request>"),
+                                                             "", True, True, f"error: {exc}"),))
         for r in self._rules:
             if request.action not in r.actions:
                 traces.append(RuleTrace(r.ref, r.cel, False, False, f"action `{request.action}` not selected"))
@@ -358,6 +378,7 @@ def expand_policy_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
 def _merge_settings(files: list[tuple[PolicyFile, Located]]) -> EffectiveSettings:
     values: dict[str, Any] = {}
     locked: dict[str, str] = {}   # setting -> origin of the lock
+    set_by: dict[str, str] = {}
     for layer in LAYERS:
         for pf, located in files:
             if pf.layer != layer:
@@ -371,12 +392,13 @@ def _merge_settings(files: list[tuple[PolicyFile, Located]]) -> EffectiveSetting
                 if name in ("trusted_keys", "trust", "mask_fields") and name in values and name not in locked:
                     value = tuple(dict.fromkeys(tuple(values[name]) + tuple(value)))
                 values[name] = value
+                set_by[name] = layer
             for name in pf.settings.locked:
                 if name not in locked:
                     line = located.where(("settings", "locked"))[0]
                     locked[name] = f"the {layer} policy {located.file}:{line}"
     return EffectiveSettings(**{k: v for k, v in values.items() if k in SETTING_NAMES},
-                             locked=tuple(locked))
+                             locked=tuple(locked), set_by=set_by)
 
 
 def _sandbox(manifest: Manifest, trusted: bool, minimum: str) -> str:

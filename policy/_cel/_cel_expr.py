@@ -15,6 +15,7 @@ from cel_expr_python import cel
 from .._capabilities import HELPERS
 from .._errors import CelCompileError, CelEvalError
 from ._limits import MAX_EXPRESSION_CHARS
+from ._inline import inline_helpers
 from ._static import check
 
 _T = cel.Type
@@ -89,17 +90,32 @@ def _check_nul(value: Any) -> None:
             raise CelEvalError("a request string contains a nul character, which "
                                "cel-expr-python cannot pass through")
     elif kind is dict:
-        for item in value.values():
-            _check_nul(item)
-        for key in value:
-            _check_nul(key)
+        for key, item in value.items():
+            if type(key) is not str or "\x00" in key:
+                _check_nul(key)
+            if type(item) is str:
+                if "\x00" in item:
+                    _check_nul(item)
+            elif type(item) is not int and type(item) is not bool:
+                _check_nul(item)
     elif kind is list or kind is tuple:
         for item in value:
             _check_nul(item)
 
 
+_CLEAN: dict[int, Any] = {}   # id -> dict already checked for NUL (held, so ids stay unique)
+_CLEAN_MAX = 1024             # plugin dicts remembered; cleared when full
+
+
 def _activation(env: Any, data: dict) -> Any:
-    _check_nul(data)
+    for key, value in data.items():
+        if type(value) is dict and _CLEAN.get(id(value)) is value:
+            continue
+        _check_nul(value)
+        if key == "plugin" and type(value) is dict:
+            if len(_CLEAN) >= _CLEAN_MAX:
+                _CLEAN.clear()
+            _CLEAN[id(value)] = value
     return env.Activation(data)
 
 
@@ -163,6 +179,9 @@ class CelExprBackend:
                     f"expression is of type {result.name().lower()}, a condition must be bool",
                     line=1, column=1 + len(source) - len(source.lstrip()),
                     fix="compare the value, e.g. `... == ...`")
+        fast = inline_helpers(source) if expr is not None else source
+        if fast != source:
+            expr = self._env.compile(fast)
         return CelExprProgram(source, expr, self._env, expect_bool)
 
     def prepare(self, activation: dict) -> Any:
