@@ -68,7 +68,7 @@ def compile_policy(policy: PolicyFile, located: Located, backend=None, *,
         try:
             program = _compile(backend, rule.when)
         except CelCompileError as exc:
-            raise _relocate(exc, located, ("rules", i, "when"), rule.id) from None
+            raise _relocate(exc, located, ("rules", i, "when"), rule.id, rule.when) from None
         ref = RuleRef(rule.id, Effect(rule.effect), policy.layer, f"{located.file}:{line}",
                       rule.message, rule.mode)
         out.append(CompiledRule(ref, expand_actions(rule.actions), rule.plugins, rule.when,
@@ -76,14 +76,14 @@ def compile_policy(policy: PolicyFile, located: Located, backend=None, *,
     return out
 
 
-def _relocate(exc: CelCompileError, located: Located, path: tuple, rule_id: str) -> PolicyError:
+def _relocate(exc: CelCompileError, located: Located, path: tuple, rule_id: str,
+              source: str = "") -> PolicyError:
     """Map a line/column inside a `when:` expression to the policy file's line/column."""
     vline, vcol, style = located.values.get(path, (None, None, None))
     line, col = vline, vcol
     if vline is not None and exc.line is not None:
         if style in ("|", ">"):
-            line = vline + exc.line
-            col = None if exc.column is None else exc.column + _block_indent(located, line)
+            line, col = _block_position(located, vline, source, exc.line, exc.column or 1)
         else:
             line = vline + exc.line - 1
             if exc.line == 1 and exc.column is not None:
@@ -95,14 +95,32 @@ def _relocate(exc: CelCompileError, located: Located, path: tuple, rule_id: str)
                        fix=exc.fix or "fix the CEL expression")
 
 
-def _block_indent(located: Located, line: int) -> int:
+def _block_position(located: Located, header_line: int, source: str, line: int,
+                    column: int) -> tuple[int, int | None]:
+    """Position in the file of (line, column) of a block scalar's text (`|` or `>`): both
+    styles join the content lines with one character, so offsets map line by line."""
+    offset = sum(len(x) + 1 for x in source.split("\n")[:line - 1]) + column - 1
     try:
         with open(located.file, encoding="utf-8") as fh:
-            text = fh.read().splitlines()
-        body = text[line - 1]
-        return len(body) - len(body.lstrip(" "))
-    except (OSError, IndexError):
-        return 0
+            lines = fh.read().splitlines()
+    except OSError:
+        return header_line + line, None
+    body = lines[header_line:]
+    indent = None
+    for i, text in enumerate(body):
+        if not text.strip():
+            offset -= 1
+            continue
+        here = len(text) - len(text.lstrip(" "))
+        if indent is None:
+            indent = here
+        elif here < indent:
+            break
+        content = text[indent:]
+        if offset < len(content) + 1:
+            return header_line + i + 1, indent + max(offset, 0) + 1
+        offset -= len(content) + 1
+    return header_line + line, None
 
 
 def manifest_rules(manifest: Manifest, located: Located | None, backend=None,
