@@ -57,7 +57,7 @@ def list_cmd(grants_path: str | None, as_json: bool) -> None:
 
     table = Table(title=f"grants in {escape_for_terminal(store.path)}", title_justify="left")
     for col in ("id", "effect", "plugin", "action", "resource", "granted"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col in ("id", "granted"))
     for g in grants:
         # Text(), not markup: a resource may contain `[bold]`; escaped: it may contain
         # control or bidi characters

@@ -1,0 +1,257 @@
+"""GrantStore: remembered answers as an ordinary user-layer policy file; `promptline grants`."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+
+import pytest
+from click.testing import CliRunner
+
+from enforcer._grants import GrantError, GrantStore, default_grants_path
+from policy._decision import Effect, RuleRef
+from policy._request import Request
+from promptline.cli.grants_cmd import grants_group
+
+HOSTILE = '") || true || ("\u202e\n\\'  # no NUL: cel-expr-python refuses those (fail closed)
+
+REQUESTS = {
+    "fs": Request("fs.read", "db", path="/home/me/.config/db.yaml"),
+    "fs-hostile": Request("fs.write", "db", path="/tmp/" + HOSTILE),
+    "net": Request("net.connect", "db", host="DB.Example.com", port=5432),
+    "net-resolve": Request("net.resolve", "db", host="example.com"),
+    "env": Request("env.read", "db", name="DATABASE_URL"),
+    "process": Request("process.exec", "db", argv=("git", "log", HOSTILE)),
+    "tool": Request.tool_call("db", "query", {"sql": "select 1"}),
+    "native": Request("native.load", "db", path="/usr/lib/libpq.so"),
+}
+NEIGHBOURS = {  # one field off: must not match
+    "fs": Request("fs.read", "db", path="/home/me/.config/db.yaml2"),
+    "fs-hostile": Request("fs.write", "db", path="/tmp/x"),
+    "net": Request("net.connect", "db", host="db.example.com", port=5433),
+    "net-resolve": Request("net.resolve", "db", host="evil.example.com"),
+    "env": Request("env.read", "db", name="HOME"),
+    "process": Request("process.exec", "db", argv=("git", "log")),
+    "tool": Request.tool_call("db", "drop", {}),
+    "native": Request("native.load", "db", path="/usr/lib/libc.so"),
+}
+
+
+@pytest.fixture
+def store(tmp_path):
+    return GrantStore(tmp_path / "cfg" / "grants.yaml")
+
+
+@pytest.mark.parametrize("kind", list(REQUESTS))
+def test_remember_and_lookup_exact_resource(store, kind):
+    req = REQUESTS[kind]
+    grant = store.remember("db", req, Effect.ALLOW)
+    assert store.lookup("db", req) == grant
+    assert store.lookup("db", NEIGHBOURS[kind]) is None
+    assert store.lookup("other", req) is None
+    (listed,) = store.list()
+    assert (listed.plugin, listed.action, listed.resource) == ("db", req.action, req.resource)
+    assert listed.effect == "allow" and listed.granted_at.endswith("Z")
+
+
+@pytest.mark.parametrize("kind", list(REQUESTS))
+def test_when_is_exact_in_every_cel_backend(store, kind):
+    """The written `when` is real CEL matching only that resource: hostile text stays data."""
+    cel = pytest.importorskip("policy._cel")
+    req = REQUESTS[kind]
+    when = store.remember("db", req, "allow").when
+    backends = cel.available_backends()
+    assert backends
+    for name in backends:
+        program = cel.get_backend(name).compile(when, expect_bool=True)
+        assert program.evaluate({"request": req.to_cel(), "plugin": {}}) is True, name
+        assert program.evaluate({"request": NEIGHBOURS[kind].to_cel(), "plugin": {}}) is False
+
+
+def test_file_is_a_readable_valid_user_policy(store):
+    asking = RuleRef("ask-config", Effect.ASK, "org", "/etc/promptline/org.yaml:12")
+    g = store.remember("db", REQUESTS["fs"], Effect.DENY, asked_by=asking)
+    text = open(store.path).read()
+    assert "layer: user" in text and "kind: Policy" in text and "apiVersion: promptline/v1" in text
+    assert 'when: request.path == "/home/me/.config/db.yaml"' in text
+    assert "by prompt for rule ask-config (/etc/promptline/org.yaml:12)" in text
+    assert g.asked_by == "ask-config" and g.origin.startswith(store.path + ":")
+    assert g.rule_ref().layer == "user" and g.rule_ref().effect is Effect.DENY
+    policy = pytest.importorskip("policy")
+    parsed, _ = policy.load_policy_file(store.path)
+    (rule,) = parsed.rules
+    assert (rule.id, rule.effect, rule.actions, rule.plugins) == (g.id, "deny", ("fs.read",), ("db",))
+    assert rule.description.startswith("granted ")
+
+
+def test_hostile_resource_is_escaped_in_file(store):
+    req = Request("fs.write", "db", path="/tmp/" + HOSTILE + "\x00\u2066")
+    store.remember("db", req, "allow")
+    assert store.lookup("db", req) is not None
+    text = open(store.path).read()
+    assert text.isascii() and "\x00" not in text and "\u202e" not in text
+
+
+def test_undecodable_path_cannot_be_remembered(store):
+    with pytest.raises(GrantError, match="undecodable"):
+        store.remember("db", Request("fs.read", "db", path="/tmp/\udcff"), "allow")
+
+
+def test_later_answer_replaces_earlier(store):
+    store.remember("db", REQUESTS["net"], "allow")
+    g = store.remember("db", REQUESTS["net"], "deny")
+    assert [x.effect for x in store.list()] == ["deny"]
+    assert store.lookup("db", REQUESTS["net"]) == g
+
+
+def test_ask_cannot_be_remembered(store):
+    with pytest.raises(GrantError):
+        store.remember("db", REQUESTS["fs"], Effect.ASK)
+
+
+def test_revoke(store):
+    a = store.remember("db", REQUESTS["fs"], "allow")
+    b = store.remember("db", REQUESTS["env"], "deny")
+    assert store.revoke(a.id).id == a.id
+    assert [g.id for g in store.list()] == [b.id]
+    with pytest.raises(GrantError, match=f"no grant `{a.id}`"):
+        store.revoke(a.id)
+
+
+def test_revoke_all_by_plugin(store):
+    store.remember("db", REQUESTS["fs"], "allow")
+    store.remember("web", Request("fs.read", "web", path="/srv"), "allow")
+    removed = store.revoke_all(plugin="db")
+    assert [g.plugin for g in removed] == ["db"]
+    assert [g.plugin for g in store.list()] == ["web"]
+    assert len(store.revoke_all()) == 1 and store.list() == []
+
+
+def test_revoke_all_without_file_creates_nothing(store):
+    assert store.revoke_all(plugin="db") == [] and not os.path.exists(store.path)
+
+
+def test_version_tracks_the_file_and_other_writers(store):
+    assert store.version == "absent"
+    store.remember("db", REQUESTS["fs"], "allow")
+    v1 = store.version
+    other = GrantStore(store.path)  # e.g. another process, or `promptline grants revoke`
+    other.revoke_all()
+    assert store.version != v1
+    assert store.lookup("db", REQUESTS["fs"]) is None  # applies at once
+
+
+def test_write_is_atomic_private_and_leaves_no_temp_files(store):
+    store.remember("db", REQUESTS["fs"], "allow")
+    directory = os.path.dirname(store.path)
+    assert sorted(os.listdir(directory)) == ["grants.yaml", "grants.yaml.lock"]
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+
+
+def test_concurrent_writers_lose_nothing(store):
+    def work(n):
+        s = GrantStore(store.path)  # separate lock objects, as separate processes have
+        for i in range(4):
+            s.remember("db", Request("fs.read", "db", path=f"/data/{n}/{i}"), "allow")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.list()) == 16
+
+
+def test_broken_file_is_reported_and_never_overwritten(store):
+    os.makedirs(os.path.dirname(store.path))
+    with open(store.path, "w") as f:
+        f.write("rules:\n  - id: x\n  bad: [\n")
+    with pytest.raises(GrantError, match=r"grants\.yaml:\d+"):
+        store.list()
+    with pytest.raises(GrantError):
+        store.remember("db", REQUESTS["fs"], "allow")
+    assert open(store.path).read() == "rules:\n  - id: x\n  bad: [\n"
+
+
+def test_wrong_layer_is_refused(store):
+    os.makedirs(os.path.dirname(store.path))
+    with open(store.path, "w") as f:
+        f.write("apiVersion: promptline/v1\nkind: Policy\nlayer: org\nrules: []\n")
+    with pytest.raises(GrantError, match="layer: user"):
+        store.list()
+
+
+def test_hand_written_rules_are_listed_not_looked_up(store):
+    os.makedirs(os.path.dirname(store.path))
+    with open(store.path, "w") as f:
+        f.write("apiVersion: promptline/v1\nkind: Policy\nlayer: user\nrules:\n"
+                "  - id: mine\n    effect: allow\n    actions: [fs.read]\n    plugins: [db]\n"
+                "    when: within(request.path, \"/data\")\n")
+    (g,) = store.list()
+    assert (g.id, g.resource, g.origin) == ("mine", 'within(request.path, "/data")',
+                                             f"{store.path}:5")
+    assert store.lookup("db", Request("fs.read", "db", path="/data/x")) is None
+    store.remember("db", REQUESTS["fs"], "allow")
+    assert [x.id for x in store.list()][0] == "mine"  # kept through a rewrite
+    store.revoke("mine")
+
+
+def test_default_path_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTLINE_GRANTS", str(tmp_path / "g.yaml"))
+    assert default_grants_path() == str(tmp_path / "g.yaml")
+    assert GrantStore().path == str(tmp_path / "g.yaml")
+    monkeypatch.delenv("PROMPTLINE_GRANTS")
+    assert default_grants_path().endswith(os.path.join("promptline", "grants.yaml"))
+
+
+# --------------------------------------------------------------------------- CLI
+
+def run(*args):
+    return CliRunner().invoke(grants_group, list(args), catch_exceptions=False)
+
+
+def test_cli_list_empty_table_and_json(store):
+    r = run("list", "--grants", store.path)
+    assert r.exit_code == 0 and "no remembered answers" in r.output
+    g = store.remember("db", REQUESTS["fs-hostile"], "deny")
+    r = run("list", "--grants", store.path)
+    assert r.exit_code == 0 and "deny" in r.output and "net" not in r.output
+    assert "\u202e" not in r.output and "\x00" not in r.output
+    r = run("list", "--json", "--grants", store.path)
+    (row,) = json.loads(r.output)
+    assert (row["id"], row["resource"]) == (g.id, REQUESTS["fs-hostile"].resource)
+
+
+def test_cli_revoke_one_and_unknown(store):
+    g = store.remember("db", REQUESTS["fs"], "allow")
+    r = run("revoke", g.id, "--grants", store.path)
+    assert r.exit_code == 0 and g.id in r.output and store.list() == []
+    r = run("revoke", "nope", "--grants", store.path)
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == [
+        f"error: no grant `nope` in {store.path} — see `promptline grants list`"]
+
+
+def test_cli_revoke_all_by_plugin(store):
+    store.remember("db", REQUESTS["fs"], "allow")
+    store.remember("web", Request("fs.read", "web", path="/srv"), "allow")
+    r = run("revoke", "--all", "--plugin", "db", "--grants", store.path)
+    assert r.exit_code == 0 and "revoked 1 grant of plugin `db`" in r.output
+    assert [g.plugin for g in store.list()] == ["web"]
+
+
+@pytest.mark.parametrize("args", [(), ("x", "--all"), ("x", "--plugin", "db")],
+                         ids=["nothing", "id-and-all", "plugin-without-all"])
+def test_cli_revoke_usage_errors(store, args):
+    r = run("revoke", *args, "--grants", store.path)
+    assert r.exit_code == 2
+
+
+def test_cli_broken_file_is_one_line_error(store):
+    os.makedirs(os.path.dirname(store.path))
+    with open(store.path, "w") as f:
+        f.write("[")
+    r = run("list", "--grants", store.path)
+    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1
