@@ -1,0 +1,612 @@
+"""The audit-event table: CPython audit events (3.11–3.13) mapped to policy requests.
+
+Each handler takes ``(plugin, args, ctx)`` and returns a tuple of ``(action, fields)``
+pairs to decide (``fields`` is a tuple of ``(name, value)`` pairs of ``policy.Request``),
+or ``()`` when the event needs no decision, or raises :class:`Refuse` for a structural
+refusal (an argument the hook will not read, a door no grant opens in process). Handlers
+run only in plugin context. docs/enforcer.md keeps the table in prose.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import socket as _socket_mod
+import sys
+import sysconfig
+from urllib.parse import urlsplit
+
+from ._paths import UntrustedArgument, fd_path, path_arg, realpath
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+_CSOCKET = _socket_mod.socket.__mro__[1]  # _socket.socket, the C type
+_sock_family = _CSOCKET.__dict__["family"].__get__
+_sock_type = _CSOCKET.__dict__["type"].__get__
+_issubclass = issubclass
+_type = type
+_str, _bytes, _int, _tuple, _list = str, bytes, int, tuple, list
+_AF_UNIX = getattr(_socket_mod, "AF_UNIX", -1)
+_AF_INET, _AF_INET6 = _socket_mod.AF_INET, _socket_mod.AF_INET6
+_AF_PACKET = getattr(_socket_mod, "AF_PACKET", -2)
+_SOCK_RAW, _SOCK_DGRAM = _socket_mod.SOCK_RAW, _socket_mod.SOCK_DGRAM
+
+NATIVE_MODULES = frozenset({
+    "ctypes", "_ctypes", "cffi", "_cffi_backend", "_xxsubinterpreters", "_interpreters",
+    "_xxinterpchannels", "_interpchannels", "_interpqueues", "_testcapi", "_testinternalcapi",
+    "_testbuffer", "_testmultiphase", "_testsinglephase", "_testclinic", "_testimportmultiple",
+})
+"""Modules that open native memory, foreign code or subinterpreters: need ``native``."""
+
+PROCESS_MODULES = frozenset({"_posixsubprocess"})
+"""Raw process creation without an audit event before 3.14: needs ``process`` (or native)."""
+
+STDLIB_NATIVE_DIR = os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload") + "/"
+
+ALWAYS_REFUSED_PROC = ("/environ", "/mem", "/maps", "/auxv", "/syscall")  # under /proc/<pid>
+
+
+class Refuse(Exception):
+    """A structural refusal: ``(action, resource, why)``."""
+
+    def __init__(self, action: str, resource: str, why: str) -> None:
+        super().__init__(why)
+        self.action = action
+        self.resource = resource
+        self.why = why
+
+
+def _p(value, action: str):
+    try:
+        return path_arg(value)
+    except UntrustedArgument as exc:
+        raise Refuse(action, "<object>", f"{exc} is not read by the hook in plugin context; "
+                     "pass a str, bytes or pathlib path") from None
+
+
+def _proc_secret(path: str) -> bool:
+    if not path.startswith("/proc/"):
+        return False
+    return any(path.endswith(s) or (s + "/") in path for s in ALWAYS_REFUSED_PROC)
+
+
+def _resolve(value, action: str, ctx, *, allow_fd: bool = True) -> str | None:
+    """Absolute, symlink-free path of a path argument (or an fd's target)."""
+    p = _p(value, action)
+    if p is None:
+        p = "."
+    if _type(p) is _int:
+        if not allow_fd:
+            raise Refuse(action, f"fd {p}", "a file descriptor is not accepted here")
+        target = fd_path(p)
+        if target.startswith(("pipe:", "anon_inode:")):
+            return None
+        if not target.startswith("/"):
+            raise Refuse(action, f"fd {p} ({target or 'closed'})",
+                         "this file descriptor does not name a file")
+        if target.endswith(" (deleted)"):
+            target = target[:-10]
+        p = target
+    rp = realpath(p)
+    if _proc_secret(rp) or _proc_secret(p):
+        raise Refuse(action, rp, "process memory and environment files are never readable by plugins")
+    return rp
+
+
+def _no_dir_fd(dir_fd, action: str, path) -> None:
+    if dir_fd is not None:
+        raise Refuse(action, str(path) if _type(path) is _str else "<path>",
+                     "dir_fd-relative calls are refused in plugin context; use an absolute path")
+
+
+def _fs(action: str, path: str | None):
+    if path is None:
+        return ()
+    return ((action, (("path", path),)),)
+
+
+# -- files ---------------------------------------------------------------------------------
+
+def h_open(plugin, a, ctx):
+    path, mode, flags = a[0], a[1], a[2]
+    write = False
+    if _type(mode) is _str:
+        write = "w" in mode or "a" in mode or "x" in mode or "+" in mode
+    if _type(flags) is _int and flags & _WRITE_FLAGS:
+        write = True
+    action = "fs.write" if write else "fs.read"
+    raw = _p(path, action)
+    if mode is None and _type(raw) is _str and not raw.startswith("/"):
+        raise Refuse(action, raw, "relative os.open() paths are refused in plugin context "
+                     "(a dir_fd is invisible to the hook); use an absolute path")
+    rp = _resolve(raw, action, ctx)
+    if rp is None:
+        return ()
+    if not write and ctx.free_read(plugin, rp):
+        return ()
+    return ((action, (("path", rp),)),)
+
+
+def _one(action, idx=0, dir_fd_idx=None):
+    def h(plugin, a, ctx):
+        if dir_fd_idx is not None and len(a) > dir_fd_idx:
+            _no_dir_fd(a[dir_fd_idx], action, a[idx])
+        rp = _resolve(a[idx], action, ctx)
+        if action == "fs.read" and rp is not None and ctx.free_read(plugin, rp):
+            return ()
+        return _fs(action, rp)
+    return h
+
+
+def _two(src_action, dst_action, dir_fds=()):
+    def h(plugin, a, ctx):
+        for i in dir_fds:
+            if len(a) > i:
+                _no_dir_fd(a[i], dst_action, a[1])
+        out = ()
+        if src_action:
+            out += _fs(src_action, _resolve(a[0], src_action, ctx))
+        if dst_action:
+            out += _fs(dst_action, _resolve(a[1], dst_action, ctx))
+        return out
+    return h
+
+
+def h_link(plugin, a, ctx):
+    for i in (2, 3):
+        _no_dir_fd(a[i], "fs.write", a[1])
+    # a hard link gives a second name to a file: require write access to the original too
+    return _fs("fs.write", _resolve(a[0], "fs.write", ctx)) + \
+        _fs("fs.write", _resolve(a[1], "fs.write", ctx))
+
+
+def h_symlink(plugin, a, ctx):
+    _no_dir_fd(a[2], "fs.write", a[1])
+    dst = _p(a[1], "fs.write")
+    parent = realpath(os.path.dirname(dst) or ".")
+    return _fs("fs.write", parent + "/" + os.path.basename(dst))
+
+
+def h_glob(plugin, a, ctx):
+    if len(a) > 3:
+        _no_dir_fd(a[3], "fs.read", a[0])
+    return ()  # the os.scandir events of each directory are decided
+
+
+def h_walk(plugin, a, ctx):
+    if len(a) > 4:
+        _no_dir_fd(a[4], "fs.read", a[0])
+    return _one("fs.read")(plugin, a, ctx)
+
+
+def h_make_archive(plugin, a, ctx):
+    base = _p(a[0], "fs.write")
+    out = _fs("fs.write", realpath(os.path.dirname(base) or ".") + "/" + os.path.basename(base))
+    if a[2] is not None:
+        out += _fs("fs.read", _resolve(a[2], "fs.read", ctx))
+    return out
+
+
+def h_unpack(plugin, a, ctx):
+    out = _fs("fs.read", _resolve(a[0], "fs.read", ctx))
+    return out + _fs("fs.write", _resolve(a[1], "fs.write", ctx))
+
+
+def h_sqlite(plugin, a, ctx):
+    db = _p(a[0], "fs.write")
+    if db is None or db in (":memory:", "") or _type(db) is _int:
+        return ()
+    action = "fs.write"
+    if db.startswith("file:"):
+        body, _, query = db[5:].partition("?")
+        if "mode=memory" in query:
+            return ()
+        if "mode=ro" in query:
+            action = "fs.read"
+        while body.startswith("//"):
+            body = body[2:] if not body.startswith("///") else body[2:]
+        db = body
+        if not db:
+            return ()
+    return _fs(action, _resolve(db, action, ctx))
+
+
+def h_mmap(plugin, a, ctx):
+    fd = a[0]
+    if _type(fd) is not _int or fd < 0:
+        return ()
+    return _fs("fs.read", _resolve(fd, "fs.read", ctx))
+
+
+def h_tempfile(plugin, a, ctx):
+    return _fs("fs.write", _resolve(a[0], "fs.write", ctx))
+
+
+def h_chdir(plugin, a, ctx):
+    return _fs("fs.read", _resolve(a[0], "fs.read", ctx))
+
+
+# -- network -------------------------------------------------------------------------------
+
+def _host(value, action) -> str | None:
+    t = _type(value)
+    if value is None:
+        return None
+    if t is _str:
+        return value
+    if t is _bytes:
+        return value.decode("idna")
+    raise Refuse(action, "<host>", f"host of type `{t.__name__}` is not read by the hook")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        _socket_mod.inet_pton(_AF_INET6 if ":" in host else _AF_INET, host.split("%")[0])
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def h_resolve(plugin, a, ctx):
+    host = _host(a[0], "net.resolve")
+    if not host or _is_ip(host):
+        return ()
+    return (("net.resolve", (("host", host),)),)
+
+
+def h_reverse(plugin, a, ctx):
+    value = a[0]
+    if _type(value) is _tuple and value:
+        value = value[0]
+    host = _host(value, "net.resolve")
+    return (("net.resolve", (("host", host),)),) if host else ()
+
+
+def _address(sock, address, action):
+    if not _issubclass(_type(sock), _CSOCKET):
+        raise Refuse(action, "<socket>", "not a socket")
+    family = _sock_family(sock)
+    if family == _AF_UNIX:
+        path = address
+        if _type(path) is _bytes:
+            path = path.decode("utf-8", "surrogateescape")
+        if _type(path) is not _str:
+            raise Refuse(action, "<unix socket>", "address is not a str or bytes")
+        if not path or path.startswith("\0"):
+            raise Refuse(action, "unix:@" + path[1:], "abstract unix sockets are refused in plugin context")
+        return None, path
+    if family not in (_AF_INET, _AF_INET6):
+        raise Refuse(action, f"family {family}", "only IPv4, IPv6 and unix sockets are allowed")
+    if _type(address) is not _tuple or len(address) < 2:
+        raise Refuse(action, "<address>", "address is not a (host, port) tuple")
+    host, port = _host(address[0], action), address[1]
+    if _type(port) is not _int:
+        raise Refuse(action, "<address>", "port is not an int")
+    scheme = "udp" if _sock_type(sock) == _SOCK_DGRAM else "tcp"
+    return (host or "", port, scheme), None
+
+
+def _net(plugin, ctx, action, host, port, scheme):
+    fields = (("host", host), ("port", port), ("scheme", scheme))
+    if _is_ip(host):
+        names = ctx.netmemory.names_for(plugin, host)
+        if names:
+            # judged by the name the plugin resolved; the IP itself is the fallback
+            return tuple((action, (("host", n), ("port", port), ("scheme", scheme))) for n in names) + \
+                ((action, fields),)
+    return ((action, fields),)
+
+
+def _sock_handler(action):
+    def h(plugin, a, ctx):
+        if len(a) < 2 or a[1] is None:
+            return ()
+        inet, unix = _address(a[0], a[1], action)
+        if unix is not None:
+            return _fs("fs.write", _resolve(unix, "fs.write", ctx)) if action != "net.bind" else \
+                _fs("fs.write", realpath(os.path.dirname(unix) or ".") + "/" + os.path.basename(unix))
+        host, port, scheme = inet
+        if action == "net.bind":
+            return (("net.bind", (("host", host or "0.0.0.0"), ("port", port), ("scheme", scheme))),)
+        return _net(plugin, ctx, "net.connect", host, port, scheme)
+    return h
+
+
+h_connect = _sock_handler("net.connect")
+h_bind = _sock_handler("net.bind")
+
+
+def h_sendto(plugin, a, ctx):
+    return h_connect(plugin, a, ctx)
+
+
+def h_socket_new(plugin, a, ctx):
+    family, stype = a[1], a[2]
+    if family == _AF_PACKET or stype == _SOCK_RAW:
+        raise Refuse("native.load", "raw socket", "raw and packet sockets are refused in plugin context")
+    return ()
+
+
+def h_url(plugin, a, ctx):
+    url = a[0]
+    if _type(url) is not _str:
+        raise Refuse("net.connect", "<url>", "url is not a str")
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443, "ftp": 21}.get(parts.scheme, 0)
+    except ValueError:
+        raise Refuse("net.connect", url, "malformed url") from None
+    if parts.scheme in ("file", "data", ""):
+        if parts.scheme == "file":
+            return _fs("fs.read", _resolve(parts.path, "fs.read", ctx))
+        return ()
+    return (("net.connect", (("host", parts.hostname or ""), ("port", port),
+                             ("scheme", parts.scheme), ("url", url))),)
+
+
+def h_client_connect(scheme):
+    def h(plugin, a, ctx):
+        host = _host(a[1], "net.connect")
+        port = a[2] if _type(a[2]) is _int else 0
+        return _net(plugin, ctx, "net.connect", host or "", port, scheme)
+    return h
+
+
+# -- environment and processes -------------------------------------------------------------
+
+def _name(value) -> str:
+    if _type(value) is _str:
+        return value
+    if _type(value) is _bytes:
+        return value.decode("utf-8", "surrogateescape")
+    raise Refuse("env.write", "<name>", "variable name is not a str or bytes")
+
+
+def h_putenv(plugin, a, ctx):
+    return (("env.write", (("name", _name(a[0])),)),)
+
+
+def _argv(value) -> tuple[str, ...]:
+    t = _type(value)
+    if t is _str or t is _bytes:
+        return (_p(value, "process.exec"),)
+    if t is _list or t is _tuple:
+        out = []
+        for item in _list(value):
+            s = _p(item, "process.exec")
+            if _type(s) is not _str:
+                raise Refuse("process.exec", "<argv>", "argv item is not a str, bytes or path")
+            out.append(s)
+        return _tuple(out)
+    if value is None:
+        return ()
+    raise Refuse("process.exec", "<argv>", f"argv of type `{t.__name__}` is not read by the hook")
+
+
+def _exec(path, argv):
+    argv = _argv(argv)
+    p = _p(path, "process.exec") if path is not None else (argv[0] if argv else "")
+    if _type(p) is not _str:
+        raise Refuse("process.exec", "<program>", "program is not a path")
+    if not argv:
+        argv = (p,)
+    return (("process.exec", (("path", p), ("argv", argv))),)
+
+
+def h_popen(plugin, a, ctx):
+    return _exec(a[0], a[1])
+
+
+def h_system(plugin, a, ctx):
+    cmd = _p(a[0], "process.exec")
+    return _exec("/bin/sh", ["/bin/sh", "-c", cmd])
+
+
+def h_exec(plugin, a, ctx):
+    return _exec(a[0], a[1])
+
+
+def h_pty_spawn(plugin, a, ctx):
+    return _exec(None, a[0])
+
+
+def h_fork(plugin, a, ctx):
+    return (("process.exec", (("path", "fork"), ("argv", ("fork",)))),)
+
+
+def h_kill(plugin, a, ctx):
+    pid, sig = a[0], a[1]
+    if _type(pid) is not _int or _type(sig) is not _int:
+        raise Refuse("process.exec", "kill", "pid or signal is not an int")
+    return (("process.exec", (("path", "kill"), ("argv", ("kill", f"-{sig}", str(pid))))),)
+
+
+def h_webbrowser(plugin, a, ctx):
+    url = a[0] if _type(a[0]) is _str else "<url>"
+    return (("process.exec", (("path", "webbrowser"), ("argv", ("webbrowser", url)))),)
+
+
+# -- native code and introspection ---------------------------------------------------------
+
+def _native(name: str, path: str = ""):
+    return (("native.load", (("name", name), ("path", path))),)
+
+
+def h_native_event(plugin, a, ctx, event=""):
+    return _native(event)
+
+
+def h_dlopen(plugin, a, ctx):
+    name = a[0]
+    return _native("ctypes.dlopen", name if _type(name) is _str else "")
+
+
+def h_import(plugin, a, ctx):
+    module = a[0]
+    if _type(module) is not _str:
+        return ()
+    top = module.split(".", 1)[0]
+    filename = a[1] if len(a) > 1 else None
+    if module in PROCESS_MODULES or top in PROCESS_MODULES:
+        if ctx.has_process(plugin):
+            return ()
+        return _native(module)
+    if module in NATIVE_MODULES or top in NATIVE_MODULES:
+        return _native(module, filename if _type(filename) is _str else "")
+    if _type(filename) is _str and filename:
+        rp = realpath(filename)
+        if rp.startswith(STDLIB_NATIVE_DIR):
+            return ()
+        return _native(module, rp)
+    return ()
+
+
+def h_sqlite_ext(plugin, a, ctx):
+    if len(a) > 1 and a[1] is False:
+        return ()
+    return _native("sqlite3.load_extension")
+
+
+def h_thread_start(plugin, a, ctx):
+    fn = a[0]
+    if ctx.is_thread_bootstrap(fn):
+        return ()  # threading.Thread.start: the thread inherits the plugin (see _hook)
+    return _native("_thread.start_new_thread")
+
+
+def h_exec_code(plugin, a, ctx):
+    code = a[0]
+    if _type(code) is ctx.code_type:
+        ctx.owners.register(code, plugin)
+    return ()
+
+
+def h_getframe(plugin, a, ctx):
+    frame = a[0]
+    if frame is not None and ctx.is_enforcer_code(frame.f_code):
+        return _native("sys._getframe")
+    return ()
+
+
+def h_getattr(plugin, a, ctx):
+    obj, name = a[0], a[1]
+    if name == "tb_frame":
+        frame = obj.tb_frame
+        if frame is not None and ctx.is_enforcer_code(frame.f_code):
+            return _native("object.__getattr__:tb_frame")
+    return ()
+
+
+def h_setattr(plugin, a, ctx):
+    if ctx.is_protected_object(a[0]):
+        return _native("object.__setattr__")
+    return ()
+
+
+def _named(event):
+    def h(plugin, a, ctx):
+        return _native(event)
+    return h
+
+
+TABLE_ROWS: tuple[tuple[str, object, str], ...] = (
+    # event, handler, what is decided
+    ("open", h_open, "fs.read, or fs.write when mode/flags write (w a x +, O_WRONLY O_RDWR O_CREAT O_TRUNC O_APPEND); fd -> /proc/self/fd target; relative os.open refused"),
+    ("os.listdir", _one("fs.read"), "fs.read path"),
+    ("os.scandir", _one("fs.read"), "fs.read path"),
+    ("os.walk", h_walk, "fs.read top"),
+    ("os.fwalk", h_walk, "fs.read top; dir_fd refused"),
+    ("os.chdir", h_chdir, "fs.read path"),
+    ("os.listxattr", _one("fs.read"), "fs.read path"),
+    ("os.getxattr", _one("fs.read"), "fs.read path"),
+    ("os.setxattr", _one("fs.write"), "fs.write path"),
+    ("os.removexattr", _one("fs.write"), "fs.write path"),
+    ("os.remove", _one("fs.write", 0, 1), "fs.write path; dir_fd refused"),
+    ("os.rmdir", _one("fs.write", 0, 1), "fs.write path; dir_fd refused"),
+    ("os.mkdir", _one("fs.write", 0, 2), "fs.write path; dir_fd refused"),
+    ("os.chmod", _one("fs.write", 0, 2), "fs.write path; dir_fd refused"),
+    ("os.chown", _one("fs.write", 0, 3), "fs.write path; dir_fd refused"),
+    ("os.utime", _one("fs.write", 0, 3), "fs.write path; dir_fd refused"),
+    ("os.truncate", _one("fs.write"), "fs.write path (or fd target)"),
+    ("os.rename", _two("fs.write", "fs.write", (2, 3)), "fs.write src and dst; dir_fd refused"),
+    ("os.link", h_link, "fs.write src and dst (a hard link renames a file); dir_fd refused"),
+    ("os.symlink", h_symlink, "fs.write dst; dir_fd refused (the target is resolved when used)"),
+    ("glob.glob", h_glob, "nothing itself (each os.scandir is decided)"),
+    ("glob.glob/2", h_glob, "dir_fd refused; each os.scandir is decided"),
+    ("shutil.copyfile", _two("fs.read", "fs.write"), "fs.read src, fs.write dst"),
+    ("shutil.copymode", _two("fs.read", "fs.write"), "fs.read src, fs.write dst"),
+    ("shutil.copystat", _two("fs.read", "fs.write"), "fs.read src, fs.write dst"),
+    ("shutil.copytree", _two("fs.read", "fs.write"), "fs.read src, fs.write dst"),
+    ("shutil.move", _two("fs.write", "fs.write"), "fs.write src and dst"),
+    ("shutil.rmtree", _one("fs.write"), "fs.write path"),
+    ("shutil.chown", _one("fs.write"), "fs.write path"),
+    ("shutil.make_archive", h_make_archive, "fs.write archive, fs.read root_dir"),
+    ("shutil.unpack_archive", h_unpack, "fs.read archive, fs.write extract_dir"),
+    ("tempfile.mkstemp", h_tempfile, "fs.write path"),
+    ("tempfile.mkdtemp", h_tempfile, "fs.write path"),
+    ("sqlite3.connect", h_sqlite, "fs.write database (fs.read for file:...?mode=ro); :memory: free"),
+    ("mmap.__new__", h_mmap, "fs.read of the fd's target"),
+    ("socket.getaddrinfo", h_resolve, "net.resolve host (IP literals need no lookup)"),
+    ("socket.gethostbyname", h_resolve, "net.resolve host"),
+    ("socket.gethostbyaddr", h_reverse, "net.resolve ip"),
+    ("socket.getnameinfo", h_reverse, "net.resolve ip"),
+    ("socket.connect", h_connect, "net.connect host:port (an IP judged by the name the plugin resolved); unix socket -> fs.write path"),
+    ("socket.sendto", h_sendto, "net.connect host:port, scheme udp"),
+    ("socket.sendmsg", h_sendto, "net.connect host:port when an address is given"),
+    ("socket.bind", h_bind, "net.bind host:port; unix socket -> fs.write path"),
+    ("socket.__new__", h_socket_new, "raw/packet sockets refused"),
+    ("socket.sethostname", _named("socket.sethostname"), "native.load"),
+    ("urllib.Request", h_url, "net.connect url (file: urls -> fs.read)"),
+    ("http.client.connect", h_client_connect("http"), "net.connect host:port"),
+    ("ftplib.connect", h_client_connect("ftp"), "net.connect host:port"),
+    ("smtplib.connect", h_client_connect("smtp"), "net.connect host:port"),
+    ("poplib.connect", h_client_connect("pop3"), "net.connect host:port"),
+    ("imaplib.open", h_client_connect("imap"), "net.connect host:port"),
+    ("nntplib.connect", h_client_connect("nntp"), "net.connect host:port"),
+    ("telnetlib.Telnet.open", h_client_connect("telnet"), "net.connect host:port"),
+    ("os.putenv", h_putenv, "env.write name"),
+    ("os.unsetenv", h_putenv, "env.write name"),
+    ("subprocess.Popen", h_popen, "process.exec argv"),
+    ("os.system", h_system, "process.exec /bin/sh -c command"),
+    ("os.exec", h_exec, "process.exec argv"),
+    ("os.posix_spawn", h_exec, "process.exec argv"),
+    ("os.fork", h_fork, "process.exec `fork`"),
+    ("os.forkpty", h_fork, "process.exec `fork`"),
+    ("pty.spawn", h_pty_spawn, "process.exec argv"),
+    ("os.kill", h_kill, "process.exec `kill -SIG PID`"),
+    ("os.killpg", h_kill, "process.exec `kill -SIG PGID`"),
+    ("signal.pthread_kill", _named("signal.pthread_kill"), "native.load"),
+    ("webbrowser.open", h_webbrowser, "process.exec `webbrowser URL`"),
+    ("import", h_import, "native.load for native extension modules outside the stdlib, ctypes/cffi/subinterpreters; _posixsubprocess needs a process grant"),
+    ("ctypes.dlopen", h_dlopen, "native.load"),
+    ("sqlite3.enable_load_extension", h_sqlite_ext, "native.load"),
+    ("sqlite3.load_extension", h_sqlite_ext, "native.load"),
+    ("fcntl.ioctl", _named("fcntl.ioctl"), "native.load (TIOCSTI and friends)"),
+    ("resource.setrlimit", _named("resource.setrlimit"), "native.load (process-wide)"),
+    ("resource.prlimit", _named("resource.prlimit"), "native.load (process-wide)"),
+    ("cpython.PyInterpreterState_New", _named("subinterpreter"), "native.load"),
+    ("_thread.start_new_thread", h_thread_start, "threading.Thread allowed (attribution follows); raw threads native.load"),
+    ("_thread.start_joinable_thread", h_thread_start, "as above (3.13)"),
+    ("exec", h_exec_code, "nothing; the code object is registered as the plugin's (frame provenance)"),
+    ("code.__new__", _named("code.__new__"), "native.load (forged code objects and filenames)"),
+    ("sys._getframe", h_getframe, "native.load when the frame is the enforcer's"),
+    ("object.__getattr__", h_getattr, "native.load for tb_frame of enforcer frames"),
+    ("object.__setattr__", h_setattr, "native.load on enforcer and stdlib guard types"),
+    ("object.__delattr__", h_setattr, "native.load on enforcer and stdlib guard types"),
+    ("sys._current_frames", _named("sys._current_frames"), "native.load"),
+    ("sys._current_exceptions", _named("sys._current_exceptions"), "native.load"),
+    ("gc.get_objects", _named("gc.get_objects"), "native.load"),
+    ("gc.get_referrers", _named("gc.get_referrers"), "native.load"),
+    ("gc.get_referents", _named("gc.get_referents"), "native.load"),
+    ("sys.settrace", _named("sys.settrace"), "native.load"),
+    ("sys.setprofile", _named("sys.setprofile"), "native.load"),
+    ("sys.addaudithook", _named("sys.addaudithook"), "native.load"),
+    ("sys.monitoring.register_callback", _named("sys.monitoring.register_callback"), "native.load (3.12+)"),
+    ("marshal.load", lambda p, a, c: (), "nothing (loaded code is registered when executed)"),
+) + tuple((e, _named(e), "native.load") for e in (
+    "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.addressof", "ctypes.call_function",
+    "ctypes.cdata", "ctypes.cdata/buffer", "ctypes.create_string_buffer",
+    "ctypes.create_unicode_buffer", "ctypes.get_errno", "ctypes.set_errno",
+    "ctypes.string_at", "ctypes.wstring_at", "ctypes.PyObj_FromPtr", "ctypes.call_function",
+))
+
+TABLE = {event: handler for event, handler, _ in TABLE_ROWS}

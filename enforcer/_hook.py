@@ -1,0 +1,300 @@
+"""The process-wide audit hook, hand-off wrappers and the guarded environment.
+
+One hook per process (CPython cannot remove audit hooks). It serves the snapshot in
+``BOX[0]`` — the frozen state of the installed ``Enforcer`` (policy set, plugin
+directories, caches) — and exits after one dict lookup for events it does not map, and
+after a context-variable read for mapped events in host code when no plugin directory is
+registered.
+
+Recursion: while the hook works on a thread, ``BUSY[thread]`` says what it is doing.
+Nested events raised then are refused, except the frame reads of its own attribution walk
+(``WALK``) and its own call-outs to the audit log and the prompter (``CALLOUT``).
+"""
+
+from __future__ import annotations
+
+import _thread
+import atexit
+import concurrent.futures
+import contextvars
+import functools
+import os
+import sys
+import threading
+import weakref
+
+from ._attribution import ACTIVE
+from ._events import TABLE, Refuse
+
+try:  # the audit log is optional (and may not be importable in a partial checkout)
+    from enforcer.audit import writing as _audit_writing
+except ImportError:  # pragma: no cover
+    def _audit_writing() -> bool:
+        return False
+
+PING_EVENT = "promptline.enforcer.ping"
+
+WALK, DECIDE, CALLOUT = 1, 2, 3
+
+BOX: list = [None]          # [snapshot]: what the hook decides against; swapped atomically
+BUSY: dict[int, int] = {}   # thread id -> what the hook is doing on that thread
+_installed: list = []       # [hook] once installed
+_pings: list = [None]
+_install_lock = threading.Lock()
+
+
+def _make_hook():
+    box, busy, pings = BOX, BUSY, _pings
+    get = TABLE.get
+    active_get = ACTIVE.get
+    ident = _thread.get_ident
+    getframe = sys._getframe
+    writing = _audit_writing
+    str_ = str
+    refuse_type = Refuse
+
+    def promptline_audit_hook(event, args):
+        h = get(event)
+        if h is None:
+            if event == PING_EVENT:
+                pings[0] = args[0]
+            return
+        snap = box[0]
+        if snap is None:
+            return
+        who = active_get()
+        if who is None and not snap.provenance:
+            return
+        tid = ident()
+        state = busy.get(tid)
+        if state is not None:
+            if state == WALK and (event == "sys._getframe" or event == "object.__getattr__"):
+                return
+            if state == CALLOUT or writing():
+                return
+            raise PermissionError(f"`{event}` refused: raised while the enforcer's audit hook was running")
+        busy[tid] = WALK
+        try:
+            if who is None:
+                plugin = snap.owners.walk(getframe(1))
+            elif who.__class__ is str_:
+                plugin = who
+            else:
+                plugin = snap.owners.walk(getframe(1), who.frame)
+            if plugin is None or writing():
+                return
+            try:
+                items = h(plugin, args, snap)
+            except refuse_type as r:
+                busy[tid] = DECIDE
+                snap.refuse(plugin, r)
+                return
+            except Exception as exc:  # fail closed: a handler that cannot read its event refuses it
+                busy[tid] = DECIDE
+                snap.refuse(plugin, Refuse("native.load", event, f"event arguments not understood ({exc!r})"))
+                return
+            if items:
+                busy[tid] = DECIDE
+                enforce = snap.enforce
+                for action, fields in items:
+                    enforce(plugin, action, fields)
+        finally:
+            del busy[tid]
+
+    return promptline_audit_hook
+
+
+def install_hook() -> None:
+    """Add the audit hook once per process and check that it sees events."""
+    with _install_lock:
+        if not _installed:
+            hook = _make_hook()
+            sys.addaudithook(hook)
+            _installed.append(hook)
+            _install_handoffs()
+            _install_dns_memory()
+    token = object()
+    sys.audit(PING_EVENT, token)
+    if _pings[0] is not token:
+        raise RuntimeError("the enforcer's audit hook is not active after install")
+
+
+def installed() -> bool:
+    return bool(_installed)
+
+
+def current_plugin(depth: int = 1) -> str | None:
+    """The plugin the code ``depth`` frames above the caller runs as (contextvar, else
+    frame provenance)."""
+    snap = BOX[0]
+    who = ACTIVE.get()
+    if type(who) is str:
+        return who
+    if snap is None or (who is None and not snap.provenance):
+        return None
+    tid = _thread.get_ident()
+    mine = tid not in BUSY
+    if mine:
+        BUSY[tid] = WALK
+    try:
+        f = sys._getframe(depth + 1)
+        return snap.owners.walk(f, None if who is None else who.frame)
+    finally:
+        if mine:
+            del BUSY[tid]
+
+
+class callout:
+    """Context for the enforcer's own work outside the hook logic (log, prompt)."""
+
+    __slots__ = ("tid", "prev")
+
+    def __enter__(self):
+        self.tid = _thread.get_ident()
+        self.prev = BUSY.get(self.tid)
+        BUSY[self.tid] = CALLOUT
+        return self
+
+    def __exit__(self, *exc):
+        if self.prev is None:
+            BUSY.pop(self.tid, None)
+        else:
+            BUSY[self.tid] = self.prev
+        return False
+
+
+# -- hand-offs: work a plugin gives to threads, executors and callbacks keeps its plugin ----
+
+def _as(plugin: str, fn):
+    ctx = contextvars.copy_context()
+    ctx.run(ACTIVE.set, plugin)
+
+    def run_as_plugin(*args, **kwargs):
+        return ctx.copy().run(fn, *args, **kwargs)
+    return run_as_plugin
+
+
+_thread_bootstrap = threading.Thread._bootstrap
+
+
+def is_thread_bootstrap(fn) -> bool:
+    return type(fn) is type(threading.Thread.start.__get__(threading.main_thread())) and \
+        getattr(fn, "__func__", None) is _thread_bootstrap
+
+
+def _install_handoffs() -> None:
+    orig_start = threading.Thread.start
+
+    @functools.wraps(orig_start)
+    def start(self):
+        plugin = current_plugin(1)
+        if plugin is not None:
+            self.run = _as(plugin, self.run)
+        return orig_start(self)
+    threading.Thread.start = start
+
+    orig_submit = concurrent.futures.ThreadPoolExecutor.submit
+
+    @functools.wraps(orig_submit)
+    def submit(self, fn, /, *args, **kwargs):
+        plugin = current_plugin(1)
+        if plugin is not None:
+            fn = _as(plugin, fn)
+        return orig_submit(self, fn, *args, **kwargs)
+    concurrent.futures.ThreadPoolExecutor.submit = submit
+
+    orig_register = atexit.register
+
+    @functools.wraps(orig_register)
+    def register(fn, /, *args, **kwargs):
+        plugin = current_plugin(1)
+        if plugin is not None:
+            wrapped = _as(plugin, fn)
+            orig_register(wrapped, *args, **kwargs)
+            return fn
+        return orig_register(fn, *args, **kwargs)
+    atexit.register = register
+
+    orig_finalize_init = weakref.finalize.__init__
+
+    @functools.wraps(orig_finalize_init)
+    def finalize_init(self, obj, func, /, *args, **kwargs):
+        plugin = current_plugin(1)
+        if plugin is not None:
+            func = _as(plugin, func)
+        return orig_finalize_init(self, obj, func, *args, **kwargs)
+    weakref.finalize.__init__ = finalize_init
+
+    import signal as _signal_mod
+    orig_signal = _signal_mod.signal
+
+    @functools.wraps(orig_signal)
+    def signal(signalnum, handler):
+        plugin = current_plugin(1)
+        if plugin is not None:
+            snap = BOX[0]
+            snap.refuse(plugin, Refuse("native.load", "signal.signal",
+                                       "installing signal handlers is refused in plugin context"))
+        return orig_signal(signalnum, handler)
+    _signal_mod.signal = signal
+
+
+# -- the guarded environment ---------------------------------------------------------------
+
+_real_environ: list = []
+
+
+def install_environ() -> None:
+    from ._environ import GuardedEnviron, guarded_environ
+    if isinstance(os.environ, GuardedEnviron):
+        return
+    real, realb = os.environ, getattr(os, "environb", None)
+
+    def check(name: str, log: bool) -> bool:
+        plugin = current_plugin(1)
+        if plugin is None:
+            return True
+        snap = BOX[0]
+        return snap.may(plugin, "env.read", (("name", name),), log)
+
+    def who():
+        return current_plugin(1)
+
+    _real_environ.append(real)
+    os.environ = guarded_environ(real, check, who)
+    if realb is not None:
+        os.environb = guarded_environ(realb, check, who, is_bytes=True)
+    try:
+        import posix
+        posix.environ = guarded_environ(posix.environ, check, who, is_bytes=True)
+    except ImportError:  # pragma: no cover - not POSIX
+        pass
+
+
+def _install_dns_memory() -> None:
+    """Remember what a plugin resolved, so a connect to the address is judged by the name."""
+    import socket
+
+    orig_gai, orig_ghbn = socket.getaddrinfo, socket.gethostbyname
+
+    @functools.wraps(orig_gai)
+    def getaddrinfo(host, *args, **kwargs):
+        result = orig_gai(host, *args, **kwargs)
+        if type(host) in (str, bytes) and host:
+            plugin = current_plugin(1)
+            if plugin is not None:
+                name = host.decode("idna") if type(host) is bytes else host
+                BOX[0].netmemory.remember(plugin, name, [ai[4][0] for ai in result])
+        return result
+
+    @functools.wraps(orig_ghbn)
+    def gethostbyname(host):
+        result = orig_ghbn(host)
+        if type(host) is str and host:
+            plugin = current_plugin(1)
+            if plugin is not None:
+                BOX[0].netmemory.remember(plugin, host, [result])
+        return result
+
+    socket.getaddrinfo = getaddrinfo
+    socket.gethostbyname = gethostbyname

@@ -1,0 +1,79 @@
+"""Path arguments of audit events, read without running plugin code, and resolved.
+
+The hook reads only arguments of exact trusted types: ``str``, ``bytes``, ``int`` (a file
+descriptor) and the stdlib's own ``pathlib`` classes. Anything else (a plugin's own
+``os.PathLike``, a ``str`` subclass) is refused in plugin context: converting it would run
+plugin code inside the hook.
+
+Symlinks are resolved with a private copy of ``posixpath.realpath`` whose ``os`` names are
+bound at import, so patching ``os.readlink`` or ``os.lstat`` later does not change what
+the enforcer sees.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import posixpath
+import types
+
+TRUSTED_PATH_TYPES = frozenset(
+    getattr(pathlib, n) for n in ("PurePath", "PurePosixPath", "PureWindowsPath", "Path",
+                                  "PosixPath", "WindowsPath") if hasattr(pathlib, n))
+
+_fsdecode = os.fsdecode
+_str = str
+_readlink = os.readlink
+_getcwd = os.getcwd
+_pathlib_fspath = {t: t.__fspath__ for t in TRUSTED_PATH_TYPES}
+
+
+class UntrustedArgument(Exception):
+    """An event argument the hook will not convert (its conversion could run plugin code)."""
+
+
+def path_arg(value) -> str | int | None:
+    """``str`` for a path, ``int`` for a file descriptor, None for None."""
+    t = type(value)
+    if t is str:
+        return value
+    if t is bytes:
+        return _fsdecode(value)
+    if t is int:
+        return value
+    if value is None:
+        return None
+    if t in TRUSTED_PATH_TYPES:
+        s = _pathlib_fspath[t](value)
+        if type(s) is _str:
+            return s
+    raise UntrustedArgument(f"argument of type `{t.__name__}`")
+
+
+def _private_posixpath():
+    frozen_os = types.SimpleNamespace(
+        **{n: getattr(os, n) for n in ("lstat", "stat", "readlink", "getcwd", "getcwdb",
+                                        "fspath", "fsencode", "fsdecode", "sep", "environ")},
+        path=posixpath)
+    g = dict(vars(posixpath))
+    g["os"] = frozen_os
+    ns = {}
+    for name, obj in vars(posixpath).items():
+        if isinstance(obj, types.FunctionType):
+            ns[name] = types.FunctionType(obj.__code__, g, obj.__name__, obj.__defaults__,
+                                          obj.__closure__)
+            if obj.__kwdefaults__:
+                ns[name].__kwdefaults__ = dict(obj.__kwdefaults__)
+    g.update(ns)
+    return ns["realpath"]
+
+
+realpath = _private_posixpath()
+
+
+def fd_path(fd: int) -> str:
+    """What an open file descriptor refers to (``/proc/self/fd``), e.g. ``pipe:[123]``."""
+    try:
+        return _readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""
