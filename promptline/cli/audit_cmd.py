@@ -1,0 +1,372 @@
+"""`promptline audit show|tail|verify|stats`: read and check the audit log.
+
+Exit codes (stable): 0 success (for verify: the chain is whole); 1 verify found a break
+(tampering, a torn tail, a corrupt or foreign file); 2 the log cannot be read or the
+command line is wrong.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import sys
+import time
+
+import click
+
+from enforcer.audit import (AuditError, canonical, default_log_path, parse_when,
+                            read_records, select, stats, verify)
+
+EXIT_BROKEN = 1
+EXIT_UNREADABLE = 2
+_FOLLOW_POLL = 0.2  # seconds between checks of the log in `tail -f`
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def _safe(text: object) -> str:
+    """``text`` with control and bidi characters shown as escapes (plugins choose names)."""
+    s = "" if text is None else str(text)
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), s)
+
+
+def _fail(message: str, code: int = EXIT_UNREADABLE) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _log_path(log: str | None) -> str:
+    return os.path.abspath(os.path.expanduser(log)) if log else default_log_path()
+
+
+_log_option = click.option(
+    "--log", "log", metavar="PATH", default=None,
+    help="Audit log file [default: $PROMPTLINE_AUDIT_LOG, else the user state dir].")
+
+
+def _filters(fn):
+    options = [
+        click.option("--plugin", metavar="GLOB", help="Plugin id (glob)."),
+        click.option("--action", metavar="GLOB", help="Action, e.g. fs.read or 'net.*'."),
+        click.option("--decision", type=click.Choice(["allow", "deny", "ask"]),
+                     help="Verdict."),
+        click.option("--rule", metavar="ID", help="Records citing this rule id."),
+        click.option("--kind", type=click.Choice(["decision", "lifecycle", "policy_reload",
+                                                  "dropped", "recovered"]),
+                     help="Record kind."),
+        click.option("--since", metavar="TIME", help="ISO 8601 (UTC if no zone) or an age: "
+                     "30m, 2h, 7d."),
+        click.option("--until", metavar="TIME", help="Same forms as --since."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def _filter_args(kw: dict) -> dict:
+    out = {k: kw.pop(k) for k in ("plugin", "action", "decision", "rule", "kind")}
+    for bound in ("since", "until"):
+        value = kw.pop(bound)
+        if value is not None:
+            try:
+                value = parse_when(value)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint=f"--{bound}") from None
+        out[bound] = value
+    return out
+
+
+def _records(path: str):
+    try:
+        yield from read_records(path)
+    except AuditError as exc:
+        _fail(str(exc))
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+def _what(r: dict) -> tuple[str, str, str, str]:
+    """(action, resource, outcome, rule-or-detail) columns for any record kind."""
+    kind = r.get("kind")
+    if kind == "decision":
+        outcome = r.get("decision", "")
+        if r.get("would_deny"):
+            outcome += " (would deny)"
+        return r.get("action", ""), r.get("resource", ""), outcome, r.get("rule") or \
+            r.get("decided_by", "")
+    if kind == "lifecycle":
+        return f"plugin.{r.get('event', '')}", "", "", r.get("detail", "")
+    if kind == "policy_reload":
+        return "policy.reload", r.get("policy_version", ""), \
+            "ok" if r.get("ok") else "failed", r.get("error", "")
+    return kind or "", "", "", r.get("message", "")
+
+
+def _table(records: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for col in ("seq", "time (UTC)", "plugin", "action", "resource", "decision", "rule / detail"):
+        table.add_column(col, overflow="fold")
+    styles = {"deny": "red", "ask": "yellow", "allow": "green", "failed": "red"}
+    for r in records:
+        action, resource, outcome, rule = _what(r)
+        p = r.get("plugin")
+        plugin = f"{p.get('id', '')}@{p.get('version', '')}" if isinstance(p, dict) else ""
+        table.add_row(str(r.get("seq", "")), _safe(r.get("time", "")[:19].replace("T", " ")),
+                      Text(_safe(plugin)), Text(_safe(action)), Text(_safe(resource)),
+                      Text(_safe(outcome), style=styles.get(outcome.split(" ")[0], "")),
+                      Text(_safe(rule)))
+    Console().print(table)
+
+
+def _print(records: list[dict], as_json: bool) -> None:
+    if as_json:
+        for r in records:
+            click.echo(canonical(r))
+    elif records:
+        _table(records)
+    else:
+        click.echo("no matching records", err=True)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+@click.group("audit")
+def audit_group() -> None:
+    """Read and check the audit log (hash-chained JSON Lines).
+
+    \b
+      promptline audit verify                     is the chain whole?
+      promptline audit show --decision deny       what was refused
+      promptline audit show --json | jq .         machine-readable
+      promptline audit tail -f                    follow new records
+      promptline audit stats --policy org.yaml    counts, top refusals, dead rules
+    """
+
+
+@audit_group.command("show")
+@_log_option
+@_filters
+@click.option("--limit", type=click.IntRange(min=1), help="Only the last N matching records.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON record per line (for jq).")
+def show_cmd(log: str | None, limit: int | None, as_json: bool, **kw) -> None:
+    """Show records, oldest first, as a table or JSON Lines."""
+    flt = _filter_args(kw)
+    matched = select(_records(_log_path(log)), **flt)
+    records = list(collections.deque(matched, maxlen=limit) if limit else matched)
+    _print(records, as_json)
+
+
+@audit_group.command("tail")
+@_log_option
+@_filters
+@click.option("-n", "--lines", "count", type=click.IntRange(min=0), default=10,
+              show_default=True, help="Show the last N matching records first.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing records as they arrive.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON record per line.")
+def tail_cmd(log: str | None, count: int, follow: bool, as_json: bool, **kw) -> None:
+    """Show the last records; with -f, follow the log across rotations."""
+    flt = _filter_args(kw)
+    path = _log_path(log)
+    if os.path.exists(path) or not follow:
+        last = collections.deque(select(_records(path), **flt), maxlen=count) if count else []
+        if last:
+            _print(list(last), as_json)
+    if follow:
+        try:
+            _follow(path, flt, as_json)
+        except KeyboardInterrupt:
+            pass
+
+
+def _follow(path: str, flt: dict, as_json: bool) -> None:
+    f, ident = None, None
+    buf = b""
+    skip_existing = os.path.exists(path)  # printed already by the caller
+
+    def emit(line: bytes) -> None:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(rec, dict) and any(True for _ in select([rec], **flt)):
+            if as_json:
+                click.echo(canonical(rec))
+            else:
+                _table([rec])
+            sys.stdout.flush()
+
+    while True:
+        if f is None:
+            try:
+                f = open(path, "rb")
+            except FileNotFoundError:
+                time.sleep(_FOLLOW_POLL)
+                continue
+            st = os.fstat(f.fileno())
+            ident = (st.st_dev, st.st_ino)
+            if skip_existing:
+                f.seek(0, os.SEEK_END)
+                skip_existing = False
+        chunk = f.read()
+        if chunk:
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if line:
+                    emit(line)
+            continue
+        time.sleep(_FOLLOW_POLL)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        if st is None or (st.st_dev, st.st_ino) != ident:
+            rest = f.read()  # rotated: finish the old file, then start the new one
+            if rest:
+                buf += rest
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    if line:
+                        emit(line)
+            f.close()
+            f, buf = None, b""
+
+
+@audit_group.command("verify")
+@_log_option
+@click.option("--anchor", metavar="SEQ:HASH",
+              help="A record's seq and hash kept elsewhere (from an earlier verify): the "
+                   "log must still hold it unchanged.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify_cmd(log: str | None, anchor: str | None, as_json: bool) -> None:
+    """Check the hash chain; exit 1 naming the first broken record."""
+    path = _log_path(log)
+    anchor_value = None
+    if anchor:
+        m = re.fullmatch(r"(\d+):([0-9a-f]{64})", anchor.strip())
+        if not m:
+            raise click.BadParameter("use SEQ:HASH, e.g. 1042:3fa4… (64 hex digits), as "
+                                     "printed by `audit verify`", param_hint="--anchor")
+        anchor_value = (int(m.group(1)), m.group(2))
+    try:
+        report = verify(path, anchor=anchor_value)
+    except AuditError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        sys.exit(0 if report.ok else EXIT_BROKEN)
+    for note in report.notes:
+        click.echo(f"note: {_safe(note)}", err=True)
+    if not report.ok:
+        click.echo(f"error: {_safe(report.problem)}", err=True)
+        sys.exit(EXIT_BROKEN)
+    nfiles = len(report.files)
+    if report.records == 0:
+        click.echo(f"ok: `{path}` is empty")
+        return
+    click.echo(f"ok: {report.records} records in {nfiles} file{'s' if nfiles > 1 else ''}, "
+               f"seq {report.first_seq}..{report.last_seq}")
+    click.echo(f"head: {report.last_seq}:{report.head_hash}  (keep it; check later with "
+               f"--anchor)")
+
+
+def _rule_ids_from_files(paths: tuple[str, ...], rules_file: str | None) -> list[str] | None:
+    if not paths and not rules_file:
+        return None
+    ids: list[str] = []
+    if rules_file:
+        try:
+            with open(rules_file, encoding="utf-8") as f:
+                ids += [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+        except OSError as exc:
+            _fail(f"cannot read `{rules_file}`: {exc.strerror or exc}")
+    if paths:
+        import yaml
+
+        for p in paths:
+            try:
+                with open(p, encoding="utf-8") as f:
+                    docs = list(yaml.safe_load_all(f))
+            except OSError as exc:
+                _fail(f"cannot read `{p}`: {exc.strerror or exc}")
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f"{p}:{mark.line + 1}" if mark else p
+                _fail(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}")
+            found = False
+            for doc in docs:
+                rules = doc.get("rules") if isinstance(doc, dict) else None
+                if isinstance(rules, list):
+                    found = True
+                    ids += [str(r["id"]) for r in rules if isinstance(r, dict) and "id" in r]
+            if not found:
+                _fail(f"`{p}` has no `rules:` list: pass policy files to --policy")
+    return ids
+
+
+@audit_group.command("stats")
+@_log_option
+@_filters
+@click.option("--policy", "policies", multiple=True, metavar="FILE",
+              help="Policy file(s) whose rule ids are checked for dead rules (repeatable).")
+@click.option("--rules-file", metavar="FILE", help="A file of rule ids, one per line.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many refused resources to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
+def stats_cmd(log: str | None, policies: tuple[str, ...], rules_file: str | None, top: int,
+              as_json: bool, **kw) -> None:
+    """Counts by plugin x action x decision, top refusals, rule hits, dead rules."""
+    flt = _filter_args(kw)
+    known = _rule_ids_from_files(policies, rules_file)
+    st = stats(select(_records(_log_path(log)), **flt), known_rule_ids=known, top=top)
+    if as_json:
+        click.echo(json.dumps(st.to_dict(), indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    con = Console()
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(st.by_kind.items()))
+    con.print(Text(f"{st.records} records ({kinds or 'none'})"))
+    if st.dropped:
+        con.print(Text(f"{st.dropped} allow record(s) were dropped by back-pressure",
+                       style="yellow"))
+    if st.matrix:
+        t = Table(title="decisions", box=None, header_style="bold")
+        for c in ("plugin", "action", "decision", "count"):
+            t.add_column(c, justify="right" if c == "count" else "left")
+        for p, a, d, n in st.matrix:
+            t.add_row(Text(_safe(p)), Text(_safe(a)), Text(_safe(d)), str(n))
+        con.print(t)
+    if st.refused:
+        t = Table(title="most refused", box=None, header_style="bold")
+        for c in ("action", "resource", "denies"):
+            t.add_column(c, justify="right" if c == "denies" else "left", overflow="fold")
+        for a, res, n in st.refused:
+            t.add_row(Text(_safe(a)), Text(_safe(res)), str(n))
+        con.print(t)
+    if st.rule_hits:
+        t = Table(title="rule hits", box=None, header_style="bold")
+        t.add_column("rule")
+        t.add_column("decisions", justify="right")
+        for rid, n in st.rule_hits:
+            t.add_row(Text(_safe(rid)), str(n))
+        con.print(t)
+    if st.dead_rules is None:
+        con.print(Text("dead rules: not checked (pass --policy FILE or --rules-file FILE)",
+                       style="dim"))
+    elif st.dead_rules:
+        con.print(Text("dead rules (never cited by a logged decision): "
+                       + ", ".join(_safe(r) for r in st.dead_rules), style="yellow"))
+        if not st.allows_logged:
+            con.print(Text("note: the log holds no allow decisions (log_allows is off?), so "
+                           "allow rules look dead", style="dim"))
+    else:
+        con.print(Text("dead rules: none"))
