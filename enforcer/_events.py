@@ -322,7 +322,7 @@ def h_sendto(plugin, a, ctx):
 def h_socket_new(plugin, a, ctx):
     family, stype = a[1], a[2]
     if family == _AF_PACKET or stype == _SOCK_RAW:
-        raise Refuse("native.load", "raw socket", "raw and packet sockets are refused in plugin context")
+        return _native("socket.raw")
     return ()
 
 
