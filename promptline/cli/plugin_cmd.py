@@ -1,0 +1,550 @@
+"""`promptline plugin list|info|new|approve|sign|verify`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from loaders._approval import ApprovalStatus, ApprovalStore, ApprovalSubject
+from loaders._discovery import (DiscoveredPlugin, DiscoveryReport, discover, manifest_from_tree,
+                                read_manifest)
+from loaders._errors import ApprovalStoreError, SignatureError
+from loaders._signing import MANIFEST_FILE, VerifiedPlugin, sign_plugin, verify_plugin
+from policy import Manifest, PolicyError, load_policy_set
+
+from ._common import fail
+from .keys_cmd import resolve_key
+
+POLICY_ENV = "PROMPTLINE_POLICY"
+
+
+def _show(text: Any) -> str:
+    """Untrusted text (manifest strings, paths) made safe for the terminal."""
+    try:
+        from enforcer._prompt import escape_for_terminal
+    except ImportError:  # pragma: no cover - enforcer not installed in a partial checkout
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return escape_for_terminal(text)
+
+
+# ---------------------------------------------------------------------------------------
+# Policy settings: trusted keys, require_signature, approve mode
+
+
+def default_policy_files() -> list[str]:
+    env = os.environ.get(POLICY_ENV)
+    if env:
+        return [p for p in env.split(os.pathsep) if p]
+    here = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
+    return [str(here)] if here.exists() else []
+
+
+def policy_settings(files: tuple[str, ...] | list[str] = ()) -> tuple[Any, str | None]:
+    """(EffectiveSettings or None, error text) of the given or default policy files."""
+    files = list(files) or default_policy_files()
+    try:
+        return load_policy_set(files).settings, None
+    except PolicyError as exc:
+        return None, str(exc)
+
+
+def _settings_or_fail(files: tuple[str, ...]) -> Any:
+    settings, error = policy_settings(files)
+    if settings is None:
+        fail(f"{error} (the policy decides which keys are trusted; fix it first)")
+    return settings
+
+
+def _org_publishers(settings: Any) -> tuple[str, ...]:
+    """Keys whose plugins the org pre-approves: the trusted keys, when the org layer set them."""
+    if settings is None or settings.set_by.get("trusted_keys") != "org":
+        return ()
+    return tuple(settings.trusted_keys)
+
+
+# ---------------------------------------------------------------------------------------
+# Inspecting one plugin: signature, manifest from the verified bytes, approval
+
+
+@dataclass
+class Inspection:
+    plugin: DiscoveredPlugin
+    manifest: Manifest
+    verified: VerifiedPlugin | None = None
+    error: str | None = None              # signature or manifest refusal
+    status: ApprovalStatus | None = None
+    subject: ApprovalSubject | None = None
+
+    @property
+    def signature(self) -> str:
+        if self.verified is None:
+            return "refused"
+        if self.verified.signed:
+            return f"signed ({self.verified.key_id})"
+        return "unsigned" if self.verified.note == "not signed" else self.verified.note
+
+    @property
+    def approval(self) -> str:
+        if self.status is None:
+            return "-"
+        return self.status.state + (f" ({self.status.via})" if self.status.via and self.status.ok else "")
+
+
+def inspect_plugin(plugin: DiscoveredPlugin, settings: Any, store: ApprovalStore) -> Inspection:
+    trusted = tuple(settings.trusted_keys) if settings else ()
+    require = bool(settings.require_signature) if settings else False
+    out = Inspection(plugin, plugin.manifest)
+    try:
+        out.verified = verify_plugin(plugin.root, trusted, require_signature=require, plugin=plugin.id)
+        out.manifest = manifest_from_tree(out.verified)
+    except (SignatureError, PolicyError) as exc:
+        out.error = str(exc)
+        return out
+    out.subject = ApprovalSubject.from_verified(out.manifest, out.verified)
+    try:
+        out.status = store.status(out.subject, preapproved_publishers=_org_publishers(settings),
+                                  mode=settings.approve if settings else "review")
+    except ApprovalStoreError as exc:
+        out.error = str(exc)
+    return out
+
+
+def _find(target: str, report: DiscoveryReport) -> DiscoveredPlugin:
+    """A plugin by id (from discovery) or by directory."""
+    path = Path(target).expanduser()
+    if (path / MANIFEST_FILE).is_file() or path.name == MANIFEST_FILE:
+        manifest_path = path if path.name == MANIFEST_FILE else path / MANIFEST_FILE
+        try:
+            manifest = read_manifest(manifest_path)
+        except PolicyError as exc:
+            fail(str(exc))
+        root = Path(os.path.realpath(manifest_path.parent))
+        for p in report:
+            if p.root == root:
+                return p
+        return DiscoveredPlugin(manifest.id, manifest, root / MANIFEST_FILE, root, "directory",
+                                str(manifest_path), manifest.entry.kind)
+    found = report.get(target)
+    if found is None:
+        why = [str(p) for p in report.problems if p.plugin_id == target]
+        known = ", ".join(f"`{p.id}`" for p in report) or "none"
+        fail(f"no plugin `{_show(target)}` found" + (f": {_show(why[0])}" if why else "")
+             + f" — known plugins: {known}; see `promptline plugin list`")
+    return found
+
+
+_policy_option = click.option("--policy", "policies", multiple=True, type=click.Path(),
+                              help=f"policy file(s) (default: ${POLICY_ENV}, else the shipped default)")
+_approvals_option = click.option("--approvals", "approvals", type=click.Path(dir_okay=False),
+                                 help="approvals file (default: $PROMPTLINE_APPROVALS, else approvals.yaml "
+                                      "in the user config dir)")
+
+
+@click.group("plugin")
+def plugin_group() -> None:
+    """Find, inspect, approve, sign and scaffold plugins.
+
+    \b
+    Examples:
+      promptline plugin new my-tools            scaffold a working plugin
+      promptline plugin list                    what is installed, signed, approved
+      promptline plugin info my-tools           manifest, capabilities, approval diff
+      promptline plugin approve my-tools        approve its declared capabilities
+      promptline plugin sign ./my-tools --key acme
+      promptline plugin verify ./my-tools
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# list / info
+
+
+@plugin_group.command("list")
+@_policy_option
+@_approvals_option
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def list_cmd(policies: tuple[str, ...], approvals: str | None, as_json: bool) -> None:
+    """List discovered plugins with their signature and approval status."""
+    settings, policy_error = policy_settings(policies)
+    report = discover()
+    store = ApprovalStore(approvals)
+    rows = [inspect_plugin(p, settings, store) for p in report]
+    if as_json:
+        click.echo(json.dumps({
+            "plugins": [{"id": r.manifest.id, "version": r.manifest.version, "types": list(r.manifest.types),
+                         "source": r.plugin.source, "origin": r.plugin.origin, "root": str(r.plugin.root),
+                         "sandbox": r.manifest.sandbox, "signature": r.signature, "approval": r.approval,
+                         "error": r.error} for r in rows],
+            "problems": [{"origin": p.origin, "message": p.message, "plugin": p.plugin_id,
+                          "severity": p.severity, "fix": p.fix} for p in report.problems],
+            "policy_error": policy_error}, indent=2))
+        return
+    if policy_error:
+        click.echo(f"warning: policy not loaded: {policy_error}", err=True)
+    if not rows:
+        click.echo("no plugins found (looked in: " + "; ".join(_show(s) for s in report.searched) + ")")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title="plugins", title_justify="left")
+        for col in ("id", "version", "types", "source", "sandbox", "signature", "approval"):
+            table.add_column(col, overflow="fold", no_wrap=col != "signature")
+        for r in rows:
+            table.add_row(*(Text(_show(v)) for v in (
+                r.manifest.id, r.manifest.version, ",".join(r.manifest.types), r.plugin.source,
+                r.manifest.sandbox, r.signature, r.approval if not r.error else "refused")))
+        Console(soft_wrap=True).print(table)
+        for r in rows:
+            if r.error:
+                click.echo(f"refused: {_show(r.error)}", err=True)
+    for p in report.problems:
+        click.echo(f"{p.severity}: {_show(p)}", err=True)
+
+
+@plugin_group.command("info")
+@click.argument("target", metavar="ID|DIR")
+@_policy_option
+@_approvals_option
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def info_cmd(target: str, policies: tuple[str, ...], approvals: str | None, as_json: bool) -> None:
+    """Show a plugin's manifest, capabilities, signature and approval (with what changed)."""
+    settings, policy_error = policy_settings(policies)
+    plugin = _find(target, discover())
+    r = inspect_plugin(plugin, settings, ApprovalStore(approvals))
+    m = r.manifest
+    caps = m.capabilities
+    if as_json:
+        click.echo(json.dumps({
+            "id": m.id, "name": m.name, "version": m.version, "description": m.description,
+            "types": list(m.types), "entry": m.entry.model_dump(exclude_none=True), "sandbox": m.sandbox,
+            "requires": m.requires, "capabilities": caps.model_dump(mode="json"),
+            "source": plugin.source, "origin": plugin.origin, "root": str(plugin.root),
+            "signature": r.signature, "digest": r.verified.digest if r.verified else None,
+            "approval": r.status.state if r.status else None,
+            "added": list(r.status.diff.added) if r.status and r.status.diff else [],
+            "removed": list(r.status.diff.removed) if r.status and r.status.diff else [],
+            "error": r.error, "policy_error": policy_error}, indent=2))
+        return
+    lines = [
+        f"{m.id} {m.version}" + (f" — {m.name}" if m.name else ""),
+        *([f"  {m.description}"] if m.description else []),
+        f"  types:      {', '.join(m.types)}",
+        f"  entry:      {m.entry.kind}: {m.entry.python or m.entry.wasm or ' '.join(m.entry.command or ())}",
+        f"  sandbox:    {m.sandbox}",
+        f"  requires:   PromptLine {m.requires or 'any'}",
+        f"  found:      {plugin.source} {plugin.origin}",
+        f"  directory:  {plugin.root}",
+        f"  signature:  {r.signature}",
+    ]
+    if r.verified:
+        lines.append(f"  digest:     {r.verified.digest} ({len(r.verified.files)} files)")
+    lines.append("  capabilities:")
+    declared = [*(f"network: {v}" for v in caps.network), *(f"filesystem.read: {v}" for v in caps.filesystem.read),
+                *(f"filesystem.write: {v}" for v in caps.filesystem.write),
+                *(f"environment: {v}" for v in caps.environment), *(f"process: {v}" for v in caps.process),
+                *(["native: true"] if caps.native else [])]
+    lines.extend(f"    {c}" for c in declared or ["(none)"])
+    for line in lines:
+        click.echo(_show(line))
+    if r.error:
+        click.echo(f"refused: {_show(r.error)}")
+    elif r.status is not None:
+        click.echo("approval:")
+        for line in r.status.explain().splitlines():
+            click.echo("  " + _show(line))
+    if policy_error:
+        click.echo(f"warning: policy not loaded: {policy_error}", err=True)
+
+
+# ---------------------------------------------------------------------------------------
+# approve
+
+
+@plugin_group.command("approve")
+@click.argument("target", metavar="ID|DIR")
+@_policy_option
+@_approvals_option
+@click.option("--yes", "-y", is_flag=True, help="approve without asking (for scripts)")
+def approve_cmd(target: str, policies: tuple[str, ...], approvals: str | None, yes: bool) -> None:
+    """Approve a plugin's declared capabilities, pinned to its manifest and code digests.
+
+    An update that asks for more needs approval again; this command shows what changed.
+    """
+    settings = _settings_or_fail(policies)
+    plugin = _find(target, discover())
+    store = ApprovalStore(approvals)
+    r = inspect_plugin(plugin, settings, store)
+    if r.error or r.subject is None or r.status is None:
+        fail(f"cannot approve: {r.error}")
+    status, subject = r.status, r.subject
+    if status.ok and status.via == "user":
+        click.echo(f"plugin `{_show(subject.plugin_id)}` {_show(subject.version)} is already approved")
+        return
+    click.echo(f"plugin `{_show(subject.plugin_id)}` {_show(subject.version)} ({r.signature}) from "
+               f"{_show(plugin.origin)}")
+    if status.state == "changed" and status.diff is not None:
+        click.echo(f"changed since you approved {_show(status.approved.version if status.approved else '?')}: "
+                   f"{_show(status.reason)}")
+        for line in status.diff.lines() or ["(no capability changes)"]:
+            click.echo("  " + _show(line))
+    else:
+        click.echo("it asks for:")
+        for line in sorted(subject.capabilities):
+            click.echo("  + " + _show(line))
+    if not yes:
+        if not sys.stdin.isatty():
+            fail("not a terminal, so nothing was approved — review the above and rerun with --yes")
+        if not click.confirm("approve?", default=False):
+            fail("not approved")
+    try:
+        store.approve(subject)
+    except ApprovalStoreError as exc:
+        fail(str(exc))
+    click.echo(f"approved `{_show(subject.plugin_id)}` {_show(subject.version)} in {store.path}")
+
+
+# ---------------------------------------------------------------------------------------
+# sign / verify
+
+
+@plugin_group.command("sign")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--key", help="private key: a path or a key name from `promptline keys list`")
+def sign_cmd(directory: str, key: str | None) -> None:
+    """Sign the plugin tree in DIRECTORY; writes DIRECTORY/plugin.sig."""
+    try:
+        manifest = read_manifest(Path(directory) / MANIFEST_FILE)
+    except PolicyError as exc:
+        fail(f"{exc} (fix the manifest before signing)")
+    try:
+        signed = sign_plugin(directory, resolve_key(key))
+    except SignatureError as exc:
+        fail(str(exc))
+    click.echo(f"signed `{_show(manifest.id)}` {_show(manifest.version)}: {len(signed.files)} files, "
+               f"{signed.digest}, key {signed.key_id}")
+    click.echo(f"public key: {signed.public_key}")
+
+
+@plugin_group.command("verify")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--trusted-key", "keys", multiple=True, metavar="ed25519:...",
+              help="trust this key (instead of the policy's trusted_keys)")
+@_policy_option
+def verify_cmd(directory: str, keys: tuple[str, ...], policies: tuple[str, ...]) -> None:
+    """Check DIRECTORY's signature against the trusted keys; exit 1 if it does not hold."""
+    trusted = list(keys) if keys else list(_settings_or_fail(policies).trusted_keys)
+    try:
+        verified = verify_plugin(directory, trusted)
+        manifest = manifest_from_tree(verified)
+    except (SignatureError, PolicyError) as exc:
+        fail(_show(str(exc)))
+    click.echo(f"ok: `{_show(manifest.id)}` {_show(manifest.version)} signed by trusted key {verified.key_id}, "
+               f"{len(verified.files)} files, {verified.digest}")
+
+
+# ---------------------------------------------------------------------------------------
+# new
+
+
+PLUGIN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+
+
+@plugin_group.command("new")
+@click.argument("plugin_id", metavar="ID")
+@click.option("--dir", "parent", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="where to create the ID/ directory")
+@click.option("--description", default="", help="one line for plugin.yaml")
+def new_cmd(plugin_id: str, parent: Path, description: str) -> None:
+    """Scaffold a working tool plugin: plugin.yaml, code, a test and a README."""
+    if not PLUGIN_ID.match(plugin_id):
+        fail(f"plugin id `{_show(plugin_id)}` must be 1-64 of [a-z0-9-], not starting or ending with `-`")
+    root = parent / plugin_id
+    if root.exists():
+        fail(f"`{root}` already exists — choose another ID or --dir")
+    files = render_scaffold(plugin_id, description)
+    root.mkdir(parents=True)
+    for name, text in files.items():
+        (root / name).write_text(text, encoding="utf-8")
+    click.echo(f"created {root}/ with {', '.join(sorted(files))}")
+    click.echo("next:")
+    click.echo(f"  cd {root} && python -m pytest -q        # run its tests")
+    click.echo(f"  promptline plugin sign {root} --key KEY   # after `promptline keys generate`")
+    click.echo(f"  PROMPTLINE_PLUGIN_PATH={root} promptline plugin approve {plugin_id}")
+
+
+def render_scaffold(plugin_id: str, description: str = "") -> dict[str, str]:
+    """The files of a new tool plugin, by name."""
+    base = plugin_id.replace("-", "_")
+    module = base if base.endswith("plugin") else f"{base}_plugin"
+    if module[0].isdigit():
+        module = f"p{module}"
+    cls = "".join(part.capitalize() for part in plugin_id.split("-")) + "Plugin"
+    if cls[0].isdigit():
+        cls = f"P{cls}"
+    title = " ".join(part.capitalize() for part in plugin_id.split("-"))
+    description = description or f"{title}: tools for PromptLine"
+    values = {"id": plugin_id, "module": module, "cls": cls, "title": title, "upper": base.upper(),
+              "description": json.dumps(description), "description_plain": description}
+    return {name.format(**values): text.format(**values) for name, text in _SCAFFOLD.items()} | {
+        f"test_{module}.py": _SCAFFOLD_TEST.format(**values)}
+
+
+_SCAFFOLD = {
+    "plugin.yaml": """\
+id: {id}
+name: {title}
+version: 0.1.0
+description: {description}
+requires: ">=0.1,<1.0"
+types: [tool]
+entry:
+  python: {module}:{cls}
+sandbox: process          # none | process | wasm; the policy may force a stricter one
+capabilities:             # ask only for what the tools need; users approve this list
+  network: []             # e.g. ["https://api.example.com"]
+  filesystem:
+    read: []              # e.g. ["~/.config/{id}/"]
+    write: []
+  environment: []         # e.g. [{upper}_TOKEN]
+  process: []
+  native: false
+config:                   # defaults handed to initialize() as PluginConfig.settings
+  greeting: Hello
+""",
+    "{module}.py": '''\
+"""{title}: a PromptLine tool plugin."""
+
+from __future__ import annotations
+
+from promptline import PluginConfig, Tool, ToolPlugin, ToolResult
+
+
+class WordCount(Tool):
+    name = "word_count"
+    description = "Count the words in a text"
+    parameters = {{
+        "type": "object",
+        "properties": {{"text": {{"type": "string", "description": "the text to count"}}}},
+        "required": ["text"],
+        "additionalProperties": False,
+    }}
+
+    def execute(self, args):
+        # args were validated against `parameters` before this runs
+        words = len(args["text"].split())
+        return ToolResult.success(f"{{words}} words", data={{"words": words}})
+
+
+class Greet(Tool):
+    name = "greet"
+    description = "Greet someone"
+    parameters = {{
+        "type": "object",
+        "properties": {{"name": {{"type": "string", "minLength": 1}}}},
+        "required": ["name"],
+        "additionalProperties": False,
+    }}
+
+    def __init__(self, greeting: str) -> None:
+        self.greeting = greeting
+
+    async def execute(self, args):  # tools may be sync or async
+        return ToolResult.success(f"{{self.greeting}}, {{args['name']}}!")
+
+
+class {cls}(ToolPlugin):
+    def initialize(self, config: PluginConfig) -> None:
+        self.config = config
+        self.greeting = str(config.get("greeting", "Hello"))
+
+    def tools(self):
+        return [WordCount(), Greet(self.greeting)]
+''',
+    "README.md": """\
+# {title}
+
+{description_plain}
+
+A PromptLine tool plugin with two tools: `word_count` and `greet`.
+
+| file | what |
+|---|---|
+| `plugin.yaml` | the manifest: id, version, entry point, sandbox, capabilities |
+| `{module}.py` | the plugin (`{cls}`) and its tools |
+| `test_{module}.py` | tests: `python -m pytest -q` in this directory |
+
+## Develop
+
+Tools declare their arguments as JSON Schema in `parameters`; PromptLine validates every
+call against it before `execute` runs. Return `ToolResult.success(text, data=...)` or raise
+`ToolError("what went wrong")`. Need the network, files or environment variables? Declare
+them under `capabilities:` in `plugin.yaml` — anything undeclared is refused.
+
+## Sign, install, approve
+
+```sh
+promptline keys generate --name me            # once
+promptline plugin sign . --key me             # after every change
+promptline plugin verify . --trusted-key "$(cat ~/.config/promptline/keys/me.pem.pub)"
+export PROMPTLINE_PLUGIN_PATH=$PWD            # or copy this directory into a plugin dir
+promptline plugin info {id}
+promptline plugin approve {id}
+```
+
+Changing any file after signing invalidates the signature; a new version that asks for
+more capabilities must be approved again.
+""",
+}
+
+_SCAFFOLD_TEST = '''\
+"""Tests for {title}: run `python -m pytest -q` in the plugin directory."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from policy import load_manifest  # noqa: E402
+from promptline import PluginConfig, invoke_tool_sync  # noqa: E402
+
+from {module} import {cls}  # noqa: E402
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def tool(name, settings=None):
+    plugin = {cls}()
+    plugin.initialize(PluginConfig("{id}", settings or {{"greeting": "Hi"}}))
+    return next(t for t in plugin.tools() if t.name == name)
+
+
+def test_manifest_is_valid_and_points_at_the_plugin():
+    manifest = load_manifest(HERE / "plugin.yaml")
+    assert manifest.id == "{id}"
+    assert manifest.entry.python == "{module}:{cls}"
+
+
+def test_word_count():
+    result = invoke_tool_sync(tool("word_count"), {{"text": "one two  three"}})
+    assert result.ok and result.data == {{"words": 3}}
+
+
+def test_arguments_are_validated_before_the_tool_runs():
+    result = invoke_tool_sync(tool("word_count"), {{}})
+    assert not result.ok and result.error.field == "text"
+
+
+def test_greet_uses_the_config():
+    assert invoke_tool_sync(tool("greet"), {{"name": "Ada"}}).content == "Hi, Ada!"
+'''
