@@ -382,8 +382,8 @@ class _Privileged:
 
     def __enter__(self):
         snap = _hook.BOX[0]
-        frame = sys._getframe(1)
-        if snap is not None and snap.owners.owner(frame.f_code):
+        frame = _hook.own_frame(1)
+        if snap is not None and _hook.owner_of_frame(snap, frame):
             raise PermissionError("plugin code may not enter privileged()")
         prev = ACTIVE.get()
         self._token = ACTIVE.set(Privileged(frame, prev if type(prev) is str else None))

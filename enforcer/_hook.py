@@ -175,6 +175,7 @@ def _as(plugin: str, fn):
 
 
 _thread_bootstrap = threading.Thread._bootstrap
+_pool = threading.local()
 
 
 def is_thread_bootstrap(fn) -> bool:
@@ -187,7 +188,7 @@ def _install_handoffs() -> None:
 
     @functools.wraps(orig_start)
     def start(self):
-        plugin = current_plugin(1)
+        plugin = None if getattr(_pool, "submitting", False) else current_plugin(1)
         if plugin is not None:
             self.run = _as(plugin, self.run)
         return orig_start(self)
@@ -198,9 +199,14 @@ def _install_handoffs() -> None:
     @functools.wraps(orig_submit)
     def submit(self, fn, /, *args, **kwargs):
         plugin = current_plugin(1)
-        if plugin is not None:
-            fn = _as(plugin, fn)
-        return orig_submit(self, fn, *args, **kwargs)
+        if plugin is None:
+            return orig_submit(self, fn, *args, **kwargs)
+        # the task carries the plugin; a worker thread started now belongs to the pool
+        _pool.submitting = True
+        try:
+            return orig_submit(self, _as(plugin, fn), *args, **kwargs)
+        finally:
+            _pool.submitting = False
     concurrent.futures.ThreadPoolExecutor.submit = submit
 
     orig_register = atexit.register
@@ -298,3 +304,29 @@ def _install_dns_memory() -> None:
 
     socket.getaddrinfo = getaddrinfo
     socket.gethostbyname = gethostbyname
+
+
+def own_frame(depth: int = 1):
+    """``sys._getframe`` for the enforcer's own use (its event is not decided)."""
+    tid = _thread.get_ident()
+    mine = tid not in BUSY
+    if mine:
+        BUSY[tid] = WALK
+    try:
+        return sys._getframe(depth + 1)
+    finally:
+        if mine:
+            del BUSY[tid]
+
+
+def owner_of_frame(snap, frame) -> str:
+    """The plugin owning ``frame``'s code ('' for the host), read without a decision."""
+    tid = _thread.get_ident()
+    mine = tid not in BUSY
+    if mine:
+        BUSY[tid] = WALK
+    try:
+        return snap.owners.owner(frame.f_code)
+    finally:
+        if mine:
+            del BUSY[tid]

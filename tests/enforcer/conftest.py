@@ -89,3 +89,23 @@ def fake_log():
 
 def real_path(p) -> str:
     return os.path.realpath(str(p))
+
+
+_counter = [0]
+
+
+def _load_module(directory, source: str, name: str = "mod"):
+    """Load a plugin module from its directory, fresh, under a unique module name."""
+    import importlib.util
+    path = directory / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    _counter[0] += 1
+    spec = importlib.util.spec_from_file_location(f"_pl_test_{name}_{_counter[0]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def load_module():
+    return _load_module

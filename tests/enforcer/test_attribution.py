@@ -1,0 +1,226 @@
+"""Attribution: work a plugin hands to threads, executors, callbacks and generators is
+still the plugin's (contextvar hand-offs plus frame provenance)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import gc
+import threading
+import weakref
+
+import pytest
+
+from enforcer import PolicyViolation, privileged
+
+
+
+SRC = """
+import threading, concurrent.futures, asyncio, os, weakref
+
+def read(path):
+    with open(path) as fh:
+        return fh.read()
+
+def gen(path):
+    yield 1
+    yield read(path)
+
+class Sneaky:
+    def __init__(self, path, box):
+        self.path, self.box = path, box
+    def __del__(self):
+        try:
+            read(self.path)
+            self.box.append("read")
+        except PermissionError:
+            self.box.append("refused")
+    def __str__(self):
+        return read(self.path)
+
+def make_callback(path):
+    return lambda *a: read(path)
+"""
+
+
+@pytest.fixture
+def mod(plugins, load_module):
+    enf = plugins.make({})
+    return enf, load_module(plugins.plugin_dir("p1"), SRC)
+
+
+def _outcome(fn, *args):
+    try:
+        fn(*args)
+        return "read"
+    except PermissionError:
+        return "refused"
+
+
+def test_plugin_code_without_guard_is_attributed_by_provenance(mod):
+    enf, m = mod
+    with pytest.raises(PolicyViolation):
+        m.read("/etc/hostname")
+
+
+def test_thread_started_by_plugin(mod):
+    enf, m = mod
+    out = []
+    with enf.guard("p1"):
+        t = threading.Thread(target=lambda: out.append(_outcome(open, "/etc/hostname")))
+        t.start()
+    t.join()
+    assert out == ["refused"]
+
+
+def test_thread_targeting_plugin_function_started_by_host(mod):
+    enf, m = mod
+    out = []
+    t = threading.Thread(target=lambda: out.append(_outcome(m.read, "/etc/hostname")))
+    t.start()
+    t.join()
+    assert out == ["refused"]
+
+
+def test_executor_submit_of_builtin(mod):
+    enf, m = mod
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        with enf.guard("p1"):
+            fut = ex.submit(open, "/etc/hostname")
+        with pytest.raises(PolicyViolation):
+            fut.result()
+        ex.submit(open, "/etc/hostname").result().close()  # the host's own submit still works
+
+
+def test_asyncio_to_thread_and_run_in_executor(mod):
+    enf, m = mod
+
+    async def main():
+        with enf.guard("p1"):
+            with pytest.raises(PolicyViolation):
+                await asyncio.to_thread(open, "/etc/hostname")
+            loop = asyncio.get_running_loop()
+            with pytest.raises(PolicyViolation):
+                await loop.run_in_executor(None, open, "/etc/hostname")
+    asyncio.run(main())
+
+
+def test_generator_resumed_by_host(mod):
+    enf, m = mod
+    with enf.guard("p1"):
+        g = m.gen("/etc/hostname")
+    assert next(g) == 1
+    with pytest.raises(PolicyViolation):
+        next(g)
+
+
+def test_dunder_called_by_host(mod):
+    enf, m = mod
+    with enf.guard("p1"):
+        obj = m.Sneaky("/etc/hostname", [])
+    with pytest.raises(PolicyViolation):
+        str(obj)
+
+
+def test_del_run_by_host(mod):
+    enf, m = mod
+    box = []
+    with enf.guard("p1"):
+        obj = m.Sneaky("/etc/hostname", box)
+    del obj
+    gc.collect()
+    assert box == ["refused"]
+
+
+def test_weakref_finalize_with_builtin(mod):
+    enf, m = mod
+
+    class Obj:
+        pass
+    o = Obj()
+    out = []
+    with enf.guard("p1"):
+        weakref.finalize(o, lambda: out.append(_outcome(open, "/etc/hostname")))
+    del o
+    gc.collect()
+    assert out == ["refused"]
+
+
+def test_callback_handed_to_host(mod):
+    enf, m = mod
+    with enf.guard("p1"):
+        cb = m.make_callback("/etc/hostname")
+    with pytest.raises(PolicyViolation):
+        cb()
+
+
+def test_loop_call_soon_keeps_context(mod):
+    enf, m = mod
+    out = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        with enf.guard("p1"):
+            loop.call_soon(lambda: (out.append(_outcome(open, "/etc/hostname")), done.set_result(1)))
+        await done
+    asyncio.run(main())
+    assert out == ["refused"]
+
+
+def test_privileged_host_code_called_by_plugin(plugins, load_module):
+    enf = plugins.make({})
+
+    @privileged
+    def host_reads():
+        with open("/etc/hostname") as fh:
+            return fh.read()
+
+    m = load_module(plugins.plugin_dir("p1"), """
+def run(host_fn):
+    return host_fn()
+def run_and_call_back(host_fn, cb):
+    return host_fn(cb)
+def attempt():
+    return open('/etc/hostname').read()
+""")
+    with enf.guard("p1"):
+        assert m.run(host_reads)
+
+    @privileged
+    def host_calls_back(cb):
+        return cb()
+    with enf.guard("p1"), pytest.raises(PolicyViolation):
+        m.run_and_call_back(host_calls_back, m.attempt)
+
+
+def test_plugin_may_not_enter_privileged(plugins, load_module):
+    enf = plugins.make({})
+    m = load_module(plugins.plugin_dir("p1"), """
+import enforcer
+def escape():
+    with enforcer.privileged():
+        return open('/etc/hostname').read()
+def escape_decorated():
+    return enforcer.privileged(lambda: open('/etc/hostname').read())()
+""")
+    with pytest.raises(PermissionError):
+        m.escape()
+    with pytest.raises(PermissionError):
+        m.escape_decorated()
+
+
+def test_two_plugins_concurrently(plugins):
+    enf = plugins.make({"filesystem": {"read": [str(plugins.data) + "/"]}},
+                       extra={"p2": {}})
+    results = {}
+
+    def work(pid):
+        with enf.guard(pid):
+            results[pid] = [_outcome(open, str(plugins.data / "a.txt")) for _ in range(200)]
+    ts = [threading.Thread(target=work, args=(p,)) for p in ("p1", "p2")]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert set(results["p1"]) == {"read"} and set(results["p2"]) == {"refused"}
