@@ -442,18 +442,32 @@ async def maybe_await(value: T | Awaitable[T]) -> T:
     return value
 
 
-async def invoke_tool(tool: Tool, args: Any) -> ToolResult:
+async def invoke_tool(tool: Tool, args: Any, *, timeout: float | None = None,
+                      offload_sync: bool = False) -> ToolResult:
     """Validate, execute (sync or async) and coerce; never raises for plugin failures.
 
-    Timeouts and the enforcer's plugin context are the caller's (the PluginManager's) job.
+    ``timeout`` (seconds) turns a hang into an error result (kind ``timeout``).
+    ``offload_sync`` runs a synchronous ``execute`` in a worker thread (contextvars such as
+    the enforcer's plugin context are copied), so a blocking tool cannot stall the event
+    loop and the timeout can fire; the thread itself cannot be killed, which is one more
+    reason the default sandbox is a process. The enforcer's plugin context is the caller's job.
     """
     name = getattr(tool, "name", None) or _qualname(type(tool))
     try:
         clean = validate_arguments(tool, args)
     except ToolError as exc:
         return ToolResult(False, exc.message, None, exc)
+
+    async def run() -> Any:
+        if offload_sync and not inspect.iscoroutinefunction(tool.execute):
+            return await maybe_await(await asyncio.to_thread(tool.execute, clean))
+        return await maybe_await(tool.execute(clean))
+
     try:
-        value = await maybe_await(tool.execute(clean))
+        value = await (asyncio.wait_for(run(), timeout) if timeout is not None else run())
+    except asyncio.TimeoutError:
+        return ToolResult.failure(ToolError(f"did not answer within {timeout:g} s", tool=name,
+                                            kind="timeout", retryable=True))
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - plugin failures become results
         return error_result(exc, tool=name)
     return coerce_result(value, tool=name)

@@ -517,6 +517,86 @@ def _check_duplicates(found: list[DiscoveredPlugin], problems: list[DiscoveryPro
     return out
 
 
+# ---------------------------------------------------------------------------------------
+# Vetting one discovered plugin: signature, manifest from the verified bytes, approval
+
+
+@dataclass
+class Inspection:
+    """What the host knows of a discovered plugin before loading it.
+
+    ``verified`` holds the exact bytes to load; ``manifest`` was parsed from them. ``error``
+    is set when the plugin must not load (signature, manifest or approval store refused);
+    ``status`` says whether the user (or org, or policy) approved it.
+    """
+
+    plugin: DiscoveredPlugin
+    manifest: Manifest
+    verified: Any = None                 # loaders._signing.VerifiedPlugin
+    error: str | None = None
+    status: Any = None                   # loaders._approval.ApprovalStatus
+    subject: Any = None                  # loaders._approval.ApprovalSubject
+
+    @property
+    def loadable(self) -> bool:
+        return self.error is None and self.status is not None and self.status.ok
+
+    @property
+    def signature(self) -> str:
+        if self.verified is None:
+            return "refused"
+        if self.verified.signed:
+            return f"signed ({self.verified.key_id})"
+        return "unsigned" if self.verified.note == "not signed" else self.verified.note
+
+    @property
+    def approval(self) -> str:
+        if self.status is None:
+            return "-"
+        return self.status.state + (f" ({self.status.via})" if self.status.via and self.status.ok else "")
+
+
+def org_publishers(settings: Any) -> tuple[str, ...]:
+    """Publisher keys whose plugins the org pre-approves: the policy's trusted keys, when
+    the org layer set them (a user-layer trusted key approves nothing on its own)."""
+    if settings is None or getattr(settings, "set_by", {}).get("trusted_keys") != "org":
+        return ()
+    return tuple(settings.trusted_keys)
+
+
+def inspect_plugin(plugin: DiscoveredPlugin, settings: Any, store: Any) -> Inspection:
+    """Verify ``plugin`` under the policy ``settings`` (policy.EffectiveSettings: trusted_keys,
+    require_signature, approve) and look up its approval in ``store`` (ApprovalStore).
+
+    Never raises for a bad plugin: the refusal is in ``Inspection.error``.
+    """
+    from ._approval import ApprovalSubject
+    from ._errors import ApprovalStoreError, SignatureError
+    from ._signing import verify_plugin
+
+    trusted = tuple(settings.trusted_keys) if settings is not None else ()
+    require = bool(settings.require_signature) if settings is not None else False
+    out = Inspection(plugin, plugin.manifest)
+    try:
+        out.verified = verify_plugin(plugin.root, trusted, require_signature=require, plugin=plugin.id)
+        out.manifest = manifest_from_tree(out.verified)
+    except (SignatureError, PolicyError) as exc:
+        out.error = str(exc)
+        return out
+    if out.manifest.id != plugin.id:
+        out.error = (f"plugin `{plugin.id}`: plugin.yaml changed while it was being loaded (now id "
+                     f"`{out.manifest.id}`) — run the command again")
+        return out
+    out.subject = ApprovalSubject.from_verified(out.manifest, out.verified)
+    try:
+        out.status = store.status(out.subject, preapproved_publishers=org_publishers(settings),
+                                  mode=settings.approve if settings is not None else "review")
+    except ApprovalStoreError as exc:
+        out.error = str(exc)
+    return out
+
+
 __all__ = ["discover", "DiscoveryReport", "DiscoveredPlugin", "DiscoveryProblem", "read_manifest",
+           "Inspection", "inspect_plugin", "org_publishers",
            "manifest_from_tree", "plugin_search_path", "default_config_path", "current_version",
            "ENTRY_POINT_GROUP", "PLUGIN_PATH_ENV", "CONFIG_ENV"]

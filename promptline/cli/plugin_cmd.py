@@ -6,18 +6,17 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from loaders._approval import ApprovalStatus, ApprovalStore, ApprovalSubject
-from loaders._discovery import (DiscoveredPlugin, DiscoveryReport, discover, manifest_from_tree,
-                                read_manifest)
+from loaders._approval import ApprovalStore
+from loaders._discovery import (DiscoveredPlugin, DiscoveryReport, discover, inspect_plugin,
+                                manifest_from_tree, read_manifest)
 from loaders._errors import ApprovalStoreError, SignatureError
-from loaders._signing import MANIFEST_FILE, VerifiedPlugin, sign_plugin, verify_plugin
-from policy import Manifest, PolicyError, load_policy_set
+from loaders._signing import MANIFEST_FILE, sign_plugin, verify_plugin
+from policy import PolicyError, load_policy_set
 
 from ._common import fail
 from .keys_cmd import resolve_key
@@ -60,60 +59,6 @@ def _settings_or_fail(files: tuple[str, ...]) -> Any:
     if settings is None:
         fail(f"{error} (the policy decides which keys are trusted; fix it first)")
     return settings
-
-
-def _org_publishers(settings: Any) -> tuple[str, ...]:
-    """Keys whose plugins the org pre-approves: the trusted keys, when the org layer set them."""
-    if settings is None or settings.set_by.get("trusted_keys") != "org":
-        return ()
-    return tuple(settings.trusted_keys)
-
-
-# ---------------------------------------------------------------------------------------
-# Inspecting one plugin: signature, manifest from the verified bytes, approval
-
-
-@dataclass
-class Inspection:
-    plugin: DiscoveredPlugin
-    manifest: Manifest
-    verified: VerifiedPlugin | None = None
-    error: str | None = None              # signature or manifest refusal
-    status: ApprovalStatus | None = None
-    subject: ApprovalSubject | None = None
-
-    @property
-    def signature(self) -> str:
-        if self.verified is None:
-            return "refused"
-        if self.verified.signed:
-            return f"signed ({self.verified.key_id})"
-        return "unsigned" if self.verified.note == "not signed" else self.verified.note
-
-    @property
-    def approval(self) -> str:
-        if self.status is None:
-            return "-"
-        return self.status.state + (f" ({self.status.via})" if self.status.via and self.status.ok else "")
-
-
-def inspect_plugin(plugin: DiscoveredPlugin, settings: Any, store: ApprovalStore) -> Inspection:
-    trusted = tuple(settings.trusted_keys) if settings else ()
-    require = bool(settings.require_signature) if settings else False
-    out = Inspection(plugin, plugin.manifest)
-    try:
-        out.verified = verify_plugin(plugin.root, trusted, require_signature=require, plugin=plugin.id)
-        out.manifest = manifest_from_tree(out.verified)
-    except (SignatureError, PolicyError) as exc:
-        out.error = str(exc)
-        return out
-    out.subject = ApprovalSubject.from_verified(out.manifest, out.verified)
-    try:
-        out.status = store.status(out.subject, preapproved_publishers=_org_publishers(settings),
-                                  mode=settings.approve if settings else "review")
-    except ApprovalStoreError as exc:
-        out.error = str(exc)
-    return out
 
 
 def _find(target: str, report: DiscoveryReport) -> DiscoveredPlugin:

@@ -290,3 +290,43 @@ def test_result_invariants():
     assert RecoveryAction.PROPAGATE.kind == "propagate"
     with pytest.raises(ValueError):
         RecoveryAction("fallback")
+
+
+def test_hanging_tools_time_out():
+    import time
+
+    class Hangs(Tool):
+        name = "hangs"
+
+        async def execute(self, args):
+            await asyncio.sleep(30)
+
+    class Blocks(Tool):
+        name = "blocks"
+
+        def execute(self, args):
+            time.sleep(0.5)
+            return ToolResult.success("late")
+
+    for tool in (Hangs(), Blocks()):
+        start = time.monotonic()
+        result = asyncio.run(invoke_tool(tool, {}, timeout=0.05, offload_sync=True))
+        assert not result.ok and result.error.kind == "timeout" and result.error.retryable
+        assert time.monotonic() - start < 0.45 or tool.name == "blocks"
+
+
+def test_offloaded_sync_tools_keep_the_context():
+    import contextvars
+    current = contextvars.ContextVar("plugin", default=None)
+
+    class Who(Tool):
+        name = "who"
+
+        def execute(self, args):
+            return ToolResult.success(str(current.get()))
+
+    async def main():
+        current.set("demo")
+        return await invoke_tool(Who(), {}, offload_sync=True)
+
+    assert asyncio.run(main()).content == "demo"

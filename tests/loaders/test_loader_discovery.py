@@ -210,3 +210,56 @@ def test_manifest_is_reread_from_the_verified_snapshot(tmp_path):
     tree = read_tree(root)
     (root / "plugin.yaml").write_text("id: swapped\nversion: 9.9.9\nentry:\n  python: x:Y\n")
     assert manifest_from_tree(tree).id == "snap"
+
+
+# --- vetting: signature + manifest from verified bytes + approval ----------------------
+
+
+class Settings:
+    def __init__(self, trusted=(), require=False, approve="review", org=True):
+        self.trusted_keys, self.require_signature, self.approve = tuple(trusted), require, approve
+        self.set_by = {"trusted_keys": "org" if org else "user"}
+
+
+def vet(tmp_path, settings, store=None):
+    from loaders._approval import ApprovalStore
+    from loaders._discovery import inspect_plugin
+    report = run(tmp_path, dirs=[tmp_path / "plugins"])
+    return inspect_plugin(report.get("demo"), settings, store or ApprovalStore(tmp_path / "approvals.yaml"))
+
+
+def test_vetting_new_unsigned_plugin_needs_approval(tmp_path):
+    make_plugin(tmp_path / "plugins")
+    result = vet(tmp_path, Settings())
+    assert result.error is None and not result.loadable and result.status.state == "needs-approval"
+    assert result.signature == "unsigned" and set(result.verified.files) >= {"plugin.yaml", "demo.py"}
+
+
+def test_vetting_refuses_unsigned_when_policy_requires_signatures(tmp_path, keypair):
+    make_plugin(tmp_path / "plugins")
+    result = vet(tmp_path, Settings([keypair[1]], require=True))
+    assert not result.loadable and "is not signed" in result.error
+
+
+def test_vetting_org_preapproves_its_publishers(tmp_path, keypair):
+    from loaders._signing import sign_plugin
+    sign_plugin(make_plugin(tmp_path / "plugins"), keypair[0])
+    result = vet(tmp_path, Settings([keypair[1]], require=True))
+    assert result.loadable and result.status.via == "org-publisher"
+    # the same key trusted only by the user's layer verifies the signature but approves nothing
+    result = vet(tmp_path, Settings([keypair[1]], require=True, org=False))
+    assert result.verified.signed and not result.loadable
+
+
+def test_vetting_after_user_approval_and_tampering(tmp_path, keypair):
+    from loaders._approval import ApprovalStore
+    from loaders._signing import sign_plugin
+    root = make_plugin(tmp_path / "plugins")
+    sign_plugin(root, keypair[0])
+    store = ApprovalStore(tmp_path / "approvals.yaml")
+    settings = Settings([keypair[1]], require=True, org=False)
+    store.approve(vet(tmp_path, settings, store).subject)
+    assert vet(tmp_path, settings, store).loadable
+    (root / "demo.py").write_text("evil = True\n")
+    tampered = vet(tmp_path, settings, store)
+    assert not tampered.loadable and "`demo.py` changed after signing" in tampered.error
