@@ -104,14 +104,22 @@ def _what(r: dict) -> tuple[str, str, str, str]:
     return kind or "", "", "", r.get("message", "")
 
 
-def _table(records: list[dict]) -> None:
+_PIPE_WIDTH = 200  # table width when stdout is not a terminal (rich would assume 80)
+
+
+def _console():
     from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=_PIPE_WIDTH)
+
+
+def _table(records: list[dict]) -> None:
     from rich.table import Table
     from rich.text import Text
 
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for col in ("seq", "time (UTC)", "plugin", "action", "resource", "decision", "rule / detail"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col in ("seq", "time (UTC)"))
     styles = {"deny": "red", "ask": "yellow", "allow": "green", "failed": "red"}
     for r in records:
         action, resource, outcome, rule = _what(r)
@@ -121,7 +129,7 @@ def _table(records: list[dict]) -> None:
                       Text(_safe(plugin)), Text(_safe(action)), Text(_safe(resource)),
                       Text(_safe(outcome), style=styles.get(outcome.split(" ")[0], "")),
                       Text(_safe(rule)))
-    Console().print(table)
+    _console().print(table)
 
 
 def _print(records: list[dict], as_json: bool) -> None:
@@ -185,57 +193,76 @@ def tail_cmd(log: str | None, count: int, follow: bool, as_json: bool, **kw) -> 
 
 
 def _follow(path: str, flt: dict, as_json: bool) -> None:
-    f, ident = None, None
-    buf = b""
-    skip_existing = os.path.exists(path)  # printed already by the caller
+    """Print records as they are appended, across rotations (polling; no extra deps)."""
+    from enforcer.audit._records import rotated_files
 
-    def emit(line: bytes) -> None:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            return
-        if isinstance(rec, dict) and any(True for _ in select([rec], **flt)):
-            if as_json:
-                click.echo(canonical(rec))
-            else:
-                _table([rec])
-            sys.stdout.flush()
-
-    while True:
-        if f is None:
+    def emit_lines(data: bytes) -> bytes:
+        *whole, rest = data.split(b"\n")
+        for line in whole:
             try:
-                f = open(path, "rb")
-            except FileNotFoundError:
-                time.sleep(_FOLLOW_POLL)
+                rec = json.loads(line)
+            except ValueError:
                 continue
-            st = os.fstat(f.fileno())
-            ident = (st.st_dev, st.st_ino)
-            if skip_existing:
-                f.seek(0, os.SEEK_END)
-                skip_existing = False
-        chunk = f.read()
-        if chunk:
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                if line:
-                    emit(line)
-            continue
+            if isinstance(rec, dict) and any(True for _ in select([rec], **flt)):
+                click.echo(canonical(rec)) if as_json else _table([rec])
+        sys.stdout.flush()
+        return rest
+
+    def ident(st: os.stat_result) -> tuple[int, int]:
+        return st.st_dev, st.st_ino
+
+    f = None
+    cur = None
+    buf = b""
+    try:
+        f = open(path, "rb")
+        f.seek(0, os.SEEK_END)  # what is there was printed by the caller
+        cur = ident(os.fstat(f.fileno()))
+    except FileNotFoundError:
+        pass
+    while True:
+        if f is not None:
+            chunk = f.read()
+            if chunk:
+                buf = emit_lines(buf + chunk)
+                continue
         time.sleep(_FOLLOW_POLL)
         try:
-            st = os.stat(path)
+            now = ident(os.stat(path))
         except FileNotFoundError:
-            st = None
-        if st is None or (st.st_dev, st.st_ino) != ident:
-            rest = f.read()  # rotated: finish the old file, then start the new one
-            if rest:
-                buf += rest
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    if line:
-                        emit(line)
+            now = None
+        if now == cur and f is not None:
+            continue
+        # rotated (or created): finish the old file, then every newer rotated file, then
+        # the new active file, each from its start
+        newer: list[str] = []
+        if cur is not None:
+            found = False
+            for _n, rp in rotated_files(path):
+                try:
+                    rid = ident(os.stat(rp))
+                except FileNotFoundError:
+                    continue
+                if found:
+                    newer.append(rp)
+                found = found or rid == cur
+        if f is not None:
+            buf = emit_lines(buf + f.read())
             f.close()
-            f, buf = None, b""
+            f = None
+        for rp in newer:
+            try:
+                with open(rp, "rb") as g:
+                    buf = emit_lines(b"" + g.read())
+            except FileNotFoundError:
+                pass
+        buf = b""
+        if now is not None:
+            try:
+                f = open(path, "rb")
+                cur = ident(os.fstat(f.fileno()))
+            except FileNotFoundError:
+                f, cur = None, None
 
 
 @audit_group.command("verify")
@@ -328,11 +355,10 @@ def stats_cmd(log: str | None, policies: tuple[str, ...], rules_file: str | None
     if as_json:
         click.echo(json.dumps(st.to_dict(), indent=2, ensure_ascii=False))
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    con = Console()
+    con = _console()
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(st.by_kind.items()))
     con.print(Text(f"{st.records} records ({kinds or 'none'})"))
     if st.dropped:
