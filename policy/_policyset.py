@@ -23,7 +23,7 @@ from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError
 from ._models import SETTING_NAMES, Manifest, PolicyFile, load_policy_file, parse_manifest
 from ._request import Request
-from ._yaml import Located, load_yaml_file
+from ._yaml import Located, load_yaml, load_yaml_file
 
 CACHE_SIZE = 8192      # decisions kept per PolicySet; evicted oldest-first
 CHUNK = 8              # rules per combined CEL program (cel-cpp allows 32 levels of nesting)
@@ -413,7 +413,7 @@ def _sandbox(manifest: Manifest, trusted: bool, minimum: str) -> str:
 
 
 def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
-                    manifests: Iterable[str | os.PathLike | Manifest] = (), *,
+                    manifests: Iterable[str | os.PathLike | Manifest | tuple[str, str]] = (), *,
                     grants: str | os.PathLike | None = None,
                     backend: str | None = None,
                     protected_paths: Iterable[tuple[str, str]] = (),
@@ -421,8 +421,9 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
                     home: str | None = None) -> PolicySet:
     """Load, validate and compile policies and manifests into a new PolicySet.
 
-    ``policy_files`` may name files or directories; ``manifests`` are plugin.yaml paths (or
-    Manifest objects) whose capabilities are granted; ``grants`` is the user's remembered
+    ``policy_files`` may name files or directories; ``manifests`` are plugin.yaml paths,
+    ``(path, text)`` pairs of already-verified manifests, or Manifest objects, whose
+    capabilities are granted; ``grants`` is the user's remembered
     answers file; ``protected_paths`` are (path, why) pairs no plugin may write;
     ``plugin_facts`` maps plugin id to runtime facts (signed, publisher). Raises PolicyError
     naming file:line:column; nothing is half-applied because the result is a new object.
@@ -462,6 +463,13 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
         if isinstance(m, Manifest):
             manifest, located, directory = m, None, ""
             digest.update(m.model_dump_json().encode())
+        elif isinstance(m, tuple):
+            # (path, text): a manifest whose bytes were already read (and verified) elsewhere
+            mpath, text = os.fspath(m[0]), m[1]
+            located = load_yaml(text, mpath)
+            manifest = parse_manifest(located)
+            directory = os.path.dirname(os.path.abspath(mpath))
+            digest.update(b"manifest\0" + text.encode("utf-8", "surrogatepass"))
         else:
             located = load_yaml_file(m)
             manifest = parse_manifest(located)

@@ -1,0 +1,293 @@
+"""PluginManager: discover, verify, approve, decide `plugin.load`, load, call, unload.
+
+    with PluginManager(policy_files=["policies/default.yaml"], audit_log=log) as pm:
+        report = pm.load_all()
+        for name, spec in pm.list_tools(): ...
+        result = pm.call_tool("notes.search", {"query": "todo"})
+
+A plugin's exception, hang or malformed result never crashes the host: it becomes an error
+ToolResult (or the plugin's ``on_tool_error`` recovery). Every tool call is a ``tool.call``
+request, so admins can deny or ask for a tool or for particular arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from policy import PolicyError, Request, Verdict, load_policy_set
+
+from ._api import PluginConfig, ToolError, ToolResult, ToolSpec
+from ._approval import ApprovalStore, ApprovalSubject
+from ._discovery import DiscoveredPlugin, DiscoveryProblem, discover
+from ._errors import ApprovalRequired, LoaderError, SignatureError
+from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
+from ._signing import verify_plugin
+
+# Where each sandbox's loader lives; imported lazily so a host without wasmtime still runs
+# the others. A missing loader refuses the plugin: there is no fallback to a weaker sandbox.
+LOADER_MODULES = {
+    "none": ("loaders._python", "PythonLoader"),
+    "process": ("loaders._process", "ProcessLoader"),
+    "wasm": ("loaders._wasm", "WasmLoader"),
+}
+
+
+@dataclass
+class LoadReport:
+    """What load_all() did: plugins loaded, and for every other one why not."""
+
+    loaded: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)    # (plugin id or origin, why)
+    problems: list[DiscoveryProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused and not any(p.severity == "error" for p in self.problems)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    plugin: DiscoveredPlugin
+    files: Mapping[str, bytes]
+    manifest_text: str
+    signed: bool
+    key_id: str | None
+
+
+class PluginManager:
+    """Loads plugins under policy and serves their tools to the host."""
+
+    def __init__(self, *, policy_files: Sequence[str | os.PathLike] = (),
+                 search_path: Sequence[str | os.PathLike] | None = None,
+                 config_path: str | os.PathLike | None = None,
+                 entry_points: bool = True,
+                 audit_log: Any = None, prompter: Any = None,
+                 approvals: ApprovalStore | None = None, approve_all: bool = False,
+                 approve_callback: Callable[[Any], bool] | None = None,
+                 grants: str | os.PathLike | None = None, backend: str | None = None,
+                 settings: Mapping[str, Mapping[str, Any]] | None = None,
+                 call_timeout: float = DEFAULT_CALL_TIMEOUT, install_hook: bool = True,
+                 data_dir: str | os.PathLike | None = None) -> None:
+        self.policy_files = [os.fspath(p) for p in policy_files]
+        self.search_path = search_path
+        self.config_path = config_path
+        self.entry_points = entry_points
+        self.audit_log = audit_log
+        self.prompter = prompter
+        self.approvals = approvals or ApprovalStore()
+        self.approve_all = approve_all
+        self.approve_callback = approve_callback
+        self.grants = os.fspath(grants) if grants is not None else None
+        self.backend = backend
+        self.plugin_settings = dict(settings or {})
+        self.call_timeout = call_timeout
+        self.install_hook = install_hook
+        self.data_dir = Path(data_dir) if data_dir else None
+        self.enforcer = None
+        self.policy_set = None
+        self._plugins: dict[str, LoadedPlugin] = {}
+        self._lock = threading.RLock()
+        self._loaders: dict[str, Any] = {}
+
+    # -- context manager -------------------------------------------------------------
+
+    def __enter__(self) -> "PluginManager":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+    # -- loading ---------------------------------------------------------------------
+
+    def _lifecycle(self, plugin_id: str, version: str, event: str, detail: str = "") -> None:
+        if self.audit_log is not None:
+            self.audit_log.lifecycle(plugin_id, version, event, detail)
+
+    def _protected(self) -> list[tuple[str, str]]:
+        out = [(str(self.approvals.path), "the approvals file")]
+        log_path = getattr(self.audit_log, "path", None)
+        if log_path:
+            out.append((os.path.dirname(os.fspath(log_path)) or ".", "the audit log"))
+        return out
+
+    def discover(self):
+        return discover(search_path=self.search_path, config_path=self.config_path,
+                        entry_points=self.entry_points)
+
+    def load_all(self) -> LoadReport:
+        """Discover every plugin, verify, check approval, build the policy, and load."""
+        report = LoadReport()
+        found = self.discover()
+        report.problems.extend(found.problems)
+        base = load_policy_set(self.policy_files, backend=self.backend, grants=self.grants)
+        settings = base.settings
+        candidates: list[_Candidate] = []
+        for plugin in found:
+            self._lifecycle(plugin.id, plugin.version, "discovered", plugin.origin)
+            cand = self._verify_and_approve(plugin, settings, report)
+            if cand is not None:
+                candidates.append(cand)
+        self._build_policy(candidates)
+        for cand in candidates:
+            self._load_one(cand, report)
+        return report
+
+    def _verify_and_approve(self, plugin: DiscoveredPlugin, settings, report: LoadReport) -> _Candidate | None:
+        pid, version = plugin.id, plugin.version
+        try:
+            verified = verify_plugin(plugin.root, settings.trusted_keys,
+                                     require_signature=settings.require_signature, plugin=pid)
+        except SignatureError as exc:
+            self._refuse(report, pid, version, str(exc))
+            return None
+        self._lifecycle(pid, version, "verified",
+                        f"signed by {verified.key_id}" if verified.signed else "unsigned")
+        rel = os.path.relpath(plugin.manifest_path, plugin.root)
+        data = verified.files.get(rel.replace(os.sep, "/"))
+        if data is None:
+            self._refuse(report, pid, version, "plugin.yaml is outside the verified tree")
+            return None
+        subject = ApprovalSubject.from_verified(plugin.manifest, verified)
+        status = self.approvals.status(subject, preapproved_publishers=settings.trusted_keys,
+                                       mode=settings.approve)
+        if not status.ok:
+            granted = self.approve_all or (self.approve_callback is not None and self._ask_approval(status))
+            if not granted:
+                try:
+                    status.require()
+                except ApprovalRequired as exc:
+                    self._refuse(report, pid, version, str(exc))
+                return None
+            self.approvals.approve(subject)
+            self._lifecycle(pid, version, "approved", "capabilities: " + ", ".join(sorted(subject.capabilities)))
+        return _Candidate(plugin, verified.files, data.decode("utf-8"), verified.signed, verified.key_id)
+
+    def _ask_approval(self, status) -> bool:
+        try:
+            return self.approve_callback(status) is True
+        except Exception:  # noqa: BLE001 - a failing UI means no approval
+            return False
+
+    def _refuse(self, report: LoadReport, pid: str, version: str, why: str) -> None:
+        report.refused.append((pid, why))
+        self._lifecycle(pid, version, "failed", why)
+
+    def _build_policy(self, candidates: list[_Candidate]) -> None:
+        from enforcer import Enforcer
+        facts = {c.plugin.id: {"signed": c.signed, "publisher": c.key_id or ""} for c in candidates}
+        manifests = [(str(c.plugin.manifest_path), c.manifest_text) for c in candidates]
+        protected = self._protected() + [(str(c.plugin.root), "a plugin directory") for c in candidates]
+        ps = load_policy_set(self.policy_files, manifests, backend=self.backend, grants=self.grants,
+                             protected_paths=protected, plugin_facts=facts)
+        self.policy_set = ps
+        if self.enforcer is None:
+            self.enforcer = Enforcer(ps, audit_log=self.audit_log, prompter=self.prompter)
+        else:
+            self.enforcer.use(ps)
+
+    def _loader(self, sandbox: str):
+        loader = self._loaders.get(sandbox)
+        if loader is None:
+            module, attr = LOADER_MODULES[sandbox]
+            try:
+                loader = getattr(importlib.import_module(module), attr)()
+            except (ImportError, AttributeError) as exc:
+                raise LoaderError(f"the `{sandbox}` sandbox is not available here: {exc}",
+                                  fix="install PromptLine's full dependencies") from None
+            self._loaders[sandbox] = loader
+        return loader
+
+    def _load_one(self, cand: _Candidate, report: LoadReport) -> None:
+        plugin = cand.plugin
+        pid, version = plugin.id, plugin.version
+        info = self.policy_set.plugins[pid]
+        d = self.enforcer.check(pid, Request("plugin.load", pid))
+        if d.verdict is not Verdict.ALLOW:
+            self._refuse(report, pid, version, f"loading refused by policy: {d.reason()}")
+            return
+        settings = dict(plugin.manifest.config)
+        settings.update(self.plugin_settings.get(pid, {}))
+        data_dir = (self.data_dir / pid) if self.data_dir else None
+        ctx = LoadContext(plugin=plugin, info=info, enforcer=self.enforcer,
+                          config=PluginConfig(pid, settings, data_dir), files=cand.files,
+                          policy_files=tuple(self.policy_set.sources),
+                          audit_log_path=os.fspath(getattr(self.audit_log, "path", "") or "") or None)
+        try:
+            loader = self._loader(info.sandbox)
+            if info.sandbox == "none" and self.install_hook and not self.enforcer.installed:
+                self.enforcer.install()
+            loaded = loader.load(ctx)
+        except LoaderError as exc:
+            self._refuse(report, pid, version, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a broken plugin never takes the host down
+            self._refuse(report, pid, version, f"failed to load: {type(exc).__name__}: {exc}")
+            return
+        with self._lock:
+            old = self._plugins.get(pid)
+            self._plugins[pid] = loaded
+        if old is not None:
+            old.shutdown()
+        report.loaded.append(pid)
+        self._lifecycle(pid, version, "loaded", f"sandbox {info.sandbox}")
+
+    # -- using -----------------------------------------------------------------------
+
+    @property
+    def plugins(self) -> Mapping[str, LoadedPlugin]:
+        with self._lock:
+            return dict(self._plugins)
+
+    def list_tools(self) -> list[tuple[str, ToolSpec]]:
+        """Every loaded tool as (`plugin.tool`, spec), sorted by name."""
+        out = []
+        for pid, loaded in sorted(self.plugins.items()):
+            for spec in loaded.tools():
+                out.append((f"{pid}.{spec.name}", spec))
+        return out
+
+    def call_tool(self, name: str, args: Any = None, *, timeout: float | None = None) -> ToolResult:
+        """Call `plugin.tool` with ``args`` under policy; never raises for plugin failures."""
+        pid, _, tool = name.partition(".")
+        loaded = self.plugins.get(pid)
+        if loaded is None or not tool:
+            return ToolResult.failure(ToolError(f"no loaded plugin provides `{name}`", tool=name,
+                                                kind="unknown-tool"))
+        args = {} if args is None else args
+        if not isinstance(args, dict):
+            return ToolResult.failure(ToolError("tool arguments must be a JSON object", tool=name,
+                                                kind="invalid-arguments"))
+        try:
+            request = Request.tool_call(pid, tool, args)
+        except (TypeError, ValueError) as exc:
+            return ToolResult.failure(ToolError(f"arguments cannot be encoded: {exc}", tool=name,
+                                                kind="invalid-arguments"))
+        d = self.enforcer.check(pid, request)
+        if d.verdict is not Verdict.ALLOW:
+            return ToolResult.failure(ToolError(f"refused by policy: {d.reason()}", tool=name, kind="denied"))
+        return loaded.call_tool(tool, args, timeout=timeout or self.call_timeout)
+
+    # -- stopping --------------------------------------------------------------------
+
+    def unload(self, plugin_id: str) -> bool:
+        with self._lock:
+            loaded = self._plugins.pop(plugin_id, None)
+        if loaded is None:
+            return False
+        loaded.shutdown()
+        self._lifecycle(plugin_id, loaded.version, "unloaded")
+        return True
+
+    def shutdown(self) -> None:
+        for pid in list(self.plugins):
+            self.unload(pid)
+        if self.audit_log is not None:
+            try:
+                self.audit_log.flush()
+            except Exception:  # noqa: BLE001
+                pass
