@@ -1,0 +1,73 @@
+"""Options shared by the commands that load plugins (`run`, `tool`), and the manager they build."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .policy_cmd import DEFAULT_POLICY_ENV, _default_policies
+
+
+def host_options(fn):
+    """Add --policy/--plugins/--config/--audit-log/--approvals/--grants/--yes to a command."""
+    options = [
+        click.option("--policy", "policies", multiple=True, type=click.Path(),
+                     help=f"Policy file or dir, repeatable (default ${DEFAULT_POLICY_ENV} or the shipped default.yaml)."),
+        click.option("--plugins", "plugin_dirs", multiple=True, type=click.Path(),
+                     help="Plugin directory to search, repeatable (default: the user, data and system plugin dirs)."),
+        click.option("--config", "config_path", type=click.Path(), help="Config file with a `plugins:` list."),
+        click.option("--audit-log", "audit_log", type=click.Path(),
+                     help="Audit log file (default $PROMPTLINE_AUDIT_LOG or the user state dir)."),
+        click.option("--approvals", type=click.Path(), help="Approvals file (default in the user config dir)."),
+        click.option("--grants", type=click.Path(), help="Remembered prompt answers (default in the user config dir)."),
+        click.option("--yes", "approve_all", is_flag=True,
+                     help="Approve the declared capabilities of every plugin found, without asking."),
+        click.option("--backend", type=click.Choice(["auto", "cel-python", "cel-expr-python"]), default="auto",
+                     help="CEL backend."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def build_manager(policies, plugin_dirs, config_path, audit_log, approvals, grants, approve_all, backend,
+                  *, interactive: bool | None = None):
+    """A PluginManager configured from the shared options (not yet loaded)."""
+    from enforcer._prompt import DenyPrompter, TerminalPrompter
+    from enforcer._grants import GrantStore
+    from enforcer.audit import AuditLog, default_log_path
+    from loaders import ApprovalStore, PluginManager
+
+    if interactive is None:
+        interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    log_path = audit_log or default_log_path()
+    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    grants_path = grants or str(GrantStore().path)
+    return PluginManager(
+        policy_files=list(policies) or _default_policies(),
+        search_path=list(plugin_dirs) or None,
+        config_path=config_path if config_path else (False if plugin_dirs else None),
+        entry_points=not plugin_dirs,
+        audit_log=AuditLog(log_path),
+        prompter=TerminalPrompter() if interactive else DenyPrompter(),
+        approvals=ApprovalStore(approvals) if approvals else None,
+        approve_all=approve_all,
+        approve_callback=_terminal_approval if interactive and not approve_all else None,
+        grants=grants_path,
+        backend=None if backend == "auto" else backend,
+    )
+
+
+def _terminal_approval(status) -> bool:
+    from enforcer._prompt import escape_for_terminal
+    click.echo(escape_for_terminal(status.explain(), limit=4000).replace("\\n", "\n"), err=True)
+    return click.confirm("approve these capabilities?", default=False, err=True)
+
+
+def report_load(report) -> None:
+    for pid, why in report.refused:
+        click.echo(f"not loaded: {why}", err=True)
+    for problem in report.problems:
+        click.echo(f"problem: {problem}", err=True)
