@@ -397,6 +397,28 @@ def verify_plugin(root: str | os.PathLike, trusted_keys: Iterable[str], *,
                           public_key=doc["key"])
 
 
+def materialize(tree: PluginTree, dest: str | os.PathLike, *, executable: Iterable[str] = ()) -> Path:
+    """Write the snapshot's bytes into a new private directory ``dest`` (mode 0700, files
+    0600; the relative paths in ``executable`` 0700), for sandboxes that need files on disk
+    (a process plugin's working copy, a wasm preopen). What runs there is exactly what was
+    verified, whatever happens to the original directory later. File modes are not part of
+    the signature, so the caller names the executables (e.g. from the verified manifest)."""
+    root = Path(dest)
+    root.mkdir(mode=0o700)
+    run = set(executable)
+    for rel, data in sorted(tree.files.items()):
+        parts = rel.split("/")
+        if any(p in ("", ".", "..") for p in parts):  # read_tree never yields these; stay safe
+            raise SignatureError(f"refusing to write `{rel}` outside the snapshot", reason="bad-name", path=rel)
+        target = root.joinpath(*parts)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                     0o700 if rel in run else 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    return root
+
+
 def _unsigned(tree: PluginTree, note: str) -> VerifiedPlugin:
     return VerifiedPlugin(root=tree.root, files=tree.files, hashes=tree.hashes, digest=tree.digest,
                           signature_bytes=tree.signature_bytes, signed=False, key_id=None,
@@ -473,6 +495,6 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-__all__ = ["PluginTree", "VerifiedPlugin", "read_tree", "tree_digest", "sign_plugin", "verify_plugin",
+__all__ = ["PluginTree", "VerifiedPlugin", "read_tree", "tree_digest", "sign_plugin", "verify_plugin", "materialize",
            "generate_key", "load_private_key", "parse_public_key", "format_public_key", "key_id",
            "SIGNATURE_FILE", "MANIFEST_FILE", "IGNORED_DIRS"]

@@ -237,3 +237,14 @@ def test_read_tree_digest_is_stable_and_order_independent(tmp_path):
         for name in order:
             (root / name).write_text(name)
     assert read_tree(a).digest == read_tree(b).digest
+
+
+def test_materialize_writes_exactly_the_verified_bytes(signed, keypair, tmp_path):
+    from loaders._signing import materialize
+    v = verify_plugin(signed, [keypair[1]])
+    (signed / "demo.py").write_text("evil = 1\n")  # changed after verification: not copied
+    copy = materialize(v, tmp_path / "run", executable=["demo.py"])
+    assert read_tree(copy).hashes == v.hashes
+    assert stat.S_IMODE(os.stat(copy).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(copy / "demo.py").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(copy / "data" / "words.txt").st_mode) == 0o600
