@@ -25,6 +25,7 @@ from ._errors import LoaderError
 from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 
 _IMPORT_LOCK = threading.Lock()
+CALL_GRACE = 0.5   # seconds beyond the tool timeout before the caller stops waiting
 
 
 class _SnapshotFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -109,15 +110,28 @@ class InProcessPlugin(LoadedPlugin):
 
         async def invoke(t, a):
             with guard:
-                return await invoke_tool(t, a, timeout=timeout, offload_sync=True)
+                return await invoke_tool(t, a, timeout=timeout)
 
         async def run():
             return await call_with_recovery(self.instance, tool, args, invoke=invoke)
 
-        try:
-            return asyncio.run(run())
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin never crashes the host
-            return error_result(exc, tool=name)
+        box: list[ToolResult] = []
+
+        def worker() -> None:
+            try:
+                box.append(asyncio.run(run()))
+            except BaseException as exc:  # noqa: BLE001 - a plugin never crashes the host
+                box.append(error_result(exc, tool=name))
+
+        # A daemon thread, so a tool that blocks past its timeout cannot hold the caller
+        # (Python threads cannot be killed: one more reason untrusted code runs in a process).
+        thread = threading.Thread(target=worker, name=f"plugin-{self.id}-{name}", daemon=True)
+        thread.start()
+        thread.join(timeout + CALL_GRACE)
+        if not box:
+            return ToolResult.failure(ToolError(f"did not answer within {timeout:g} s", tool=name,
+                                                kind="timeout", retryable=True))
+        return box[0]
 
     def templates(self) -> Sequence[PromptTemplate]:
         fn = getattr(self.instance, "templates", None)
