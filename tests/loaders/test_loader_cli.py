@@ -138,22 +138,13 @@ def test_plugin_new_refuses_bad_ids_and_existing_dirs(env, tmp_path):
     assert "already exists" in invoke("plugin", "new", "ok", "--dir", str(tmp_path)).output
 
 
-SHIM = """\
-import promptline, loaders._api as api, sys, pytest
-for name in ("PluginConfig", "Tool", "ToolPlugin", "ToolResult", "invoke_tool_sync"):
-    if not hasattr(promptline, name):  # until the facade re-exports the API
-        setattr(promptline, name, getattr(api, name))
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", sys.argv[1]]))
-"""
-
-
 def test_scaffold_passes_its_own_test_and_is_discoverable_and_signable(env, tmp_path):
     out = invoke("plugin", "new", "word-tools", "--dir", str(env["plugins"]))
     assert out.exit_code == 0, out.output
     root = env["plugins"] / "word-tools"
     assert sorted(os.listdir(root)) == ["README.md", "plugin.yaml", "test_word_tools_plugin.py",
                                         "word_tools_plugin.py"]
-    run = subprocess.run([sys.executable, "-c", SHIM, str(root)], cwd=root, capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=root, capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "4 passed" in run.stdout
