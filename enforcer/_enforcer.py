@@ -74,6 +74,7 @@ class Snapshot:
         self.plugin_dirs = {pid: d for d, pid in dirs}
         self.netmemory = enforcer._netmemory
         self.cache: dict[tuple, Decision] = {}
+        self.fast: dict[tuple, tuple[int, int]] = {}
         self.log_allows = enforcer._log_allows()
 
     # -- helpers the event handlers use ---------------------------------------------------
@@ -119,11 +120,22 @@ class Snapshot:
         d = self.enforcer._decide(plugin, request, self.policy_set)
         if not d.allowed:
             raise PolicyViolation(plugin, request, d)
-        if d.decided_by not in (DecidedBy.PROMPT_ONCE,):
+        if d.decided_by is not DecidedBy.PROMPT_ONCE:
             if len(self.cache) >= FRONT_CACHE_SIZE:
                 self.cache.clear()
             self.cache[key] = d
         return d
+
+    @staticmethod
+    def cacheable(d: Decision) -> bool:
+        return d.decided_by is not DecidedBy.PROMPT_ONCE
+
+    def remember_fast(self, key: tuple, ident: tuple[int, int]) -> None:
+        if self.log_allows:
+            return  # every allow goes to the log: no shortcut past enforce()
+        if len(self.fast) >= FRONT_CACHE_SIZE:
+            self.fast.clear()
+        self.fast[key] = ident
 
     def may(self, plugin: str, action: str, fields: tuple, log: bool) -> bool:
         key = (plugin, action, fields)

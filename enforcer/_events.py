@@ -16,7 +16,7 @@ import sys
 import sysconfig
 from urllib.parse import urlsplit
 
-from ._paths import UntrustedArgument, fd_path, path_arg, realpath
+from ._paths import UntrustedArgument, fd_path, identity, path_arg, realpath, resolve
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _CSOCKET = _socket_mod.socket.__mro__[1]  # _socket.socket, the C type
@@ -86,7 +86,7 @@ def _resolve(value, action: str, ctx, *, allow_fd: bool = True) -> str | None:
         if target.endswith(" (deleted)"):
             target = target[:-10]
         p = target
-    rp = realpath(p)
+    rp = resolve(p)
     if _proc_secret(rp) or _proc_secret(p):
         raise Refuse(action, rp, "process memory and environment files are never readable by plugins")
     return rp
@@ -118,12 +118,24 @@ def h_open(plugin, a, ctx):
     if mode is None and _type(raw) is _str and not raw.startswith("/"):
         raise Refuse(action, raw, "relative os.open() paths are refused in plugin context "
                      "(a dir_fd is invisible to the hook); use an absolute path")
+    fast = None
+    if _type(raw) is _str and raw.startswith("/"):
+        # cached allow for this exact path string, valid while it leads to the same inode
+        fast = (plugin, action, raw)
+        hit = ctx.fast.get(fast)
+        if hit is not None and identity(raw) == hit:
+            return ()
     rp = _resolve(raw, action, ctx)
     if rp is None:
         return ()
-    if not write and ctx.free_read(plugin, rp):
-        return ()
-    return ((action, (("path", rp),)),)
+    if write or not ctx.free_read(plugin, rp):
+        if not ctx.cacheable(ctx.enforce(plugin, action, (("path", rp),))):
+            fast = None
+    if fast is not None:
+        ident = identity(rp)
+        if ident is not None:
+            ctx.remember_fast(fast, ident)
+    return ()
 
 
 def _one(action, idx=0, dir_fd_idx=None):

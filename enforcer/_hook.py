@@ -85,6 +85,8 @@ def _make_hook():
                 return
             try:
                 items = h(plugin, args, snap)
+            except PermissionError:
+                raise
             except refuse_type as r:
                 busy[tid] = DECIDE
                 snap.refuse(plugin, r)

@@ -70,6 +70,57 @@ def _private_posixpath():
 
 realpath = _private_posixpath()
 
+_stat, _lstat, _islnk = os.stat, os.lstat, __import__("stat").S_ISLNK
+MAX_DIR_CACHE = 65_536  # resolved directories remembered (validated by inode on every use)
+_dir_cache: dict[str, tuple[str, int, int]] = {}
+
+
+def resolve(p: str) -> str:
+    """``realpath(p)`` in two syscalls for the common case.
+
+    The directory's resolution is cached and re-validated on each use: ``stat(dir)`` must
+    still land on the inode the cached resolution had (a component swapped for a symlink
+    elsewhere changes it); the last component is ``lstat``-ed and resolved in full when it
+    is a symlink. ``.``/``..`` components and relative paths take the full path.
+    """
+    if not p.startswith("/") or "/." in p or "//" in p:
+        return realpath(p)
+    d, _, name = p.rpartition("/")
+    if not name or not d:
+        return realpath(p)
+    try:
+        st = _stat(d)
+    except OSError:
+        return realpath(p)
+    hit = _dir_cache.get(d)
+    if hit is None or hit[1] != st.st_ino or hit[2] != st.st_dev:
+        rd = realpath(d)
+        try:
+            st2 = _stat(rd)
+        except OSError:
+            return realpath(p)
+        if st2.st_ino != st.st_ino or st2.st_dev != st.st_dev:
+            return realpath(p)  # changing under us: no caching
+        if len(_dir_cache) >= MAX_DIR_CACHE:
+            _dir_cache.clear()
+        hit = (rd, st.st_ino, st.st_dev)
+        _dir_cache[d] = hit
+    try:
+        if _islnk(_lstat(p).st_mode):
+            return realpath(p)
+    except OSError:
+        pass  # does not exist (yet): nothing to follow
+    return hit[0] + "/" + name if hit[0] != "/" else "/" + name
+
+
+def identity(p: str):
+    """(st_dev, st_ino) of what ``p`` leads to now, or None."""
+    try:
+        st = _stat(p)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino)
+
 
 def fd_path(fd: int) -> str:
     """What an open file descriptor refers to (``/proc/self/fd``), e.g. ``pipe:[123]``."""
