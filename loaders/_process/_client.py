@@ -1,0 +1,187 @@
+"""The host's MCP client over a child's stdio: handshake, requests with timeouts,
+notifications, and strict handling of a misbehaving peer.
+
+One reader thread per child parses its output. A protocol violation (garbage, an over-long
+line, a response to an id never sent) poisons the connection: every pending call fails with
+the reason, ``on_failure`` is called once (the loader kills and later restarts the child).
+"""
+
+from __future__ import annotations
+
+import _thread
+import collections
+import itertools
+import logging
+import threading
+from typing import Any, Callable
+
+from . import _jsonrpc as rpc
+
+PROTOCOL_VERSION = "2025-06-18"        # MCP revision offered in `initialize`
+ACCEPTED_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
+ABANDONED_IDS_KEPT = 1024              # ids of timed-out calls whose late answers are ignored
+
+log = logging.getLogger("promptline.process")
+
+
+class CallTimeout(Exception):
+    """A request got no answer in time."""
+
+
+class _Pending:
+    __slots__ = ("lock", "response", "error")
+
+    def __init__(self) -> None:
+        self.lock = _thread.allocate_lock()
+        self.lock.acquire()
+        self.response: rpc.Response | None = None
+        self.error: BaseException | None = None
+
+
+class MCPClient:
+    """JSON-RPC client on two raw fds (the child's stdout to read, stdin to write)."""
+
+    def __init__(self, read_fd: int, write_fd: int, *, name: str = "plugin",
+                 on_notification: Callable[[str, Any], None] | None = None,
+                 on_failure: Callable[[BaseException], None] | None = None) -> None:
+        self.name = name
+        self._reader = rpc.LineReader(read_fd)
+        self._writer = rpc.Writer(write_fd)
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._abandoned: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._on_notification = on_notification
+        self._on_failure = on_failure
+        self.failure: BaseException | None = None
+        self.server_info: dict[str, Any] = {}
+        self.server_capabilities: dict[str, Any] = {}
+        self.protocol_version = ""
+        self._thread = threading.Thread(target=self._run, name=f"promptline-mcp-{name}", daemon=True)
+        self._thread.start()
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def request(self, method: str, params: Any = None, *, timeout: float | None = 30.0) -> Any:
+        """Send a request and wait for its result. Raises RpcError (an error response),
+        CallTimeout, or ProtocolError/ClosedError (the connection is gone)."""
+        if self.failure is not None:
+            raise self.failure
+        rid = next(self._ids)
+        p = _Pending()
+        with self._lock:
+            self._pending[rid] = p
+        try:
+            self._writer.send(rpc.Request(method, params, rid))
+        except OSError as exc:
+            with self._lock:
+                self._pending.pop(rid, None)
+            raise rpc.ClosedError(f"cannot write to the plugin: {exc.strerror or exc}") from None
+        if not p.lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            with self._lock:
+                if self._pending.pop(rid, None) is not None:
+                    self._abandoned[rid] = None
+                    while len(self._abandoned) > ABANDONED_IDS_KEPT:
+                        self._abandoned.popitem(last=False)
+                    timed_out = True
+                else:
+                    timed_out = False
+            if timed_out:
+                try:
+                    self.notify("notifications/cancelled", {"requestId": rid, "reason": "timeout"})
+                except (OSError, rpc.ProtocolError):
+                    pass
+                raise CallTimeout(f"`{method}` got no answer within {timeout:g} s")
+            p.lock.acquire()
+        if p.error is not None:
+            raise p.error
+        resp = p.response
+        assert resp is not None
+        if resp.error is not None:
+            raise resp.error
+        return resp.result
+
+    def notify(self, method: str, params: Any = None) -> None:
+        self._writer.send(rpc.Notification(method, params))
+
+    def initialize(self, *, client_version: str, timeout: float) -> dict[str, Any]:
+        """The MCP handshake; returns the server's `initialize` result."""
+        result = self.request("initialize", {
+            "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+            "clientInfo": {"name": "promptline", "version": client_version}}, timeout=timeout)
+        if not isinstance(result, dict) or not isinstance(result.get("protocolVersion"), str) \
+                or not isinstance(result.get("capabilities", {}), dict):
+            raise rpc.ProtocolError("`initialize` answered without `protocolVersion` and `capabilities`")
+        if result["protocolVersion"] not in ACCEPTED_VERSIONS:
+            raise rpc.ProtocolError(f"the plugin speaks MCP `{result['protocolVersion'][:40]}`, "
+                                    f"expected one of {', '.join(ACCEPTED_VERSIONS)}")
+        self.protocol_version = result["protocolVersion"]
+        self.server_capabilities = result.get("capabilities") or {}
+        info = result.get("serverInfo")
+        self.server_info = info if isinstance(info, dict) else {}
+        self.notify("notifications/initialized")
+        return result
+
+    def close(self) -> None:
+        self._fail(rpc.ClosedError("the connection was closed by the host"), notify=False)
+
+    # -- reader ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                msg = rpc.parse(self._reader.next_line())
+                if type(msg) is rpc.Response:
+                    self._deliver(msg)
+                elif type(msg) is rpc.Notification:
+                    self._notification(msg)
+                else:
+                    self._answer(msg)
+        except rpc.ProtocolError as exc:
+            self._fail(exc)
+        except OSError as exc:
+            self._fail(rpc.ClosedError(f"reading from the plugin failed: {exc.strerror or exc}"))
+        except Exception as exc:  # noqa: BLE001 - never let the reader die silently
+            self._fail(rpc.ProtocolError(f"unexpected error reading the plugin: {exc}"))
+
+    def _deliver(self, msg: rpc.Response) -> None:
+        with self._lock:
+            p = self._pending.pop(msg.id, None) if isinstance(msg.id, int) else None
+            if p is None:
+                if isinstance(msg.id, int) and self._abandoned.pop(msg.id, 0) is None:
+                    return   # a late answer to a call that timed out
+                raise rpc.ProtocolError(f"response to unknown request id `{rpc._short(repr(msg.id))}`")
+        p.response = msg
+        p.lock.release()
+
+    def _notification(self, msg: rpc.Notification) -> None:
+        cb = self._on_notification
+        if cb is not None:
+            try:
+                cb(msg.method, msg.params)
+            except Exception:  # noqa: BLE001 - a bad notification never kills the reader
+                log.exception("plugin `%s`: handling notification `%s` failed", self.name, msg.method)
+
+    def _answer(self, msg: rpc.Request) -> None:
+        if msg.method == "ping":
+            self._writer.send(rpc.Response(msg.id, {}))
+        elif msg.method == "roots/list":
+            self._writer.send(rpc.Response(msg.id, {"roots": []}))
+        else:
+            self._writer.send(rpc.Response(msg.id, None, rpc.RpcError(
+                rpc.METHOD_NOT_FOUND, f"the host does not offer `{msg.method[:80]}`")))
+
+    def _fail(self, exc: BaseException, notify: bool = True) -> None:
+        with self._lock:
+            if self.failure is not None:
+                return
+            self.failure = exc
+            pending, self._pending = self._pending, {}
+        for p in pending.values():
+            p.error = exc
+            p.lock.release()
+        if notify and self._on_failure is not None:
+            try:
+                self._on_failure(exc)
+            except Exception:  # noqa: BLE001
+                log.exception("plugin `%s`: failure handler raised", self.name)

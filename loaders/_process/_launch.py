@@ -1,0 +1,255 @@
+"""Start a sandboxed child: scrubbed environment, own working dir, no inherited fds,
+new session, and the shim that applies rlimits, capabilities, Landlock and seccomp.
+
+:func:`sandbox_spec` turns a manifest's capabilities into a :class:`SandboxSpec` (pure data,
+easy to test and to show in ``plugin info``); :func:`spawn` starts the child with it.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from policy._capabilities import env_matches, expand_path, is_glob
+from policy._netspec import parse_net
+
+from . import _landlock as ll
+
+SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_shim.py")
+
+# Resource limits for a child (overridable per plugin through LoadContext.options["rlimits"]).
+DEFAULT_RLIMITS: Mapping[str, int] = {
+    "AS": 4 * 1024 ** 3,     # bytes of address space
+    "CPU": 600,              # seconds of CPU time over the child's life
+    "NOFILE": 256,           # open file descriptors
+    "NPROC": 64,             # processes of the user (the kernel ignores it for root: caps dropped)
+    "CORE": 0,               # no core dumps (they would leak memory to disk)
+    "FSIZE": 1024 ** 3,      # largest file the child may write
+}
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+LOADER_VARIABLE = re.compile(
+    r"^(LD_.*|DYLD_.*|PYTHON.*|PERL5?LIB|PERL5OPT|RUBYOPT|RUBYLIB|NODE_OPTIONS|NODE_PATH|"
+    r"GCONV_PATH|GETCONF_DIR|HOSTALIASES|LOCALDOMAIN|RES_OPTIONS|MALLOC_.*|GLIBC_TUNABLES|"
+    r"BASH_ENV|ENV|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|CLASSPATH|GEM_PATH|GEM_HOME|LUA_PATH|LUA_CPATH|"
+    r"TCL_LIBRARY|SSL_CERT_FILE|SSL_CERT_DIR|OPENSSL_CONF|OPENSSL_MODULES)$")
+"""Variables that change what code a program loads: only an exact-name grant passes them."""
+
+SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin",
+               "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
+               "/usr/share/zoneinfo", "/etc/mime.types", "/proc/self")
+"""Read-only paths any program needs to start (no /etc/passwd, no /home, no /root)."""
+NETWORK_READ = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf",
+                "/etc/host.conf", "/etc/services", "/etc/protocols", "/etc/ssl", "/etc/ca-certificates",
+                "/etc/pki", "/run/systemd/resolve/stub-resolv.conf", "/run/systemd/resolve/resolv.conf")
+"""Extra read-only paths for a plugin with a network capability (resolver, CA certificates)."""
+DEVICES = (("/dev/null", ll.READ_FILE | ll.WRITE_FILE), ("/dev/zero", ll.READ_FILE),
+           ("/dev/urandom", ll.READ_FILE), ("/dev/random", ll.READ_FILE))
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything the child is allowed, as data."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: str
+    rlimits: Mapping[str, int]
+    fs: tuple[tuple[str, int], ...]           # (path, landlock rights)
+    connect_ports: tuple[int, ...] | None     # None: TCP connect not restricted by port
+    bind_ports: tuple[int, ...] | None
+    allow_inet: bool
+    landlock: bool = True
+    seccomp: bool = True
+    notes: tuple[str, ...] = field(default=(), compare=False)   # where the kernel is broader than policy
+
+    def shim_spec(self) -> dict[str, Any]:
+        return {"rlimits": dict(self.rlimits), "drop_caps": True,
+                "landlock": {"fs": [list(r) for r in self.fs],
+                             "connect": None if self.connect_ports is None else list(self.connect_ports),
+                             "bind": None if self.bind_ports is None else list(self.bind_ports)}
+                if self.landlock else None,
+                "seccomp": {"allow_inet": self.allow_inet} if self.seccomp else None}
+
+
+def scrub_env(granted: Sequence[str], environ: Mapping[str, str] | None = None, *,
+              defaults: Mapping[str, str] = ()) -> dict[str, str]:
+    """The granted variables of ``environ`` (names or ``PREFIX_*`` patterns). Loader
+    variables pass only when granted by their exact name; ``defaults`` fill what is unset."""
+    environ = os.environ if environ is None else environ
+    exact = {g for g in granted if "*" not in g}
+    out: dict[str, str] = {}
+    for name, value in environ.items():
+        if LOADER_VARIABLE.match(name):
+            if name in exact:
+                out[name] = value
+            continue
+        if name in exact or any(env_matches(name, g) for g in granted if "*" in g):
+            out[name] = value
+    for k, v in dict(defaults).items():
+        out.setdefault(k, v)
+    return out
+
+
+def _base_dir(path: str) -> str:
+    """The directory Landlock can grant for a capability path (globs are cut at their first
+    wildcard component, so the kernel rule is the smallest directory covering the grant)."""
+    p = expand_path(path) if not path.startswith("**") else "/"
+    if is_glob(p):
+        parts = []
+        for part in p.split("/"):
+            if is_glob(part):
+                break
+            parts.append(part)
+        p = "/".join(parts) or "/"
+    return p.rstrip("/") or "/"
+
+
+def elf_interpreter(path: str) -> str | None:
+    """PT_INTERP of an ELF file (its dynamic loader), or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+            if head[:4] != b"\x7fELF" or head[4] != 2:   # 64-bit only
+                return None
+            order = "<" if head[5] == 1 else ">"
+            import struct
+            phoff = struct.unpack_from(order + "Q", head, 32)[0]
+            phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
+            for i in range(min(phnum, 64)):
+                fh.seek(phoff + i * phentsize)
+                ph = fh.read(56)
+                ptype = struct.unpack_from(order + "I", ph, 0)[0]
+                if ptype == 3:   # PT_INTERP
+                    off, size = struct.unpack_from(order + "Q", ph, 8)[0], struct.unpack_from(order + "Q", ph, 32)[0]
+                    fh.seek(off)
+                    return fh.read(min(size, 4096)).rstrip(b"\0").decode()
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def executables(program: str, path_env: str = DEFAULT_PATH, depth: int = 0) -> list[str]:
+    """Real paths the kernel opens for exec when starting ``program``: the file, its ELF
+    loader, and for ``#!`` scripts the interpreter (``/usr/bin/env X`` resolves X)."""
+    found = program if "/" in program else shutil.which(program, path=path_env)
+    if not found or depth > 3:
+        return []
+    real = os.path.realpath(found)
+    out = [real]
+    interp = elf_interpreter(real)
+    if interp:
+        out.append(os.path.realpath(interp))
+    else:
+        try:
+            with open(real, "rb") as fh:
+                first = fh.readline(256)
+        except OSError:
+            first = b""
+        if first.startswith(b"#!"):
+            words = first[2:].decode("utf-8", "replace").split()
+            if words:
+                out += executables(words[0], path_env, depth + 1)
+                if os.path.basename(words[0]) == "env":
+                    rest = [w for w in words[1:] if not w.startswith("-")]
+                    if rest:
+                        out += executables(rest[0], path_env, depth + 1)
+    return out
+
+
+def sandbox_spec(manifest: Any, argv: Sequence[str], *, workdir: str, code_dirs: Sequence[str] = (),
+                 read_files: Sequence[str] = (), rlimits: Mapping[str, int] | None = None,
+                 environ: Mapping[str, str] | None = None, landlock: bool = True,
+                 extra_env: Mapping[str, str] | None = None,
+                 bind_ports: Sequence[int] = ()) -> SandboxSpec:
+    """Derive the child's sandbox from ``manifest.capabilities``.
+
+    ``workdir`` is the child's own writable directory (cwd, HOME, TMPDIR); ``code_dirs``
+    are read-only trees it runs code from (the plugin, the interpreter's packages);
+    ``read_files`` single files it must read (policy files). Manifests grant TCP connect
+    only; ``bind_ports`` are ports a policy rule lets it listen on (none by default).
+    """
+    caps = manifest.capabilities
+    notes: list[str] = []
+    fs: list[tuple[str, int]] = []
+    for p in SYSTEM_READ:
+        fs.append((p, ll.READ))
+    fs.extend(DEVICES)
+    for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.realpath(sys.prefix),
+              os.path.realpath(sys.base_prefix)}:
+        fs.append((p, ll.READ))
+    fs.append((os.path.realpath(sys.executable), ll.READ_FILE | ll.EXECUTE))   # the shim's python
+    for d in code_dirs:
+        fs.append((os.path.realpath(d), ll.READ))
+    for f in read_files:
+        fs.append((os.path.realpath(f), ll.READ_FILE))
+    for p in caps.filesystem.read:
+        base = _base_dir(p)
+        if base != expand_path(p).rstrip("/"):
+            notes.append(f"filesystem read `{p}`: the kernel rule covers `{base}`")
+        fs.append((base, ll.READ))
+    for p in caps.filesystem.write:
+        base = _base_dir(p)
+        if base != expand_path(p).rstrip("/"):
+            notes.append(f"filesystem write `{p}`: the kernel rule covers `{base}`")
+        fs.append((base, ll.WRITE))
+    fs.append((workdir, ll.WRITE))
+    path_env = (environ or os.environ).get("PATH", DEFAULT_PATH) if "PATH" in caps.environment else DEFAULT_PATH
+    exe: list[str] = []
+    exe += executables(argv[0], path_env)
+    if not exe:
+        raise FileNotFoundError(argv[0])
+    for prog in caps.process:
+        exe += executables(prog, path_env)
+    for e in dict.fromkeys(exe):
+        fs.append((e, ll.READ_FILE | ll.EXECUTE))
+    connect: list[int] | None = []
+    for entry in caps.network:
+        spec = parse_net(entry)
+        if spec.port is None:
+            connect = None
+            notes.append(f"network `{entry}` has no port: TCP connect is not restricted by port")
+        elif connect is not None:
+            connect.append(spec.port)
+    if caps.network:
+        fs.extend((p, ll.READ) for p in NETWORK_READ)
+        notes.append("network hosts are checked by the in-child enforcer; the kernel checks TCP ports only")
+    env = scrub_env(caps.environment, environ,
+                    defaults={"PATH": DEFAULT_PATH, "HOME": workdir, "TMPDIR": workdir,
+                              "LANG": "C.UTF-8", **dict(extra_env or {})})
+    limits = dict(DEFAULT_RLIMITS)
+    limits.update(rlimits or {})
+    return SandboxSpec(argv=tuple(argv), env=env, cwd=workdir, rlimits=limits,
+                       fs=tuple(dict.fromkeys(fs)), connect_ports=None if connect is None else tuple(connect),
+                       bind_ports=tuple(bind_ports),
+                       allow_inet=bool(caps.network), landlock=landlock, notes=tuple(notes))
+
+
+def shim_argv(spec: SandboxSpec) -> list[str]:
+    import json
+    return [sys.executable, "-I", "-S", "-B", SHIM, json.dumps(spec.shim_spec(), separators=(",", ":")), "--",
+            *spec.argv]
+
+
+def spawn(spec: SandboxSpec) -> subprocess.Popen:
+    """Start the child: pipes for stdio, nothing else inherited, its own session."""
+    argv = shim_argv(spec)
+    # the shim's own python must be executable under the child's rules too (it execs first)
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(spec.env), cwd=spec.cwd,
+                            close_fds=True, start_new_session=True, bufsize=0,
+                            executable=argv[0])
+
+
+def ld_so_paths() -> list[str]:
+    """Dynamic loaders present on this system (for diagnostics)."""
+    out = []
+    for pat in ("/lib64/ld-linux*.so*", "/lib/ld-linux*.so*", "/lib/*/ld-linux*.so*", "/lib/ld-musl*"):
+        out += [os.path.realpath(p) for p in _glob.glob(pat)]
+    return sorted(set(out))
