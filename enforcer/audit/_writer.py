@@ -31,6 +31,11 @@ import threading
 import weakref
 from dataclasses import dataclass
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 import filelock
 import platformdirs
 
@@ -49,7 +54,55 @@ _MAX_RECORD_BYTES = 16 * 1024 * 1024  # a "last line" longer than this is not ou
 _EXIT_FLUSH_TIMEOUT = 10.0  # seconds the atexit handler waits for pending allows
 _PROMPTED = ("prompt-once", "prompt-always")
 
+_BATCH = 1000  # the writer waits for this many allows (or _LINGER) before a write
+_LINGER = 0.005  # seconds the woken writer lets a batch build up (allows may be batched)
+
 _tls = threading.local()
+
+
+class _SidecarLock:
+    """An exclusive ``flock(2)`` on ``<log>.lock``, kept open between acquisitions.
+
+    Same lock as ``filelock.FileLock`` on that path (which also uses ``flock`` on POSIX),
+    so either can guard the log, but ~2 µs instead of ~270 µs per acquire measured here
+    (FileLock re-opens the file every time). Re-opens if the lock file was replaced.
+    Elsewhere (Windows) it delegates to ``filelock.FileLock``.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd = -1
+        self._fallback = None if fcntl is not None else filelock.FileLock(
+            path, mode=0o600, thread_local=False, is_singleton=False)
+
+    def acquire(self) -> None:
+        if self._fallback is not None:
+            self._fallback.acquire()
+            return
+        while True:
+            if self._fd < 0:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                st = os.stat(self._path)
+            except FileNotFoundError:
+                st = None
+            mine = os.fstat(self._fd)
+            if st is not None and (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+                return
+            os.close(self._fd)  # the lock file was removed or replaced: lock the new one
+            self._fd = -1
+
+    def release(self) -> None:
+        if self._fallback is not None:
+            self._fallback.release()
+        elif self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def writing() -> bool:
@@ -222,9 +275,8 @@ class AuditLog:
         """State that belongs to one process (re-made in a forked child)."""
         self._pid = os.getpid()
         self._wlock = threading.Lock()
-        self._flock = (filelock.FileLock(self._path + ".lock", mode=0o600, thread_local=False,
-                                         is_singleton=False)
-                       if self._path else None)
+        self._flock = _SidecarLock(self._path + ".lock") if self._path else None
+        self._flushing = 0
         self._fd = -1
         self._fd_id: tuple[int, int] | None = None
         self._tail: tuple[int, int, int, int, str] | None = None  # dev, ino, size, seq, hash
@@ -234,7 +286,7 @@ class AuditLog:
         self._enqueued = 0
         self._done = 0
         self._dropped_pending = 0
-        self._busy = False
+        self._busy = 0  # batches taken from the queue and not yet written
         self._idle = True
         self._closing = False
         self._closed = False
@@ -351,10 +403,14 @@ class AuditLog:
             return True
         with self._cv:
             target = self._enqueued
+            self._flushing += 1
             self._cv.notify_all()
-            return self._cv.wait_for(
-                lambda: (self._done >= target and not self._dropped_pending and not self._busy)
-                or not thread.is_alive(), timeout)
+            try:
+                return self._cv.wait_for(
+                    lambda: (self._done >= target and not self._dropped_pending
+                             and not self._busy) or not thread.is_alive(), timeout)
+            finally:
+                self._flushing -= 1
 
     def close(self) -> None:
         """Flush, stop the background writer, close the file and the sinks."""
@@ -373,6 +429,8 @@ class AuditLog:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+            if self._flock is not None:
+                self._flock.close()
         for sink in self._sinks:
             try:
                 sink.close()
@@ -402,7 +460,19 @@ class AuditLog:
             # writing()): queue it rather than deadlock; it is never dropped.
             self._enqueue(item, force=True)
             return None
-        lines, seq = self._append([item])
+        # Allows still queued happened before this record: write them first, in one append,
+        # so a process's records keep the order of its calls.
+        with self._cv:
+            batch, dropped = self._take()
+        try:
+            items = batch + self._dropped_records(dropped) + [item]
+            lines, seq = self._append(items)
+        finally:
+            if batch or dropped:
+                with self._cv:
+                    self._done += len(batch)
+                    self._busy -= 1
+                    self._cv.notify_all()
         self._emit(lines)
         return seq
 
@@ -421,6 +491,7 @@ class AuditLog:
                     cv.notify_all()
                     return
                 while len(self._queue) >= self._settings.queue_size and not self._closing:
+                    cv.notify_all()
                     cv.wait()
                 q = self._queue
             q.append(body)
@@ -452,7 +523,8 @@ class AuditLog:
             self._queue = collections.deque()
         dropped = self._dropped_pending
         self._dropped_pending = 0
-        self._busy = bool(batch) or bool(dropped)
+        if batch or dropped:
+            self._busy += 1  # the taker decrements it once written
         self._cv.notify_all()  # producers waiting for room
         return list(batch), dropped
 
@@ -465,6 +537,9 @@ class AuditLog:
                     self._idle = True
                     cv.wait()
                 self._idle = False
+                if (len(self._queue) < min(_BATCH, self._settings.queue_size)
+                        and not self._flushing and not self._closing):
+                    cv.wait(_LINGER)  # let a batch build up; flush() and close() cut it short
                 batch, dropped = self._take()
                 closing = self._closing
             self._write_batch(batch, dropped)
@@ -484,18 +559,20 @@ class AuditLog:
                 self._write_batch(batch, dropped)
             finally:
                 _tls.active = old
-        else:
-            with self._cv:
-                self._busy = False
-                self._cv.notify_all()
+
+    def _dropped_records(self, dropped: int) -> list[dict]:
+        if not dropped:
+            return []
+        return [self._base("dropped", {
+            "count": dropped,
+            "message": f"{dropped} allow record(s) dropped: the audit writer fell behind "
+                       f"(backpressure=drop)"})]
 
     def _write_batch(self, batch: list, dropped: int) -> None:
-        bodies = batch
-        if dropped:
-            bodies = batch + [self._base("dropped", {
-                "count": dropped,
-                "message": f"{dropped} allow record(s) dropped: the audit writer fell behind "
-                           f"(backpressure=drop)"})]
+        """Write what ``_take`` returned (which counted it busy)."""
+        if not batch and not dropped:
+            return
+        bodies = batch + self._dropped_records(dropped)
         try:
             if bodies:
                 self._emit(self._append(bodies)[0])
@@ -505,7 +582,7 @@ class AuditLog:
             self.last_error = exc
         with self._cv:
             self._done += len(batch)
-            self._busy = False
+            self._busy -= 1
             self._cv.notify_all()
 
     def _emit(self, lines: list[str]) -> None:
@@ -523,14 +600,15 @@ class AuditLog:
 
     def _after_fork(self) -> None:
         """In a forked child: drop the parent's queue, thread, locks and descriptor."""
-        fd = self._fd
+        fds = [self._fd, self._flock._fd if self._flock is not None else -1]
         self._start_lock = threading.Lock()
         self._init_runtime()
-        if fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        for fd in fds:  # the parent's descriptors (closing ours never unlocks the parent's)
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     # -- the append itself ----------------------------------------------------------------
 

@@ -229,3 +229,21 @@ with AuditLog({log_path!r}) as log:
     recs = records(log_path)
     assert [r["plugin"]["id"] for r in recs] == ["host", "child", "host"]
     assert verify(log_path).ok
+
+
+def test_sidecar_lock_interoperates_with_filelock(log_path):
+    import filelock
+
+    held = filelock.FileLock(log_path + ".lock")
+    held.acquire()
+    log = AuditLog(log_path)
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (log.decision("p", "1", "fs.read", "/a", decision()),
+                                         done.set()))
+    t.start()
+    assert not done.wait(0.3)  # the writer waits for the FileLock holder
+    held.release()
+    assert done.wait(5)
+    t.join()
+    log.close()
+    assert verify(log_path).records == 1
