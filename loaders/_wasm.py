@@ -62,14 +62,13 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
-import jsonschema
 import wasmtime
 from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
 
 from policy import Request
 
 from ._api import TOOL_NAME, ToolResult, ToolSpec, coerce_result, validate_arguments
+from ._api import _schema_key, _validator
 from ._errors import LoaderError, ToolError
 from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 
@@ -300,9 +299,10 @@ def _tool_spec(entry: Any, index: int, plugin: str, module: str) -> ToolSpec:
         raise LoaderError(f"{where} (`{name}`): inputSchema must describe an object", plugin=plugin,
                           fix='use `{"type": "object", "properties": {...}}`')
     try:
-        validator_for(schema, default=jsonschema.Draft202012Validator).check_schema(schema)
-    except SchemaError as exc:
-        raise LoaderError(f"{where} (`{name}`): inputSchema is not a valid JSON Schema: {_clip(exc.message, 200)}",
+        _validator(_schema_key(schema))   # checks the schema; compiled once per distinct schema
+    except (SchemaError, TypeError, ValueError) as exc:
+        detail = exc.message if isinstance(exc, SchemaError) else str(exc)
+        raise LoaderError(f"{where} (`{name}`): inputSchema is not a valid JSON Schema: {_clip(detail, 200)}",
                           plugin=plugin, fix="fix the schema (see https://json-schema.org)") from None
     return ToolSpec(name, description, MappingProxyType(schema))
 
