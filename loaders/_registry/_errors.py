@@ -1,0 +1,29 @@
+"""The registry's error: one class, a stable ``reason`` code per kind of refusal.
+
+    LoaderError (loaders._errors)
+     └── RegistryError          a plugin cannot be fetched, staged, verified, installed,
+                                published, updated or removed
+
+Reasons: ``bad-source``, ``fetch-failed``, ``git-failed``, ``bad-index``, ``not-found``,
+``checksum``, ``signature``, ``index-mismatch``, ``bad-archive``, ``too-large``,
+``incompatible``, ``downgrade``, ``already-installed``, ``not-installed``,
+``not-approved``, ``yes-refused``, ``exists``, ``io``.
+"""
+
+from __future__ import annotations
+
+from .._errors import LoaderError
+
+
+class RegistryError(LoaderError):
+    """A registry operation was refused; nothing was changed. ``reason`` is a stable code."""
+
+    code = "registry"
+
+    def __init__(self, message: str, *, reason: str, plugin: str | None = None,
+                 fix: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message, plugin=plugin, fix=fix)
+
+
+__all__ = ["RegistryError"]
