@@ -196,10 +196,17 @@ class LineReader:
         while not self._lines:
             chunk = os.read(self.fd, READ_CHUNK)
             if not chunk:
-                if self._buf.strip():
-                    raise ClosedError(f"stream closed inside a message (`{_short(self._buf)}`)")
+                if bytes(self._buf[:4096]).strip():
+                    raise ClosedError(f"stream closed inside a message (`{_short(bytes(self._buf[:80]))}`)")
                 raise ClosedError("stream closed")
-            data = self._buf + chunk if self._buf else chunk
+            if b"\n" not in chunk:   # a long line arriving in pieces: append, never re-copy
+                if not isinstance(self._buf, bytearray):
+                    self._buf = bytearray(self._buf)
+                self._buf += chunk
+                if len(self._buf) > self.limit:
+                    raise ProtocolError(f"a line longer than {self.limit} bytes")
+                continue
+            data = bytes(self._buf) + chunk if self._buf else chunk
             parts = data.split(b"\n")
             self._buf = parts.pop()
             if len(self._buf) > self.limit:

@@ -378,6 +378,8 @@ class ProcessPlugin(LoadedPlugin):
                 pass
 
     def _exit_reason(self, proc: subprocess.Popen, exc: BaseException | None = None) -> str:
+        if isinstance(exc, rpc.ProtocolError) and not isinstance(exc, rpc.ClosedError):
+            return f"protocol violation: {exc}; the process was stopped"
         try:
             code = proc.wait(timeout=0.5)
         except subprocess.TimeoutExpired:

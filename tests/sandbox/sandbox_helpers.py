@@ -126,3 +126,29 @@ def load(root: Path, tmp: Path, *, loader: ProcessLoader | None = None, options:
                       options={"audit_log": audit, **(options or {})})
     loaded = (loader or ProcessLoader()).load(ctx)
     return Loaded(loaded, audit_path, enf, {"audit": audit})
+
+
+PROBE_SERVER = Path(__file__).parent / "fixtures" / "probe_server.py"
+
+
+def write_probe_plugin(parent: Path, plugin_id: str, **caps: Any) -> Path:
+    """A command plugin running fixtures/probe_server.py (fast to start: stdlib only)."""
+    return write_command_plugin(parent, plugin_id, PROBE_SERVER.read_text(), **caps)
+
+
+def run(loaded: Loaded, code: str, timeout: float = 20.0) -> Any:
+    """Run ``code`` in a probe plugin's child; the value it leaves in ``result``."""
+    r = loaded.plugin.call_tool("run", {"code": textwrap.dedent(code)}, timeout=timeout)
+    assert r.ok, r.content
+    return r.data["value"]
+
+
+def pid_gone(pid: int) -> bool:
+    """True when ``pid`` no longer exists (or is only a zombie nobody will reap — counted as
+    not gone, which is what the zombie tests look for)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return False if state == "Z" else False
