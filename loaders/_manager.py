@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -23,8 +23,8 @@ from policy import PolicyError, Request, Verdict, load_policy_set
 
 from ._api import PluginConfig, ToolError, ToolResult, ToolSpec
 from ._approval import ApprovalStore, ApprovalSubject
-from ._discovery import DiscoveredPlugin, DiscoveryProblem, discover
-from ._errors import ApprovalRequired, LoaderError, SignatureError
+from ._discovery import DiscoveredPlugin, DiscoveryProblem, discover, manifest_from_tree, org_publishers
+from ._errors import ApprovalRequired, ApprovalStoreError, LoaderError, SignatureError
 from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 from ._signing import verify_plugin
 
@@ -72,7 +72,7 @@ class PluginManager:
                  grants: str | os.PathLike | None = None, backend: str | None = None,
                  settings: Mapping[str, Mapping[str, Any]] | None = None,
                  call_timeout: float = DEFAULT_CALL_TIMEOUT, install_hook: bool = True,
-                 data_dir: str | os.PathLike | None = None) -> None:
+                 data_dir: str | os.PathLike | None = None, watch: bool = False) -> None:
         self.policy_files = [os.fspath(p) for p in policy_files]
         self.search_path = search_path
         self.config_path = config_path
@@ -91,8 +91,15 @@ class PluginManager:
         self.enforcer = None
         self.policy_set = None
         self._plugins: dict[str, LoadedPlugin] = {}
-        self._lock = threading.RLock()
+        self._candidates: dict[str, _Candidate] = {}
+        self._inflight: dict[int, int] = {}          # id(LoadedPlugin) -> calls running on it
+        self._idle = threading.Condition(threading.RLock())
+        self._lock = self._idle
         self._loaders: dict[str, Any] = {}
+        self._reload_lock = threading.Lock()          # one reload at a time
+        self.watch = watch
+        self.watcher = None
+        self.last_reload_error: str = ""
 
     # -- context manager -------------------------------------------------------------
 
@@ -120,22 +127,88 @@ class PluginManager:
                         entry_points=self.entry_points)
 
     def load_all(self) -> LoadReport:
-        """Discover every plugin, verify, check approval, build the policy, and load."""
-        report = LoadReport()
-        found = self.discover()
-        report.problems.extend(found.problems)
-        base = load_policy_set(self.policy_files, backend=self.backend, grants=self.grants)
-        settings = base.settings
-        candidates: list[_Candidate] = []
-        for plugin in found:
-            self._lifecycle(plugin.id, plugin.version, "discovered", plugin.origin)
-            cand = self._verify_and_approve(plugin, settings, report)
-            if cand is not None:
-                candidates.append(cand)
-        self._build_policy(candidates)
-        for cand in candidates:
-            self._load_one(cand, report)
+        """Discover every plugin, verify, check approval, build the policy, and load.
+        With ``watch=True`` a watcher then reloads policies and plugins as files change."""
+        with self._reload_lock:
+            report = LoadReport()
+            found = self.discover()
+            report.problems.extend(found.problems)
+            base = load_policy_set(self.policy_files, backend=self.backend, grants=self.grants)
+            candidates: list[_Candidate] = []
+            for plugin in found:
+                self._lifecycle(plugin.id, plugin.version, "discovered", plugin.origin)
+                cand = self._verify_and_approve(plugin, base.settings, report)
+                if cand is not None:
+                    candidates.append(cand)
+            self._install_policy(self._build_policy(candidates))
+            self._candidates = {c.plugin.id: c for c in candidates}
+            for cand in candidates:
+                self._load_one(cand, report)
+        if self.watch and self.watcher is None:
+            from ._reload import Watcher
+            self.watcher = Watcher(self)
+            self.watcher.start()
         return report
+
+    # -- reloading (called by the watcher; safe to call by hand) -----------------------
+
+    def reload_policy(self) -> bool:
+        """Compile the policy files aside and swap them in; on error keep the old policy,
+        record why (audit log, ``last_reload_error``) and return False."""
+        with self._reload_lock:
+            try:
+                ps = self._build_policy(list(self._candidates.values()))
+            except (PolicyError, OSError) as exc:
+                self.last_reload_error = str(exc)
+                if self.audit_log is not None:
+                    self.audit_log.policy_reload(False, self.policy_set.version if self.policy_set else "", str(exc))
+                return False
+            self._install_policy(ps)
+            self.last_reload_error = ""
+            if self.audit_log is not None:
+                self.audit_log.policy_reload(True, ps.version)
+            return True
+
+    def reload_plugins(self) -> LoadReport:
+        """Rediscover plugins: load new and changed ones beside the old (new calls switch,
+        running calls finish on the old instance), unload removed ones."""
+        with self._reload_lock:
+            report = LoadReport()
+            found = self.discover()
+            report.problems.extend(found.problems)
+            base = self.policy_set
+            settings = base.settings if base is not None else load_policy_set(
+                self.policy_files, backend=self.backend, grants=self.grants).settings
+            fresh: dict[str, _Candidate] = {}
+            changed: list[_Candidate] = []
+            for plugin in found:
+                old = self._candidates.get(plugin.id)
+                if old is not None and old.plugin.root == plugin.root and _same_tree(old, plugin):
+                    fresh[plugin.id] = old
+                    continue
+                self._lifecycle(plugin.id, plugin.version, "discovered", plugin.origin)
+                cand = self._verify_and_approve(plugin, settings, report)
+                if cand is None:
+                    if old is not None:
+                        fresh[plugin.id] = old   # keep serving the last good version
+                    continue
+                fresh[plugin.id] = cand
+                changed.append(cand)
+            removed = [pid for pid in self._candidates if pid not in fresh]
+            if not changed and not removed:
+                return report
+            try:
+                ps = self._build_policy(list(fresh.values()))
+            except (PolicyError, OSError) as exc:
+                report.refused.append(("policy", str(exc)))
+                return report
+            self._install_policy(ps)
+            self._candidates = fresh
+            for cand in changed:
+                self._load_one(cand, report, event="reloaded" if cand.plugin.id in self.plugins else "loaded")
+            for pid in removed:
+                self.unload(pid)
+            return report
 
     def _verify_and_approve(self, plugin: DiscoveredPlugin, settings, report: LoadReport) -> _Candidate | None:
         pid, version = plugin.id, plugin.version
@@ -152,9 +225,22 @@ class PluginManager:
         if data is None:
             self._refuse(report, pid, version, "plugin.yaml is outside the verified tree")
             return None
-        subject = ApprovalSubject.from_verified(plugin.manifest, verified)
-        status = self.approvals.status(subject, preapproved_publishers=settings.trusted_keys,
-                                       mode=settings.approve)
+        try:
+            manifest = manifest_from_tree(verified, origin=str(plugin.manifest_path))
+        except PolicyError as exc:
+            self._refuse(report, pid, version, str(exc))
+            return None
+        if manifest.id != pid:
+            self._refuse(report, pid, version, f"plugin.yaml changed while it was being verified (id `{manifest.id}`)")
+            return None
+        plugin = replace(plugin, manifest=manifest)
+        subject = ApprovalSubject.from_verified(manifest, verified)
+        try:
+            status = self.approvals.status(subject, preapproved_publishers=org_publishers(settings),
+                                           mode=settings.approve)
+        except ApprovalStoreError as exc:
+            self._refuse(report, pid, version, str(exc))
+            return None
         if not status.ok:
             granted = self.approve_all or (self.approve_callback is not None and self._ask_approval(status))
             if not granted:
@@ -163,7 +249,11 @@ class PluginManager:
                 except ApprovalRequired as exc:
                     self._refuse(report, pid, version, str(exc))
                 return None
-            self.approvals.approve(subject)
+            try:
+                self.approvals.approve(subject)
+            except ApprovalStoreError as exc:
+                self._refuse(report, pid, version, str(exc))
+                return None
             self._lifecycle(pid, version, "approved", "capabilities: " + ", ".join(sorted(subject.capabilities)))
         return _Candidate(plugin, verified.files, data.decode("utf-8"), verified.signed, verified.key_id)
 
@@ -177,18 +267,22 @@ class PluginManager:
         report.refused.append((pid, why))
         self._lifecycle(pid, version, "failed", why)
 
-    def _build_policy(self, candidates: list[_Candidate]) -> None:
-        from enforcer import Enforcer
+    def _build_policy(self, candidates: list[_Candidate]):
+        """A new PolicySet for these plugins, built aside (raises PolicyError, changes nothing)."""
         facts = {c.plugin.id: {"signed": c.signed, "publisher": c.key_id or ""} for c in candidates}
         manifests = [(str(c.plugin.manifest_path), c.manifest_text) for c in candidates]
         protected = self._protected() + [(str(c.plugin.root), "a plugin directory") for c in candidates]
-        ps = load_policy_set(self.policy_files, manifests, backend=self.backend, grants=self.grants,
-                             protected_paths=protected, plugin_facts=facts)
-        self.policy_set = ps
+        return load_policy_set(self.policy_files, manifests, backend=self.backend, grants=self.grants,
+                               protected_paths=protected, plugin_facts=facts)
+
+    def _install_policy(self, ps) -> None:
+        """Swap ``ps`` in: one reference assignment in the enforcer, decisions follow it."""
+        from enforcer import Enforcer
         if self.enforcer is None:
             self.enforcer = Enforcer(ps, audit_log=self.audit_log, prompter=self.prompter)
         else:
             self.enforcer.use(ps)
+        self.policy_set = ps
 
     def _loader(self, sandbox: str):
         loader = self._loaders.get(sandbox)
@@ -202,7 +296,7 @@ class PluginManager:
             self._loaders[sandbox] = loader
         return loader
 
-    def _load_one(self, cand: _Candidate, report: LoadReport) -> None:
+    def _load_one(self, cand: _Candidate, report: LoadReport, event: str = "loaded") -> None:
         plugin = cand.plugin
         pid, version = plugin.id, plugin.version
         info = self.policy_set.plugins[pid]
@@ -232,9 +326,17 @@ class PluginManager:
             old = self._plugins.get(pid)
             self._plugins[pid] = loaded
         if old is not None:
-            old.shutdown()
+            self._retire(old)
         report.loaded.append(pid)
-        self._lifecycle(pid, version, "loaded", f"sandbox {info.sandbox}")
+        self._lifecycle(pid, version, event, f"sandbox {info.sandbox}")
+
+    def _retire(self, old: LoadedPlugin, wait: float = 60.0) -> None:
+        """Shut ``old`` down once the calls running on it have finished (in the background)."""
+        def finish() -> None:
+            with self._idle:
+                self._idle.wait_for(lambda: self._inflight.get(id(old), 0) == 0, timeout=wait)
+            old.shutdown()
+        threading.Thread(target=finish, name=f"retire-{old.id}", daemon=True).start()
 
     # -- using -----------------------------------------------------------------------
 
@@ -254,10 +356,31 @@ class PluginManager:
     def call_tool(self, name: str, args: Any = None, *, timeout: float | None = None) -> ToolResult:
         """Call `plugin.tool` with ``args`` under policy; never raises for plugin failures."""
         pid, _, tool = name.partition(".")
-        loaded = self.plugins.get(pid)
+        with self._lock:
+            loaded = self._plugins.get(pid)
+            if loaded is not None:
+                self._inflight[id(loaded)] = self._inflight.get(id(loaded), 0) + 1
         if loaded is None or not tool:
+            if loaded is not None:
+                self._done(loaded)
             return ToolResult.failure(ToolError(f"no loaded plugin provides `{name}`", tool=name,
                                                 kind="unknown-tool"))
+        try:
+            return self._call(loaded, pid, tool, name, args, timeout)
+        finally:
+            self._done(loaded)
+
+    def _done(self, loaded: LoadedPlugin) -> None:
+        with self._idle:
+            n = self._inflight.get(id(loaded), 1) - 1
+            if n <= 0:
+                self._inflight.pop(id(loaded), None)
+            else:
+                self._inflight[id(loaded)] = n
+            self._idle.notify_all()
+
+    def _call(self, loaded: LoadedPlugin, pid: str, tool: str, name: str, args: Any,
+              timeout: float | None) -> ToolResult:
         args = {} if args is None else args
         if not isinstance(args, dict):
             return ToolResult.failure(ToolError("tool arguments must be a JSON object", tool=name,
@@ -277,13 +400,19 @@ class PluginManager:
     def unload(self, plugin_id: str) -> bool:
         with self._lock:
             loaded = self._plugins.pop(plugin_id, None)
+            self._candidates.pop(plugin_id, None)
         if loaded is None:
             return False
+        with self._idle:
+            self._idle.wait_for(lambda: self._inflight.get(id(loaded), 0) == 0, timeout=60.0)
         loaded.shutdown()
         self._lifecycle(plugin_id, loaded.version, "unloaded")
         return True
 
     def shutdown(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
         for pid in list(self.plugins):
             self.unload(pid)
         if self.audit_log is not None:
@@ -291,3 +420,13 @@ class PluginManager:
                 self.audit_log.flush()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _same_tree(old: _Candidate, plugin: DiscoveredPlugin) -> bool:
+    """True when the plugin's files on disk are byte-for-byte those already loaded."""
+    from ._signing import read_tree
+    try:
+        tree = read_tree(plugin.root, plugin=plugin.id)
+    except LoaderError:
+        return False
+    return dict(tree.files) == dict(old.files)

@@ -49,8 +49,25 @@ def expand_actions(actions: tuple[str, ...]) -> frozenset[str]:
     return frozenset(out)
 
 
+PROGRAM_CACHE_SIZE = 4096   # compiled programs kept across reloads; cleared when full
+_programs: dict[tuple[str, str, bool], CelProgram] = {}
+
+
+def compile_cached(backend, cel: str, expect_bool: bool = True) -> CelProgram:
+    """Compile once per (backend, text): a reload recompiles only the rules that changed.
+    Programs are immutable, so sharing them between PolicySets is safe; errors are not cached."""
+    key = (backend.name, cel, expect_bool)
+    program = _programs.get(key)
+    if program is None:
+        program = backend.compile(cel, expect_bool=expect_bool)
+        if len(_programs) >= PROGRAM_CACHE_SIZE:
+            _programs.clear()
+        _programs[key] = program
+    return program
+
+
 def _compile(backend, cel: str) -> CelProgram:
-    return backend.compile(cel, expect_bool=True)
+    return compile_cached(backend, cel, True)
 
 
 def compile_policy(policy: PolicyFile, located: Located, backend=None, *,

@@ -18,12 +18,12 @@ from types import MappingProxyType
 from typing import Any
 
 from ._cel import get_backend
-from ._compile import CompiledRule, builtin_rules, compile_policy, manifest_rules
+from ._compile import CompiledRule, builtin_rules, compile_cached, compile_policy, manifest_rules
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError
-from ._models import SETTING_NAMES, Manifest, PolicyFile, load_policy_file, parse_manifest
+from ._models import SETTING_NAMES, Manifest, PolicyFile, parse_manifest, parse_policy
 from ._request import Request
-from ._yaml import Located, load_yaml, load_yaml_file
+from ._yaml import Located, load_yaml, read_text
 
 CACHE_SIZE = 8192      # decisions kept per PolicySet; evicted oldest-first
 CHUNK = 8              # rules per combined CEL program (cel-cpp allows 32 levels of nesting)
@@ -114,7 +114,7 @@ class _Group:
             for j in range(len(chunk) - 1, -1, -1):
                 text = f"({chunk[j].cel}) ? {start + j} : ({text})"
             try:
-                self.programs.append((start, len(chunk), backend.compile(text), False))
+                self.programs.append((start, len(chunk), compile_cached(backend, text, False), False))
             except CelCompileError:
                 # too deep or too costly combined: evaluate these rules one by one
                 self.programs.extend((start + j, 1, r.program, True) for j, r in enumerate(chunk))
@@ -433,12 +433,13 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     files: list[tuple[PolicyFile, Located]] = []
     sources: list[str] = []
     for path in expand_policy_paths(policy_files):
-        pf, located = load_policy_file(path)
+        text = read_text(path)        # one read: the version is the digest of the bytes parsed
+        located = load_yaml(text, path)
+        pf = parse_policy(located)
         _check_safe_location(path, pf.layer)
         files.append((pf, located))
         sources.append(path)
-        with open(path, "rb") as fh:
-            digest.update(path.encode() + b"\0" + fh.read() + b"\0")
+        digest.update(path.encode() + b"\0" + text.encode("utf-8", "surrogatepass") + b"\0")
     settings = _merge_settings(files)
     rules: list[CompiledRule] = []
     for pf, located in files:
@@ -448,13 +449,14 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
         gpath = os.fspath(grants)
         protected.append((gpath, "the grants file"))
         if os.path.exists(gpath):
-            pf, located = load_policy_file(gpath)
+            gtext = read_text(gpath)
+            located = load_yaml(gtext, gpath)
+            pf = parse_policy(located)
             if pf.layer != "user":
                 raise located.error(("layer",), "the grants file must be `layer: user`", "set `layer: user`")
             rules.extend(compile_policy(pf, located, be, remembered=True))
             sources.append(gpath)
-            with open(gpath, "rb") as fh:
-                digest.update(b"grants\0" + fh.read())
+            digest.update(b"grants\0" + gtext.encode("utf-8", "surrogatepass"))
     protected.extend(protected_paths)
     rules[:0] = builtin_rules(protected, be)
     plugins: dict[str, PluginInfo] = {}
@@ -471,11 +473,11 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
             directory = os.path.dirname(os.path.abspath(mpath))
             digest.update(b"manifest\0" + text.encode("utf-8", "surrogatepass"))
         else:
-            located = load_yaml_file(m)
+            text = read_text(m)
+            located = load_yaml(text, os.fspath(m))
             manifest = parse_manifest(located)
             directory = os.path.dirname(os.path.abspath(os.fspath(m)))
-            with open(os.fspath(m), "rb") as fh:
-                digest.update(b"manifest\0" + fh.read())
+            digest.update(b"manifest\0" + text.encode("utf-8", "surrogatepass"))
         if manifest.id in plugins:
             where = located.file if located else manifest.id
             raise PolicyError(f"plugin id `{manifest.id}` is declared twice", file=where,
