@@ -2,14 +2,15 @@
 
 Every install and update goes through one path::
 
-    stage      fetch into <plugins dir>/.promptline-staging-XXXX (same filesystem)
+    stage      fetch into a private temporary directory (the plugin dir is not touched)
     verify     index entry signature, archive SHA-256, tree signature against the policy's
                trusted keys; manifest id/version/tree digest against what the index said;
                `requires` against this PromptLine
     show       the capabilities asked for, and the policy's verdict on one representative
                request per capability (as if the plugin were approved)
     approve    see "The --yes rule" below
-    install    write exactly the verified bytes into the staging dir, then rename it to
+    install    write exactly the verified bytes into <plugins dir>/.promptline-staging-XXXX
+               (same filesystem), then rename it to
                <plugins dir>/<id> (an update swaps the old tree out with two renames and
                puts it back if anything fails); record the source in
                <plugins dir>/.promptline-registry.json; store the approval
@@ -420,42 +421,22 @@ class Registry:
     def _commit(self, plan: InstallPlan) -> Installed:
         pid = plan.plugin_id
         target = self.plugins_dir / pid
-        tree = plan.staging / "tree"
         executable = ()
         if plan.manifest.entry.command and plan.manifest.entry.command[0] in plan.verified.files:
             executable = (plan.manifest.entry.command[0],)
-        materialize(plan.verified, tree, executable=executable)
-        if plan.verified.signature_bytes is not None:
-            _write_new(tree / SIGNATURE_FILE, plan.verified.signature_bytes)
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         record = Installed(pid, plan.version, target, plan.source, plan.verified.digest, plan.verified.key_id, now)
         approve = plan.approval_needed
         with self._locked():
-            old_state = self._read_state()
-            swapped = False
-            if plan.previous is None:
-                if target.exists():
-                    raise RegistryError(f"`{target}` appeared while installing", reason="already-installed",
-                                        plugin=pid, fix="run the command again")
-            else:
-                os.rename(target, plan.staging / "old")
-                swapped = True
+            final = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.plugins_dir))
             try:
-                os.rename(tree, target)
-                try:
-                    state = dict(old_state)
-                    state[pid] = record.to_json()
-                    self._write_state(state)
-                    if approve:
-                        self.approvals.approve(plan.subject)
-                except BaseException:
-                    os.rename(target, tree)
-                    self._write_state(old_state)
-                    raise
-            except BaseException:
-                if swapped:
-                    os.rename(plan.staging / "old", target)
-                raise
+                tree = final / "tree"
+                materialize(plan.verified, tree, executable=executable)
+                if plan.verified.signature_bytes is not None:
+                    _write_new(tree / SIGNATURE_FILE, plan.verified.signature_bytes)
+                self._swap_in(plan, tree, target, final / "old", record, approve)
+            finally:
+                _rmtree(final)
         self._audit(pid, plan.version, "verified",
                     f"signed by {plan.verified.key_id}" if plan.signed else plan.verified.note or "unsigned")
         if approve:
@@ -464,13 +445,44 @@ class Registry:
                         + (", ".join(plan.capabilities) or "none"))
         return record
 
+    def _swap_in(self, plan: InstallPlan, tree: Path, target: Path, old: Path, record: Installed,
+                 approve: bool) -> None:
+        """Rename ``tree`` to ``target`` (the old tree aside to ``old``), record it and store
+        the approval; undo every step if a later one fails."""
+        old_state = self._read_state()
+        swapped = False
+        if plan.previous is None:
+            if target.exists():
+                raise RegistryError(f"`{target}` appeared while installing", reason="already-installed",
+                                    plugin=plan.plugin_id, fix="run the command again")
+        else:
+            os.rename(target, old)
+            swapped = True
+        try:
+            os.rename(tree, target)
+            try:
+                state = dict(old_state)
+                state[plan.plugin_id] = record.to_json()
+                self._write_state(state)
+                if approve:
+                    self.approvals.approve(plan.subject)
+            except BaseException:
+                os.rename(target, tree)
+                self._write_state(old_state)
+                raise
+        except BaseException:
+            if swapped:
+                os.rename(old, target)
+            raise
+
     def _audit(self, pid: str, version: str, event: str, detail: str) -> None:
         if self.audit_log is not None:
             self.audit_log.lifecycle(pid, version, event, detail)
 
     def _new_staging(self) -> Path:
-        self._ensure_dir()
-        return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.plugins_dir))
+        # Fetching and checking happen in a private temporary directory; the plugin dir is
+        # touched only by the commit (a staging dir there, then one rename).
+        return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX))
 
     def _ensure_dir(self) -> None:
         if not self.plugins_dir.is_dir():
