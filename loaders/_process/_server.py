@@ -172,7 +172,8 @@ def stream_io(stdin: Any, stdout: Any) -> tuple[Callable[[], bytes], Callable[[b
             if line.strip():
                 return line
 
-    binary = hasattr(stdout, "mode") and "b" in getattr(stdout, "mode", "") or not hasattr(stdout, "encoding")
+    import io
+    binary = not isinstance(stdout, io.TextIOBase)
 
     def send(data: bytes) -> None:
         if binary:

@@ -88,7 +88,7 @@ def write_python_plugin(parent: Path, plugin_id: str, probe: str, **caps: Any) -
 def write_command_plugin(parent: Path, plugin_id: str, script: str, **caps: Any) -> Path:
     root = parent / plugin_id
     root.mkdir(parents=True)
-    entry = f'command: ["{os.path.realpath(sys.executable)}", "server.py"]'
+    entry = f'command: ["{sys.executable}", "server.py"]'
     (root / "plugin.yaml").write_text(manifest_text(plugin_id, entry=entry, **caps))
     (root / "server.py").write_text(textwrap.dedent(script))
     return root

@@ -1,0 +1,58 @@
+"""`promptline run --mcp`: the host speaks MCP on its own stdio, so any MCP client can use
+the loaded plugins' tools — every call still goes through the PluginManager, under policy.
+
+    serve_mcp(manager, sys.stdin.buffer, sys.stdout.buffer)
+
+Tools are listed by their qualified name (``plugin.tool``). Anything the host writes for
+people (logs, progress) must go to stderr: stdout carries the protocol only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO, TextIO
+
+from loaders._process import _jsonrpc as rpc
+from loaders._process._server import Backend, serve, stream_io, tool_result_to_mcp
+
+INSTRUCTIONS = ("Tools of the plugins loaded by PromptLine. Every call is decided by the "
+                "PromptLine policy; refusals come back as tool errors.")
+
+
+class ManagerBackend(Backend):
+    """MCP methods answered from a PluginManager (``list_tools``/``call_tool``)."""
+
+    name = "promptline"
+    instructions = INSTRUCTIONS
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+        try:
+            import importlib.metadata
+            self.version = importlib.metadata.version("promptline")
+        except Exception:  # noqa: BLE001
+            self.version = "0"
+
+    def list_tools(self) -> list[dict[str, Any]]:
+        out = []
+        for qualified, spec in self.manager.list_tools():
+            item = spec.to_mcp()
+            item["name"] = qualified
+            out.append(item)
+        return out
+
+    def call_tool(self, name: str, arguments: Any) -> dict[str, Any]:
+        if not isinstance(arguments, dict):
+            raise rpc.RpcError(rpc.INVALID_PARAMS, "`arguments` must be an object")
+        known = {q for q, _ in self.manager.list_tools()}
+        if name not in known:
+            raise rpc.RpcError(rpc.INVALID_PARAMS, f"unknown tool `{name[:128]}`")
+        return tool_result_to_mcp(self.manager.call_tool(name, arguments))
+
+
+def serve_mcp(manager: Any, stdin: BinaryIO | TextIO, stdout: BinaryIO | TextIO) -> None:
+    """Answer MCP requests read from ``stdin`` on ``stdout`` until ``stdin`` closes."""
+    next_line, send = stream_io(stdin, stdout)
+    serve(ManagerBackend(manager), next_line, send)
+
+
+__all__ = ["ManagerBackend", "serve_mcp"]
