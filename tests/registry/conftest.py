@@ -78,7 +78,7 @@ def http_index(env):
     env.index.mkdir(exist_ok=True)
     handler = functools.partial(_Quiet, directory=str(env.index))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"
