@@ -53,13 +53,13 @@ PROGRAM_CACHE_SIZE = 4096   # compiled programs kept across reloads; cleared whe
 _programs: dict[tuple[str, str, bool], CelProgram] = {}
 
 
-def compile_cached(backend, cel: str, expect_bool: bool = True) -> CelProgram:
+def compile_cached(backend, cel: str, expect_bool: bool = True, prechecked: bool = False) -> CelProgram:
     """Compile once per (backend, text): a reload recompiles only the rules that changed.
     Programs are immutable, so sharing them between PolicySets is safe; errors are not cached."""
     key = (backend.name, cel, expect_bool)
     program = _programs.get(key)
     if program is None:
-        program = backend.compile(cel, expect_bool=expect_bool)
+        program = backend.compile(cel, expect_bool=expect_bool, prechecked=prechecked)
         if len(_programs) >= PROGRAM_CACHE_SIZE:
             _programs.clear()
         _programs[key] = program

@@ -114,7 +114,7 @@ class _Group:
             for j in range(len(chunk) - 1, -1, -1):
                 text = f"({chunk[j].cel}) ? {start + j} : ({text})"
             try:
-                self.programs.append((start, len(chunk), compile_cached(backend, text, False), False))
+                self.programs.append((start, len(chunk), compile_cached(backend, text, False, prechecked=True), False))
             except CelCompileError:
                 # too deep or too costly combined: evaluate these rules one by one
                 self.programs.extend((start + j, 1, r.program, True) for j, r in enumerate(chunk))
@@ -162,6 +162,7 @@ class _Plan:
     remembered: _Group
     allow: _Group
     audit_layer: int | None   # rank of the layer that put this plugin in audit mode, or None
+    needs_plugin: bool        # some rule reads `plugin`: only then is it converted per request
 
 
 class PolicySet:
@@ -234,6 +235,7 @@ class PolicySet:
                     remembered=_Group([r for r in rules if r.ref.effect is Effect.ALLOW and r.remembered], self.backend),
                     allow=_Group([r for r in rules if r.ref.effect is Effect.ALLOW], self.backend),
                     audit_layer=self._audit_layer(plugin),
+                    needs_plugin=any("plugin" in r.cel for r in rules),
                 )
                 self._plans[key] = plan
         return plan
@@ -248,8 +250,11 @@ class PolicySet:
     def _decide(self, request: Request) -> Decision:
         plan = self._plan(request.plugin, request.action)
         errors: list[str] = []
+        data = {"request": request.to_cel()}
+        if plan.needs_plugin:
+            data["plugin"] = plan.plugin_cel
         try:
-            activation = self.backend.prepare({"request": request.to_cel(), "plugin": plan.plugin_cel})
+            activation = self.backend.prepare(data)
         except CelEvalError as exc:
             return Decision(Verdict.DENY, DecidedBy.DEFAULT, self.version,
                             errors=(f"request cannot be evaluated: {exc}",), hint=grant_hint(request))

@@ -32,7 +32,11 @@ class CelBackend(Protocol):
 
     name: str
 
-    def compile(self, source: str, *, expect_bool: bool = False) -> CelProgram: ...
+    def compile(self, source: str, *, expect_bool: bool = False,
+                prechecked: bool = False) -> CelProgram:
+        """``prechecked``: the text was assembled by the engine from expressions that each
+        passed every check (skips the static checks, not the compiler)."""
+        ...
 
     def prepare(self, activation: dict) -> Any: ...
 

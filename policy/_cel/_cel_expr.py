@@ -163,7 +163,15 @@ class CelExprBackend:
     def __init__(self) -> None:
         self._env = _make_env()
 
-    def compile(self, source: str, *, expect_bool: bool = False) -> CelExprProgram:
+    def compile(self, source: str, *, expect_bool: bool = False,
+                prechecked: bool = False) -> CelExprProgram:
+        if prechecked:
+            # built by the engine from parts that each passed every check (combined programs)
+            try:
+                expr = self._env.compile(inline_helpers(source))
+            except Exception as exc:
+                raise _translate(exc, source) from None
+            return CelExprProgram(source, expr, self._env, expect_bool)
         if isinstance(source, str) and len(source) <= MAX_EXPRESSION_CHARS and source.strip():
             try:
                 expr = self._env.compile(source)

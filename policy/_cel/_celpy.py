@@ -144,9 +144,15 @@ class CelPythonBackend:
 
     name = "cel-python"
 
-    def compile(self, source: str, *, expect_bool: bool = False) -> CelPythonProgram:
+    def compile(self, source: str, *, expect_bool: bool = False,
+                prechecked: bool = False) -> CelPythonProgram:
         from ._static import check
 
+        if prechecked:
+            try:
+                return CelPythonProgram(source, parse(source), expect_bool)
+            except Exception:  # noqa: BLE001 - fall back to the full check for its error
+                pass
         info = check(source, expect_bool=expect_bool)
         return CelPythonProgram(source, info.tree, expect_bool)
 
