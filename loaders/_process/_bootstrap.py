@@ -57,8 +57,9 @@ class ForwardingAuditLog:
 def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
     import asyncio
 
-    from loaders._api import (ContextPlugin, PluginConfig, PromptPlugin, ToolPlugin, bind_manifest,
-                              error_result, invoke_tool, tool_spec)
+    from loaders._api import (ContextPlugin, PluginConfig, PromptPlugin, ToolPlugin, ToolResult,
+                              bind_manifest, coerce_result, error_result, invoke_tool, tool_spec,
+                              validate_arguments)
     from loaders._errors import ToolError
     from policy import load_manifest, load_policy_set
 
@@ -104,6 +105,23 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
             for tpl in loop.run_until_complete(_maybe(plugin.templates())):
                 templates[tpl.name] = tpl
 
+    import inspect
+    sync_tools = {n: not inspect.iscoroutinefunction(t.execute) for n, (t, _) in tools.items()}
+
+    def _call_sync(tool, name, arguments):
+        """invoke_tool without an event loop turn, for plain ``def execute`` (the common case)."""
+        try:
+            clean = validate_arguments(tool, arguments)
+        except ToolError as exc:
+            return ToolResult(False, exc.message, None, exc)
+        try:
+            value = tool.execute(clean)
+            if inspect.isawaitable(value):
+                value = loop.run_until_complete(_maybe(value))
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - plugin failures become results
+            return error_result(exc, tool=name)
+        return coerce_result(value, tool=name)
+
     class PluginBackend(Backend):
         name = plugin_id
         version = manifest.version
@@ -122,13 +140,17 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
             if entry is None:
                 err = ToolError(f"unknown tool `{name[:64]}`", tool=name, kind="invalid-arguments")
                 return tool_result_to_mcp(error_result(err, tool=name))
+            tool = entry[0]
             with guard():
-                try:
-                    result = loop.run_until_complete(invoke_tool(entry[0], arguments))
-                except BaseException as exc:  # noqa: BLE001 - SystemExit and friends become results
-                    if isinstance(exc, KeyboardInterrupt):
-                        raise
-                    result = error_result(exc, tool=name)
+                if sync_tools.get(name):
+                    result = _call_sync(tool, name, arguments)
+                else:
+                    try:
+                        result = loop.run_until_complete(invoke_tool(tool, arguments))
+                    except BaseException as exc:  # noqa: BLE001 - SystemExit and friends become results
+                        if isinstance(exc, KeyboardInterrupt):
+                            raise
+                        result = error_result(exc, tool=name)
             return tool_result_to_mcp(result)
 
         def list_prompts(self):
