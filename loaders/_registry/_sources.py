@@ -12,7 +12,8 @@
 ``database-tools@">=1.2,<2"``                   or a PEP 440 version specifier
 ==============================================  =========================================
 
-An existing path always wins over an index name; write ``./name`` to be explicit.
+A bare plugin id (``[a-z0-9-]``, optionally ``@version``) always means the index, even when
+a directory of that name exists here (like npm and pip): write ``./name`` for the directory.
 
 Git runs as a subprocess with no hooks (``core.hooksPath=/dev/null``), no system or global
 git configuration (so no filters, credential helpers or fsmonitor a repository could
@@ -37,7 +38,7 @@ GIT_TIMEOUT = 120.0          # seconds for one git clone or checkout
 GIT_SCHEMES = ("https", "http", "ssh", "git", "file")
 GITHUB = re.compile(r"^github:([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?(?:#(.+))?$")
 SCP_LIKE = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^/].*$")
-INDEX_NAME = re.compile(r"^([a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)(?:@(.+))?$")
+INDEX_NAME = re.compile(r"^([a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)(?:@([^:/]+))?$")
 REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 
 Kind = Literal["path", "archive", "git", "index"]
@@ -91,15 +92,15 @@ def parse_source(text: str, *, index: str | None = None, ref: str | None = None)
         return _git_url(text[4:], ref)
     if "://" in text:
         return _git_url(text, ref)
+    m = INDEX_NAME.match(text)
+    if m and "/" not in text:
+        return Source("index", index or "", plugin_id=m.group(1), wanted=m.group(2))
     path = Path(text).expanduser()
     if path.exists():
         return _local(path, ref)
     if SCP_LIKE.match(text):
         url, _, r = text.partition("#")
         return _git(url, ref or r or None)
-    m = INDEX_NAME.match(text)
-    if m and not text.startswith((".", "/", "~")):
-        return Source("index", index or "", plugin_id=m.group(1), wanted=m.group(2))
     raise RegistryError(f"`{text}` is not a directory, archive, git URL or plugin name", reason="bad-source",
                         fix="check the path, or give `github:user/repo` or a plugin name from the index")
 

@@ -37,12 +37,20 @@ def _events(env):
     ("git+https://example.com/x.git#main", "git", "https://example.com/x.git", "main"),
     ("ssh://git@example.com/x.git", "git", "ssh://git@example.com/x.git", None),
     ("git@example.com:team/x.git", "git", "git@example.com:team/x.git", None),
+    ("git@example.com:x.git", "git", "git@example.com:x.git", None),
     ("demo", "index", "IDX", None),
     ("demo@1.2.0", "index", "IDX", None),
-], ids=["github", "github-ref", "git+", "ssh", "scp-like", "index", "index-version"])
+], ids=["github", "github-ref", "git+", "ssh", "scp-like", "scp-like-no-slash", "index", "index-version"])
 def test_parse_source(text, kind, location, ref):
     src = parse_source(text, index="IDX")
     assert (src.kind, src.location, src.ref) == (kind, location, ref)
+
+
+def test_a_bare_name_means_the_index_even_when_a_directory_has_that_name(env, monkeypatch):
+    write_plugin(env.src)
+    monkeypatch.chdir(env.src)
+    assert parse_source("demo", index="IDX").kind == "index"
+    assert parse_source("./demo", index="IDX") == Source("path", str(env.src / "demo"))
 
 
 @pytest.mark.parametrize("text", ["ext::sh -c touch% /tmp/pwned", "ftp://x/y", "./missing-dir", "Bad Name!"],
