@@ -157,9 +157,8 @@ class InstallPlan:
         """Why ``--yes`` may not approve this plugin, or None when it may (see module docs)."""
         if not self.approval_needed or self.source.local or self.signed:
             return None
-        what = "unsigned" if not self.verified.note.startswith("signed") else self.verified.note
-        return (f"`--yes` cannot approve {what} code from {self.source.describe()}: the policy asks a person "
-                "to review what it may do")
+        return (f"`--yes` cannot approve code no trusted key signed ({self.verified.note or 'unsigned'}) from "
+                f"{self.source.describe()}: the policy asks a person to review what it may do")
 
     def __enter__(self) -> "InstallPlan":
         return self
@@ -581,7 +580,14 @@ def capability_checks(registry: Registry, manifest: Manifest, verified: Verified
 
 def _check(ps: Any, capability: str, request: Request) -> CapabilityCheck:
     d = ps.decide(request, use_cache=False)
-    return CapabilityCheck(capability, request.action, request.resource, d.verdict.value, d.reason())
+    if d.rules and all(r.id.startswith("manifest:") for r in d.rules):
+        reason = "granted by its manifest"
+    elif d.rules:
+        r = d.rules[0]
+        reason = f"rule `{r.id}`" + (f": {r.message}" if r.message else "") + f" ({r.origin})"
+    else:
+        reason = d.reason()
+    return CapabilityCheck(capability, request.action, request.resource, d.verdict.value, reason)
 
 
 def _net_request(pid: str, entry: str) -> Request:

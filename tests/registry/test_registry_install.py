@@ -181,7 +181,7 @@ def test_yes_refused_for_unsigned_code_from_git(env):
     src = write_plugin(env.src)
     bare = git_repo(env.tmp, src)
     before = snapshot(env.home)
-    with pytest.raises(RegistryError, match="cannot approve unsigned code from git") as exc:
+    with pytest.raises(RegistryError, match=r"cannot approve code no trusted key signed \(not signed\) from git") as exc:
         env.registry(env.open_policy).install(bare.as_uri(), yes=True)
     assert exc.value.reason == "yes-refused"
     assert snapshot(env.home) == before
