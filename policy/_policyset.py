@@ -21,6 +21,7 @@ from ._cel import get_backend
 from ._compile import CompiledRule, builtin_rules, compile_cached, compile_policy, manifest_rules
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError
+from ._fastpath import ERROR, translate
 from ._models import SETTING_NAMES, Manifest, PolicyFile, parse_manifest, parse_policy
 from ._request import Request
 from ._yaml import Located, load_yaml, read_text
@@ -28,6 +29,9 @@ from ._yaml import Located, load_yaml, read_text
 CACHE_SIZE = 8192      # decisions kept per PolicySet; evicted oldest-first
 CHUNK = 8              # rules per combined CEL program (cel-cpp allows 32 levels of nesting)
 LAYERS = ("org", "project", "user")
+# Backends whose plans run simple rules as Python closures (_fastpath). Not the reference
+# backend: the differential test compares this tier against cel-python.
+NATIVE_TIER_BACKENDS = frozenset({"cel-expr-python"})
 LAYER_RANK = {"org": 0, "project": 1, "user": 2}   # manifest rules and defaults rank after all
 
 
@@ -98,13 +102,20 @@ class Explanation:
 
 
 class _Group:
-    """Rules of one effect for one (plugin, action), evaluated as chunked combined programs."""
+    """Rules of one effect for one (plugin, action). Evaluated natively when every rule is in
+    the fast subset (see _fastpath), else as chunked combined CEL programs."""
 
-    __slots__ = ("rules", "programs")
+    __slots__ = ("rules", "programs", "native")
 
-    def __init__(self, rules: list[CompiledRule], backend) -> None:
+    def __init__(self, rules: list[CompiledRule], backend, plugin_cel: dict | None = None) -> None:
         self.rules = rules
         self.programs = []
+        self.native = None
+        if plugin_cel is not None:
+            fns = [translate(r.cel, plugin_cel) for r in rules]
+            if all(f is not None for f in fns):
+                self.native = list(zip(fns, rules))
+                return
         for start in range(0, len(rules), CHUNK):
             chunk = rules[start:start + CHUNK]
             if len(chunk) == 1:
@@ -118,6 +129,17 @@ class _Group:
             except CelCompileError:
                 # too deep or too costly combined: evaluate these rules one by one
                 self.programs.extend((start + j, 1, r.program, True) for j, r in enumerate(chunk))
+
+    def first_native(self, request: Request, errors: list[str], fail_closed: bool) -> CompiledRule | None:
+        for fn, rule in self.native:
+            result = fn(request)
+            if result is True:
+                return rule
+            if result is ERROR:
+                errors.append(f"rule `{rule.id}` ({rule.ref.origin}): evaluation error")
+                if fail_closed:
+                    return rule
+        return None
 
     def first(self, activation: dict, errors: list[str], fail_closed: bool) -> CompiledRule | None:
         for start, n, program, single in self.programs:
@@ -228,12 +250,14 @@ class PolicySet:
                 deny = [r for r in rules if r.ref.effect is Effect.DENY]
                 deny.sort(key=lambda r: (not r.builtin, r.ref.mode == "audit"))
                 info = self.plugins.get(plugin)
+                pcel = info.to_cel() if info else unknown_plugin_cel(plugin)
+                nat = pcel if self.backend.name in NATIVE_TIER_BACKENDS else None
                 plan = _Plan(
-                    plugin_cel=info.to_cel() if info else unknown_plugin_cel(plugin),
-                    deny=_Group(deny, self.backend),
-                    ask=_Group([r for r in rules if r.ref.effect is Effect.ASK], self.backend),
-                    remembered=_Group([r for r in rules if r.ref.effect is Effect.ALLOW and r.remembered], self.backend),
-                    allow=_Group([r for r in rules if r.ref.effect is Effect.ALLOW], self.backend),
+                    plugin_cel=pcel,
+                    deny=_Group(deny, self.backend, nat),
+                    ask=_Group([r for r in rules if r.ref.effect is Effect.ASK], self.backend, nat),
+                    remembered=_Group([r for r in rules if r.ref.effect is Effect.ALLOW and r.remembered], self.backend, nat),
+                    allow=_Group([r for r in rules if r.ref.effect is Effect.ALLOW], self.backend, nat),
                     audit_layer=self._audit_layer(plugin),
                     needs_plugin=any("plugin" in r.cel for r in rules),
                 )
@@ -250,24 +274,35 @@ class PolicySet:
     def _decide(self, request: Request) -> Decision:
         plan = self._plan(request.plugin, request.action)
         errors: list[str] = []
-        data = {"request": request.to_cel()}
-        if plan.needs_plugin:
-            data["plugin"] = plan.plugin_cel
+        box: list = []
+
+        def first(group: _Group, fail_closed: bool) -> CompiledRule | None:
+            if group.native is not None:
+                return group.first_native(request, errors, fail_closed)
+            if not box:   # the CEL activation is built once, and only if a group needs it
+                data = {"request": request.to_cel()}
+                if plan.needs_plugin:
+                    data["plugin"] = plan.plugin_cel
+                box.append(self.backend.prepare(data))
+            return group.first(box[0], errors, fail_closed)
+
         try:
-            activation = self.backend.prepare(data)
+            return self._decide_with(plan, request, errors, first)
         except CelEvalError as exc:
             return Decision(Verdict.DENY, DecidedBy.DEFAULT, self.version,
                             errors=(f"request cannot be evaluated: {exc}",), hint=grant_hint(request))
+
+    def _decide_with(self, plan: _Plan, request: Request, errors: list[str], first) -> Decision:
         audit_hit: RuleRef | None = None
-        deny = plan.deny.first(activation, errors, fail_closed=True)
+        deny = first(plan.deny, True)
         if deny is not None and deny.ref.mode == "audit" and not deny.builtin:
             audit_hit, deny = deny.ref, None
         if deny is not None:
             return self._refuse(plan, Decision(Verdict.DENY, DecidedBy.RULE, self.version, (deny.ref,),
                                                tuple(errors)), deny.builtin)
-        ask = plan.ask.first(activation, errors, fail_closed=True)
+        ask = first(plan.ask, True)
         if ask is not None:
-            remembered = plan.remembered.first(activation, errors, fail_closed=False)
+            remembered = first(plan.remembered, False)
             if remembered is not None:
                 return Decision(Verdict.ALLOW, DecidedBy.RULE, self.version, (remembered.ref,),
                                 tuple(errors), would_deny=audit_hit is not None)
@@ -276,7 +311,7 @@ class PolicySet:
             else:
                 return self._refuse(plan, Decision(Verdict.ASK, DecidedBy.RULE, self.version,
                                                    (ask.ref,), tuple(errors)), False)
-        allow = plan.allow.first(activation, errors, fail_closed=False)
+        allow = first(plan.allow, False)
         if allow is not None:
             rules = (allow.ref,) + ((audit_hit,) if audit_hit else ())
             return Decision(Verdict.ALLOW, DecidedBy.RULE, self.version, rules, tuple(errors),
