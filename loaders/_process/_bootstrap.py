@@ -1,6 +1,6 @@
 """Run one Python plugin inside a sandboxed child and serve it over MCP on stdio.
 
-    python -I -B .../loaders/_process/_bootstrap.py '<json spec>'
+    PROMPTLINE_BOOTSTRAP='<json spec>' python -I -B .../loaders/_process/_bootstrap.py
 
 (started by the shim, after Landlock and seccomp are in force). Before any plugin code is
 imported the bootstrap:
@@ -24,6 +24,7 @@ from typing import Any
 
 DECISION_NOTIFICATION = "notifications/promptline/decision"
 CONTEXT_METHOD = "promptline/context"
+BOOT_ENV = "PROMPTLINE_BOOTSTRAP"   # the spec; removed from the environment before plugin code runs
 
 
 def _repo_root() -> str:
@@ -200,7 +201,7 @@ async def _maybe(value):
 
 
 def main(argv: list[str]) -> None:
-    spec = json.loads(argv[1])
+    spec = json.loads(os.environ.pop(BOOT_ENV) if BOOT_ENV in os.environ else argv[1])
     # the protocol gets private fds; what the plugin prints goes to stderr
     proto_in, proto_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)

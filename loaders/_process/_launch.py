@@ -222,7 +222,8 @@ def sandbox_spec(manifest: Any, argv: Sequence[str], *, workdir: str, code_dirs:
         notes.append("network hosts are checked by the in-child enforcer; the kernel checks TCP ports only")
     env = scrub_env(caps.environment, environ,
                     defaults={"PATH": DEFAULT_PATH, "HOME": workdir, "TMPDIR": workdir,
-                              "LANG": "C.UTF-8", **dict(extra_env or {})})
+                              "LANG": "C.UTF-8"})
+    env.update(extra_env or {})   # the host's own variables for the child win over inherited ones
     limits = dict(DEFAULT_RLIMITS)
     limits.update(rlimits or {})
     return SandboxSpec(argv=tuple(argv), env=env, cwd=workdir, rlimits=limits,

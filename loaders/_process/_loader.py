@@ -33,7 +33,7 @@ from .._api import TOOL_NAME, PromptTemplate, ToolResult, ToolSpec
 from .._errors import LoaderError, ToolError
 from .._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 from . import _jsonrpc as rpc
-from ._bootstrap import CONTEXT_METHOD, DECISION_NOTIFICATION
+from ._bootstrap import BOOT_ENV, CONTEXT_METHOD, DECISION_NOTIFICATION
 from ._client import CallTimeout, MCPClient
 from ._landlock import landlock_abi
 from ._launch import SandboxSpec, sandbox_spec, spawn
@@ -46,6 +46,7 @@ RESTART_BACKOFF = (0.0, 0.5, 2.0, 5.0, 15.0, 30.0)   # delay before restart n (a
 STDERR_TAIL_LINES = 20          # last stderr lines kept for error messages
 MAX_STDERR_LINE = 2000          # characters of one stderr line kept or logged
 MAX_TOOLS = 1000                # tools one plugin may list
+MAX_CHILD_DECISIONS_PER_S = 2000   # decision reports a child may send per second (a flood is cut)
 MIN_LANDLOCK_ABI = 1            # below this Landlock counts as missing
 NET_LANDLOCK_ABI = 4            # TCP port rules need this
 
@@ -106,10 +107,14 @@ class ProcessLoader:
         abi = landlock_abi()
         use_landlock = abi >= MIN_LANDLOCK_ABI
         if not use_landlock:
-            if self.landlock_missing == "refuse" or plugin.kind == "command":
+            if self.landlock_missing == "refuse":
                 raise LoaderError("this kernel has no Landlock (ABI 0), so the process sandbox cannot "
                                   "confine files and network", plugin=plugin.id,
                                   fix="run on Linux 5.13+ with `lsm=landlock` or let policy allow hooks-only")
+            if plugin.kind == "command":
+                raise LoaderError("this kernel has no Landlock (ABI 0) and a command plugin has no "
+                                  "in-process hooks to fall back on", plugin=plugin.id,
+                                  fix="run on Linux 5.13+ with `lsm=landlock`")
             log.warning("plugin `%s`: Landlock is missing: running with the in-child enforcer, seccomp "
                         "and rlimits only (no kernel file or network walls)", plugin.id)
         elif abi < NET_LANDLOCK_ABI and manifest.capabilities.network is not None:
@@ -155,7 +160,15 @@ class ProcessPlugin(LoadedPlugin):
         if loader.stderr_dir or ctx.options.get("stderr_log"):
             path = ctx.options.get("stderr_log") or os.path.join(loader.stderr_dir, f"{self.id}.stderr.log")
             self._stderr_log = open(path, "a", encoding="utf-8", errors="replace")
-        self.spec = self._build_spec()
+        try:
+            self.spec = self._build_spec()
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            if self._stderr_log is not None:
+                self._stderr_log.close()
+            raise
+        self._tools_stale = False
+        self._decision_budget = [MAX_CHILD_DECISIONS_PER_S, time.monotonic()]
         self.pid: int | None = None
         self.starts = 0
         self._audit = self._host_audit_log()
@@ -226,8 +239,10 @@ class ProcessPlugin(LoadedPlugin):
                     "hooks": True, "log_allows": bool(opts.get("log_allows", False)),
                     "mode": opts.get("mode") or getattr(ctx.enforcer, "mode", "enforce"),
                     "sys_path": [os.path.dirname(d) for d in _code_dirs()]}
-            argv = [sys.executable, "-I", "-B", BOOTSTRAP,
-                    json.dumps(boot, separators=(",", ":"))]
+            # the spec (with the plugin's settings) travels in the environment, not in argv:
+            # /proc/<pid>/cmdline is readable by every local user, environ only by the owner
+            argv = [sys.executable, "-I", "-B", BOOTSTRAP]
+            extra_env = {BOOT_ENV: json.dumps(boot, separators=(",", ":"))}
             code_dirs = [import_root, *_code_dirs()]
             read_files = [p for p in boot["policy_files"] if os.path.isfile(p)]
             if boot["grants"] and os.path.isfile(boot["grants"]):
@@ -245,12 +260,13 @@ class ProcessPlugin(LoadedPlugin):
                     argv[i] = cand
             code_dirs = [code_root, root] if code_root != root else [root]
             read_files = []
+            extra_env = {}
         data_dir = ctx.config.data_dir
         write_extra = [str(data_dir)] if data_dir else []
         try:
             spec = sandbox_spec(manifest, argv, workdir=self._workdir, code_dirs=code_dirs,
                                 read_files=read_files, rlimits=rlimits,
-                                landlock=self._use_landlock,
+                                landlock=self._use_landlock, extra_env=extra_env,
                                 bind_ports=opts.get("bind_ports") or ())
         except FileNotFoundError:
             raise LoaderError(f"program `{argv[0]}` was not found", plugin=self.id,
@@ -500,6 +516,8 @@ class ProcessPlugin(LoadedPlugin):
         return result
 
     def tools(self) -> Sequence[ToolSpec]:
+        if self._tools_stale:
+            self._refresh_tools()
         if self._tools is None:
             try:
                 self.ensure_started()
@@ -613,8 +631,7 @@ class ProcessPlugin(LoadedPlugin):
         if method == DECISION_NOTIFICATION:
             self._record_decision(params)
         elif method == "notifications/tools/list_changed":
-            self._tools = None if self._tools is None else self._tools
-            threading.Thread(target=self._refresh_tools, daemon=True).start()
+            self._tools_stale = True   # re-listed on the next tools() call, not here (no thread per message)
         elif method == "notifications/message" and isinstance(params, dict):
             logging.getLogger(f"promptline.plugin.{self.id}").info("%s", str(params.get("data"))[:MAX_STDERR_LINE])
 
@@ -622,10 +639,11 @@ class ProcessPlugin(LoadedPlugin):
         client = self._client
         if client is None:
             return
+        self._tools_stale = False
         try:
             self._tools = self._list_tools(client)
-        except (rpc.ProtocolError, rpc.RpcError, CallTimeout):
-            pass
+        except (rpc.ProtocolError, rpc.RpcError, CallTimeout) as exc:
+            log.warning("plugin `%s`: re-listing tools failed: %s", self.id, exc)
 
     def _record_decision(self, params: Any) -> None:
         """A decision the child's enforcer took; written under this plugin's id whatever the
@@ -635,6 +653,17 @@ class ProcessPlugin(LoadedPlugin):
             return
         action, resource, decision = params.get("action"), params.get("resource"), params.get("decision")
         request = params.get("request")
+        budget = self._decision_budget
+        now = time.monotonic()
+        if now - budget[1] >= 1.0:
+            budget[0], budget[1] = MAX_CHILD_DECISIONS_PER_S, now
+        if budget[0] <= 0:
+            if budget[0] == 0:
+                log.error("plugin `%s`: more than %d decision reports a second; dropping the rest "
+                          "of this second", self.id, MAX_CHILD_DECISIONS_PER_S)
+            budget[0] -= 1
+            return
+        budget[0] -= 1
         if not (isinstance(action, str) and isinstance(resource, str) and isinstance(decision, dict)):
             log.warning("plugin `%s`: malformed decision report ignored", self.id)
             return

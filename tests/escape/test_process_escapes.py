@@ -244,7 +244,7 @@ def test_raw_environment_holds_no_secret(attacker):
                     pass
         result = [raw, cells, attempt(lambda: open("/proc/self/environ", "rb").read().decode())]""")
     raw, cells, proc = out
-    assert raw and not any(v.startswith("PL_SECRET_TOKEN=") for v in raw)
+    assert raw and not any(v.startswith(("PL_SECRET_TOKEN=", "PROMPTLINE_BOOTSTRAP=")) for v in raw)
     assert proc[0] == "refused" or "PL_SECRET_TOKEN" not in proc[1]
 
 
