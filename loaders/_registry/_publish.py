@@ -1,10 +1,10 @@
 """Publish a plugin into an index tree (see ``_index`` for the layout).
 
-With a key, :func:`publish` signs the plugin tree (writing ``plugin.sig`` in the author's
-directory, like ``promptline plugin sign``) and the index entry. Without one, it publishes
-an already-signed tree as is (its signature must still match its files), or an unsigned
-tree only when asked to (``unsigned=True``), since a policy with ``require_signature``
-will refuse it.
+What is published is the author's directory without ``.git``/``.hg``/``.svn`` (and the
+caches ``read_tree`` skips), copied aside. With a key, :func:`publish` signs that copy and
+the index entry (the author's directory is not modified). Without one, it publishes an
+already-signed tree (its ``plugin.sig`` must match the files), or an unsigned tree only
+when asked to (``unsigned=True``), since a policy with ``require_signature`` refuses it.
 
 Versions are immutable: publishing a version already in the index with different content
 is refused; publishing the very same archive again changes nothing. The archive (and its
@@ -19,6 +19,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,7 +29,8 @@ from policy import PolicyError
 
 from .._discovery import manifest_from_tree
 from .._errors import SignatureError
-from .._signing import format_public_key, load_private_key, read_tree, sign_plugin, verify_plugin
+from .._signing import (SIGNATURE_FILE, PluginTree, format_public_key, load_private_key, materialize, read_tree,
+                        sign_plugin, tree_digest, verify_plugin)
 from .._approval import capability_lines
 from ._archive import MAX_ARCHIVE_BYTES, build_archive
 from ._errors import RegistryError
@@ -36,42 +38,23 @@ from ._index import INDEX_FILE, INDEX_FORMAT, IndexEntry, _read, index_base, par
 from ._install import _atomic_write
 
 INDEX_LOCK = ".index.lock"
+VCS_DIRS = frozenset({".git", ".hg", ".svn"})     # never published (a clone would not have them)
 LOCK_TIMEOUT = 30.0          # seconds to wait for another publish into the same index
 
 
 def publish(plugin_dir: str | os.PathLike, index_dir: str | os.PathLike, *,
             key: str | os.PathLike | None = None, unsigned: bool = False) -> IndexEntry:
     """Add ``plugin_dir`` to the index tree at ``index_dir`` (created if missing); return the entry."""
-    base = Path(index_base(index_dir))
     if str(index_dir).startswith(("http://", "https://")):
         raise RegistryError("publish writes into a directory, not a URL", reason="bad-source",
                             fix="publish into a local copy of the index tree and upload that")
-    private = None
+    base = Path(index_base(index_dir))
     try:
-        if key is not None:
-            private = load_private_key(key)
-            signed = sign_plugin(plugin_dir, key)
-            snapshot = verify_plugin(plugin_dir, [signed.public_key or ""], require_signature=True)
-        else:
-            tree = read_tree(plugin_dir)
-            if tree.signature_bytes is not None:
-                own = json.loads(tree.signature_bytes.decode("utf-8")).get("key", "")
-                snapshot = verify_plugin(plugin_dir, [own], require_signature=True)
-            elif unsigned:
-                snapshot = verify_plugin(plugin_dir, [], require_signature=False)
-            else:
-                raise RegistryError(f"`{plugin_dir}` is not signed", reason="signature",
-                                    fix="publish with --key KEY (or --unsigned, which policies requiring "
-                                        "signatures refuse)")
-        manifest = manifest_from_tree(snapshot)
+        private = load_private_key(key) if key is not None else None
     except SignatureError as exc:
-        raise RegistryError(exc.message, reason="signature", plugin=exc.plugin, fix=exc.fix) from None
-    except (UnicodeDecodeError, ValueError, AttributeError):
-        raise RegistryError(f"`{plugin_dir}/plugin.sig` is malformed", reason="signature",
-                            fix="sign it again with `promptline plugin sign` or publish with --key") from None
-    except PolicyError as exc:
-        raise RegistryError(f"the manifest is invalid: {exc}", reason="bad-manifest",
-                            fix="fix plugin.yaml before publishing") from None
+        raise RegistryError(exc.message, reason="signature", fix=exc.fix) from None
+    with tempfile.TemporaryDirectory(prefix=".promptline-publish-") as tmp:
+        snapshot, manifest = _snapshot(Path(plugin_dir), Path(tmp) / "plugin", key, unsigned)
     archive = build_archive(snapshot.files, snapshot.signature_bytes)
     if len(archive) > MAX_ARCHIVE_BYTES:
         raise RegistryError(f"the archive is {len(archive)} bytes, over the limit of {MAX_ARCHIVE_BYTES}",
@@ -124,6 +107,39 @@ def publish(plugin_dir: str | os.PathLike, index_dir: str | os.PathLike, *,
     finally:
         lock.release()
     return entry
+
+
+def _snapshot(plugin_dir: Path, copy: Path, key, unsigned: bool):
+    """The tree to publish: ``plugin_dir`` without VCS directories, copied aside and signed
+    there with ``key`` (the author's directory is not modified), or its own ``plugin.sig``
+    checked against its files. Returns (snapshot, manifest)."""
+    try:
+        tree = read_tree(plugin_dir)
+        files = {rel: data for rel, data in tree.files.items() if rel.split("/", 1)[0] not in VCS_DIRS}
+        hashes = {rel: tree.hashes[rel] for rel in files}
+        materialize(PluginTree(tree.root, files, hashes, tree_digest(hashes)), copy)
+        if key is not None:
+            signed = sign_plugin(copy, key)
+            snapshot = verify_plugin(copy, [signed.public_key or ""], require_signature=True)
+        elif tree.signature_bytes is not None:
+            (copy / SIGNATURE_FILE).write_bytes(tree.signature_bytes)
+            own = json.loads(tree.signature_bytes.decode("utf-8")).get("key", "")
+            snapshot = verify_plugin(copy, [own], require_signature=True)
+        elif unsigned:
+            snapshot = verify_plugin(copy, [], require_signature=False)
+        else:
+            raise RegistryError(f"`{plugin_dir}` is not signed", reason="signature",
+                                fix="publish with --key KEY (or --unsigned, which policies requiring "
+                                    "signatures refuse)")
+        return snapshot, manifest_from_tree(snapshot, origin=str(plugin_dir / "plugin.yaml"))
+    except SignatureError as exc:
+        raise RegistryError(exc.message, reason="signature", plugin=exc.plugin, fix=exc.fix) from None
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        raise RegistryError(f"`{plugin_dir}/plugin.sig` is malformed", reason="signature",
+                            fix="sign it again with `promptline plugin sign` or publish with --key") from None
+    except PolicyError as exc:
+        raise RegistryError(f"the manifest is invalid: {exc}", reason="bad-manifest",
+                            fix="fix plugin.yaml before publishing") from None
 
 
 def _semver_key(version: str):

