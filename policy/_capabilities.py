@@ -167,3 +167,69 @@ HELPERS = {
     "env_matches": env_matches,
 }
 """The CEL helper functions, all ``(string, string) -> bool``."""
+
+
+@functools.lru_cache(maxsize=8192)
+def _address(text: str):
+    """The IP in ``text`` (IPv4-mapped IPv6 unwrapped), or None for a host name."""
+    try:
+        ip = ipaddress.ip_address(normalize_host(text))
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip
+
+
+def matcher(helper: str, pattern: str):
+    """``helper(value, pattern)`` specialised for a fixed ``pattern``: a one-argument function
+    with the same result, doing the pattern's parsing once (used by the native rule tier)."""
+    if helper == "within":
+        if not pattern:
+            return lambda value: False
+        d = _directory(pattern)
+        if d == "/":
+            return lambda value: value.startswith("/")
+        below = d + "/"
+        return lambda value: value == d or value.startswith(below)
+    if helper == "host_matches":
+        p = normalize_host(pattern) if pattern else ""
+        if not p:
+            return lambda value: False
+        if p == "*":
+            return lambda value: bool(value)
+        if p.startswith("*."):
+            suffix = p[1:]
+            n = len(suffix)
+            return lambda value: bool(value) and len(normalize_host(value)) > n and normalize_host(value).endswith(suffix)
+        pip = _address(p)
+        if pip is None:
+            return lambda value: bool(value) and normalize_host(value) == p
+        return lambda value: bool(value) and (normalize_host(value) == p or _address(value) == pip)
+    if helper == "in_cidr":
+        if not pattern:
+            return lambda value: False
+        if pattern == "private":
+            return lambda value: bool(value) and _in_private(_address(value))
+        try:
+            net = _network(pattern)
+        except ValueError:
+            return lambda value: False
+        return lambda value: bool(value) and _in_net(_address(value), net)
+    if helper == "glob":
+        if not pattern:
+            return lambda value: False
+        expanded = os.path.expanduser("~") + pattern[1:] if pattern.startswith("~") else pattern
+        rx = _glob_regex(expanded)
+        return lambda value: bool(value) and rx.match(value) is not None
+    if helper == "env_matches":
+        return lambda value: env_matches(value, pattern)
+    raise KeyError(helper)
+
+
+def _in_net(ip, net) -> bool:
+    return ip is not None and ip.version == net.version and ip in net
+
+
+def _in_private(ip) -> bool:
+    return ip is not None and any(ip.version == net.version and ip in net for net in PRIVATE_NETWORKS)

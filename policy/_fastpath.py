@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from ._capabilities import HELPERS
+from ._capabilities import HELPERS, matcher
 
 ERROR = object()   # a CEL evaluation error inside the closure
 
@@ -46,10 +46,11 @@ class Val:
     """A typed sub-expression: ``type`` is bool | str | int | list, ``get(request)`` its value
     (or ERROR), ``lit`` the constant when it is one, ``elem`` a list's element type."""
 
-    __slots__ = ("type", "get", "lit", "elem")
+    __slots__ = ("type", "get", "lit", "elem", "field")
 
-    def __init__(self, type: str, get, lit=_NOLIT, elem: str | None = None) -> None:
-        self.type, self.get, self.lit, self.elem = type, get, lit, elem
+    def __init__(self, type: str, get, lit=_NOLIT, elem: str | None = None,
+                 field: str | None = None) -> None:
+        self.type, self.get, self.lit, self.elem, self.field = type, get, lit, elem, field
 
     @property
     def is_lit(self) -> bool:
@@ -280,7 +281,7 @@ class _Parser:
             fn = {"startsWith": str.startswith, "endsWith": str.endswith,
                   "contains": lambda s, x: x in s}[method]
             return Val("bool", lambda r, g=get, f=fn, v=arg.lit: _method(f, g(r), v))
-        return Val(typ, get)
+        return Val(typ, get, field=name if typ == "str" and name in STR_FIELDS else None)
 
     def plugin_value(self):
         value: Any = self.plugin
@@ -308,14 +309,16 @@ class _Parser:
         self.take(")")
         if arg.type != "str" or not pattern.is_lit or pattern.type != "str":
             raise _Bail
-        fn = HELPERS[name]
-        return Val("bool", lambda r, f=fn, g=arg.get, v=pattern.lit: _call(f, g(r), v))
+        fn = matcher(name, pattern.lit)
+        if arg.field is not None:   # a plain string field is never an error: call directly
+            return Val("bool", lambda r, f=fn, n=arg.field: f(getattr(r, n)))
+        return Val("bool", lambda r, f=fn, g=arg.get: _call(f, g(r)))
 
 
-def _call(fn, value, pattern):
+def _call(fn, value):
     if value is ERROR:
         return ERROR
-    return bool(fn(value, pattern))
+    return bool(fn(value))
 
 
 def _method(fn, value, arg):

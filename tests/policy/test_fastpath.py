@@ -62,3 +62,20 @@ def test_native_equals_reference(src):
         except CelEvalError:
             want = ERROR
         assert fn(req) is want, (src, req)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from policy._capabilities import HELPERS, matcher  # noqa: E402
+
+VALUES = st.sampled_from(["", "/", "/data", "/data/x", "/database", "api.example.com", "example.com", "EXAMPLE.com.",
+                          "10.1.2.3", "::1", "[::1]", "::ffff:127.0.0.1", "169.254.169.254", "AWS_KEY", "x.md",
+                          "/a/b/c.md", "fd00::1", "*", "~/x"]) | st.text(max_size=12)
+PATTERNS = st.sampled_from(["", "/", "/data", "/data/", "~", "*.example.com", "*", "example.com", "10.0.0.0/8", "private",
+                            "::1", "127.0.0.1", "/**/*.md", "/a/*/c.md", "AWS_*", "*_KEY", "bad/cidr/x"]) | st.text(max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(sorted(HELPERS)), VALUES, PATTERNS)
+def test_specialised_matchers_equal_the_helpers(helper, value, pattern):
+    assert matcher(helper, pattern)(value) is bool(HELPERS[helper](value, pattern))
