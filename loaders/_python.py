@@ -58,6 +58,11 @@ class _SnapshotFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         exec(code, module.__dict__)
 
 
+def _ours(module, plugin_id: str) -> bool:
+    loader = getattr(getattr(module, "__spec__", None), "loader", None)
+    return isinstance(loader, _SnapshotFinder) and loader.plugin_id == plugin_id
+
+
 def _module_names(files: Mapping[str, bytes]) -> dict[str, str]:
     names: dict[str, str] = {}
     for rel in files:
@@ -172,7 +177,8 @@ class InProcessPlugin(LoadedPlugin):
                     if self._finder in sys.meta_path:
                         sys.meta_path.remove(self._finder)
                     for mod in list(self._finder.names):
-                        sys.modules.pop(mod, None)
+                        if getattr(getattr(sys.modules.get(mod), "__spec__", None), "loader", None) is self._finder:
+                            sys.modules.pop(mod, None)
 
 
 class PythonLoader:
@@ -199,10 +205,14 @@ class PythonLoader:
                     raise LoaderError("no verified snapshot to load from", plugin=pid,
                                       fix="load plugins through the PluginManager")
                 finder = _SnapshotFinder(pid, os.path.realpath(str(plugin.root)), ctx.files)
-                clash = [n for n in finder.names if n in sys.modules]
+                clash = [n for n in finder.names if n in sys.modules and not _ours(sys.modules[n], pid)]
                 if clash:
                     raise LoaderError(f"module `{clash[0]}` is already imported by someone else", plugin=pid,
                                       fix="rename the plugin's top-level module to something unique")
+                for name in finder.names:        # an update replaces the old version's modules;
+                    sys.modules.pop(name, None)  # running calls keep the old module objects
+                for other in [f for f in sys.meta_path if isinstance(f, _SnapshotFinder) and f.plugin_id == pid]:
+                    sys.meta_path.remove(other)
                 sys.meta_path.insert(0, finder)
             try:
                 with enforcer.guard(pid):
