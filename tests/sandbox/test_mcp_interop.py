@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from loaders._api import ToolResult, ToolSpec
 from sandbox_helpers import load, write_command_plugin
 
 mcp = pytest.importorskip("mcp")
