@@ -7,7 +7,7 @@
 Reasons: ``bad-source``, ``fetch-failed``, ``git-failed``, ``bad-index``, ``not-found``,
 ``checksum``, ``signature``, ``index-mismatch``, ``bad-archive``, ``too-large``,
 ``incompatible``, ``downgrade``, ``already-installed``, ``not-installed``,
-``not-approved``, ``yes-refused``, ``exists``, ``io``.
+``not-approved``, ``yes-refused``, ``exists``, ``bad-manifest``, ``bad-policy``, ``io``.
 """
 
 from __future__ import annotations
