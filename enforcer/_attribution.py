@@ -37,15 +37,19 @@ class Privileged:
 
 class Owners:
     """Maps code objects to the plugin that owns them (filename under a plugin directory,
-    or registered when the plugin executed it). Keyed by ``id(code)`` holding the code
-    alive, so a plugin cannot make a host code object compare equal to its own."""
+    or registered when the plugin executed it).
+
+    Keyed by the code object itself: ``id()`` raises an audit event of its own. Code
+    objects compare by content, so a plugin that executes a byte-identical copy of a host
+    function (same file name, line, bytecode) gets that host code attributed to itself:
+    a way to be refused more, never less."""
 
     __slots__ = ("dirs", "_by_code", "_registered")
 
     def __init__(self, dirs: tuple[tuple[str, str], ...]) -> None:
         self.dirs = dirs  # ((directory + "/", plugin id), ...), longest first
-        self._by_code: dict[int, tuple[object, str]] = {}
-        self._registered: dict[int, tuple[object, str]] = {}
+        self._by_code: dict[object, str] = {}
+        self._registered: dict[object, str] = {}
 
     def owner_of_file(self, filename: str) -> str:
         if type(filename) is not str:
@@ -60,21 +64,20 @@ class Owners:
         stack = [code]
         while stack:
             c = stack.pop()
-            self._registered[id(c)] = (c, plugin)
-            self._by_code.pop(id(c), None)
+            self._registered[c] = plugin
+            self._by_code.pop(c, None)
             stack.extend(k for k in c.co_consts if type(k) is type(code))
 
     def owner(self, code) -> str:
-        key = id(code)
-        hit = self._by_code.get(key)
+        hit = self._by_code.get(code)
         if hit is None:
-            hit = self._registered.get(key)
+            hit = self._registered.get(code)
             if hit is None:
-                hit = (code, self.owner_of_file(code.co_filename))
+                hit = self.owner_of_file(code.co_filename)
             if len(self._by_code) >= MAX_OWNER_CACHE:
                 self._by_code.clear()
-            self._by_code[key] = hit
-        return hit[1]
+            self._by_code[code] = hit
+        return hit
 
     def walk(self, frame, stop=None) -> str | None:
         """The plugin owning the most recent plugin frame from ``frame`` down to ``stop``."""

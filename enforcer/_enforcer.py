@@ -107,7 +107,8 @@ class Snapshot:
 
     @staticmethod
     def is_protected_object(obj) -> bool:
-        return id(obj) in _PROTECTED_IDS
+        # identity, not equality: a plugin's metaclass __eq__/__hash__ never runs here
+        return any(obj is t for t in _PROTECTED)
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -156,7 +157,7 @@ class Snapshot:
         raise PolicyViolation(plugin, request, d)
 
 
-_PROTECTED_IDS: set[int] = set()
+_PROTECTED: list = []
 
 
 class Enforcer:
@@ -225,7 +226,8 @@ class Enforcer:
         """Make this enforcer the one the process-wide audit hook serves (idempotent)."""
         self._host_only("install")
         _hook.install_environ()
-        _PROTECTED_IDS.update(id(t) for t in _protected_types())
+        if not _PROTECTED:
+            _PROTECTED.extend(_protected_types())
         with self._lock:
             _hook.BOX[0] = self._snap
         _hook.install_hook()

@@ -565,7 +565,7 @@ TABLE_ROWS: tuple[tuple[str, object, str], ...] = (
     ("socket.sendto", h_sendto, "net.connect host:port, scheme udp"),
     ("socket.sendmsg", h_sendto, "net.connect host:port when an address is given"),
     ("socket.bind", h_bind, "net.bind host:port; unix socket -> fs.write path"),
-    ("socket.__new__", h_socket_new, "raw/packet sockets refused"),
+    ("socket.__new__", h_socket_new, "native.load for raw and packet sockets"),
     ("socket.sethostname", _named("socket.sethostname"), "native.load"),
     ("urllib.Request", h_url, "net.connect url (file: urls -> fs.read)"),
     ("http.client.connect", h_client_connect("http"), "net.connect host:port"),
@@ -618,7 +618,7 @@ TABLE_ROWS: tuple[tuple[str, object, str], ...] = (
     "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.addressof", "ctypes.call_function",
     "ctypes.cdata", "ctypes.cdata/buffer", "ctypes.create_string_buffer",
     "ctypes.create_unicode_buffer", "ctypes.get_errno", "ctypes.set_errno",
-    "ctypes.string_at", "ctypes.wstring_at", "ctypes.PyObj_FromPtr", "ctypes.call_function",
+    "ctypes.string_at", "ctypes.wstring_at", "ctypes.PyObj_FromPtr",
 ))
 
 TABLE = {event: handler for event, handler, _ in TABLE_ROWS}
