@@ -21,12 +21,19 @@ PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
 ))
 
 GLOB_CHARS = frozenset("*?[")
+HOME_ENV = "PROMPTLINE_HOME"   # what `~` means in policies, when not the process's own home
+
+
+def user_home() -> str:
+    """The home directory `~` stands for: ``$PROMPTLINE_HOME`` (set for sandboxed children,
+    whose own HOME is a private work dir), else the user's home."""
+    return os.environ.get(HOME_ENV) or os.path.expanduser("~")
 
 
 def expand_path(path: str, home: str | None = None) -> str:
     """``~`` expanded, made absolute, ``.``/``..`` folded; no filesystem access."""
     if path.startswith("~"):
-        home = home if home is not None else os.path.expanduser("~")
+        home = home if home is not None else user_home()
         if path == "~" or path.startswith("~/"):
             path = home + path[1:]
     if path.startswith("//"):
@@ -95,7 +102,7 @@ def glob(path: str, pattern: str) -> bool:
     if not path or not pattern:
         return False
     if pattern.startswith("~"):
-        pattern = os.path.expanduser("~") + pattern[1:]
+        pattern = user_home() + pattern[1:]
     return _glob_regex(pattern).match(path) is not None
 
 
@@ -219,7 +226,7 @@ def matcher(helper: str, pattern: str):
     if helper == "glob":
         if not pattern:
             return lambda value: False
-        expanded = os.path.expanduser("~") + pattern[1:] if pattern.startswith("~") else pattern
+        expanded = user_home() + pattern[1:] if pattern.startswith("~") else pattern
         rx = _glob_regex(expanded)
         return lambda value: bool(value) and rx.match(value) is not None
     if helper == "env_matches":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ._capabilities import expand_path, is_glob
+from ._capabilities import expand_path, is_glob, user_home
 from ._cel import CelProgram, cel_string, get_backend
 from ._decision import Effect, RuleRef
 from ._errors import CelCompileError, PolicyError
@@ -188,7 +188,7 @@ def path_cel(pattern: str, home: str | None = None) -> str:
     if is_glob(pattern):
         expanded = pattern
         if pattern.startswith("~"):
-            expanded = (home or os.path.expanduser("~")) + pattern[1:]
+            expanded = (home or user_home()) + pattern[1:]
         return f"glob(request.path, {cel_string(expanded)})"
     return f"within(request.path, {cel_string(expand_path(pattern, home))})"
 

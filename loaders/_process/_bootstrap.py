@@ -70,6 +70,8 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
     writer = rpc.Writer(proto_out)
     plugin_id = spec["plugin_id"]
     manifest_path = spec["manifest"]
+    if spec.get("home"):
+        os.environ["PROMPTLINE_HOME"] = spec["home"]   # before any policy path is expanded
     manifest = load_manifest(manifest_path)
     policy_set = load_policy_set(spec.get("policy_files") or (), [manifest_path],
                                  grants=spec.get("grants"),

@@ -29,6 +29,8 @@ import threading
 import time
 from typing import Any, Sequence
 
+from policy._capabilities import user_home
+
 from .._api import TOOL_NAME, PromptTemplate, ToolResult, ToolSpec
 from .._errors import LoaderError, ToolError
 from .._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
@@ -231,6 +233,7 @@ class ProcessPlugin(LoadedPlugin):
             boot = {"plugin_id": plugin.id, "entry": f"{module}:{cls}" if cls else module,
                     "code_root": import_root, "manifest": manifest_path,
                     "policy_files": [os.path.abspath(p) for p in ctx.policy_files],
+                    "home": user_home(),   # `~` in policies means the host user's home
                     "grants": opts.get("grants_path"),
                     "facts": {"signed": bool(getattr(info, "signed", False)),
                               "publisher": str(getattr(info, "publisher", "") or "")},

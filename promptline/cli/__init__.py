@@ -40,3 +40,16 @@ for _mod, _attr in _GROUPS:
             raise
         continue
     main.add_command(getattr(_module, _attr))
+
+# `promptline plugin install|publish|update|remove|search` live in the registry module
+try:
+    from . import registry_cmd as _registry
+except ModuleNotFoundError as exc:  # pragma: no cover - partial checkout
+    if exc.name != "promptline.cli.registry_cmd":
+        raise
+else:
+    _plugin = main.commands.get("plugin")
+    if _plugin is not None:
+        for _cmd in (_registry.install_cmd, _registry.publish_cmd, _registry.update_cmd,
+                     _registry.remove_cmd, _registry.search_cmd):
+            _plugin.add_command(_cmd)
