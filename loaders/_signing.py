@@ -45,7 +45,7 @@ TREE_FORMAT = b"promptline-tree/v1\n"
 SIGNED_PREFIX = b"promptline-plugin-signature/v1\x00"   # domain separation for the signed message
 KEY_PREFIX = "ed25519:"
 
-IGNORED_DIRS = frozenset({"__pycache__", ".pytest_cache"})
+IGNORED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".git", ".hg", ".svn"})  # never signed, never loaded
 """Interpreter and test caches that running a plugin's own tests creates; never signed,
 never part of a snapshot, so never loaded."""
 
