@@ -17,6 +17,9 @@ from ._errors import PolicyError
 MAX_FILE_BYTES = 1 << 20   # policies and manifests are small; 1 MiB stops memory abuse early
 MAX_NODES = 100_000        # bounds alias expansion and absurdly large documents
 
+# libyaml's parser when PyYAML was built with it (10x faster); both compose the same safe nodes
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass
 class Located:
@@ -75,7 +78,7 @@ def load_yaml(text: str, file: str) -> Located:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise PolicyError("NUL byte in YAML text", file=file, line=line,
                           fix="remove the NUL byte")
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
