@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
 from ._api import PluginConfig, PromptTemplate, ToolResult, ToolSpec
+from ._errors import ToolError
 from ._discovery import DiscoveredPlugin
 
 DEFAULT_CALL_TIMEOUT = 30.0   # seconds a tool call may take before it becomes an error result
@@ -50,6 +51,10 @@ class LoadedPlugin(ABC):
 
     def get_context(self, query: str, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> str:
         return ""
+
+    def complete(self, prompt: str, *, timeout: float = DEFAULT_CALL_TIMEOUT, **options: Any) -> ToolResult:
+        """A model plugin's completion, as a ToolResult (content = the text)."""
+        return ToolResult.failure(ToolError(f"plugin `{self.id}` provides no model here", kind="unsupported"))
 
     @abstractmethod
     def shutdown(self) -> None: ...

@@ -395,6 +395,32 @@ class PluginManager:
             return ToolResult.failure(ToolError(f"refused by policy: {d.reason()}", tool=name, kind="denied"))
         return loaded.call_tool(tool, args, timeout=timeout or self.call_timeout)
 
+    def templates(self) -> list[tuple[str, Any]]:
+        """Every prompt template of the loaded plugins as (`plugin.template`, PromptTemplate)."""
+        out = []
+        for pid, loaded in sorted(self.plugins.items()):
+            for t in loaded.templates():
+                out.append((f"{pid}.{t.name}", t))
+        return out
+
+    def context(self, query: str, *, timeout: float | None = None) -> list[tuple[str, str]]:
+        """(plugin id, text) from every loaded context plugin that answers ``query``."""
+        out = []
+        for pid, loaded in sorted(self.plugins.items()):
+            if "context" not in loaded_types(self, pid):
+                continue
+            text = loaded.get_context(query, timeout=timeout or self.call_timeout)
+            if text:
+                out.append((pid, text))
+        return out
+
+    def complete(self, plugin_id: str, prompt: str, *, timeout: float | None = None, **options: Any) -> ToolResult:
+        """Ask model plugin ``plugin_id`` to complete ``prompt`` (never raises)."""
+        loaded = self.plugins.get(plugin_id)
+        if loaded is None:
+            return ToolResult.failure(ToolError(f"no loaded plugin `{plugin_id}`", kind="unknown-tool"))
+        return loaded.complete(prompt, timeout=timeout or self.call_timeout, **options)
+
     # -- stopping --------------------------------------------------------------------
 
     def unload(self, plugin_id: str) -> bool:
@@ -420,6 +446,11 @@ class PluginManager:
                 self.audit_log.flush()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def loaded_types(manager: PluginManager, plugin_id: str) -> tuple[str, ...]:
+    cand = manager._candidates.get(plugin_id)
+    return tuple(cand.plugin.manifest.types) if cand else ()
 
 
 def _same_tree(old: _Candidate, plugin: DiscoveredPlugin) -> bool:

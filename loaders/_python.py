@@ -163,6 +163,29 @@ class InProcessPlugin(LoadedPlugin):
             return ""
         return value if isinstance(value, str) else ""
 
+    def complete(self, prompt: str, *, timeout: float = DEFAULT_CALL_TIMEOUT, **options: Any) -> ToolResult:
+        provider_fn = getattr(self.instance, "provider", None)
+        if provider_fn is None:
+            return super().complete(prompt, timeout=timeout, **options)
+        box: list[ToolResult] = []
+
+        def worker() -> None:
+            async def run():
+                with self.enforcer.guard(self.id):
+                    model = provider_fn()
+                    return await asyncio.wait_for(maybe_await(model.complete(prompt, **options)), timeout)
+            try:
+                value = asyncio.run(run())
+                box.append(ToolResult.success(value) if isinstance(value, str) else
+                           ToolResult.failure(ToolError("the model returned a non-string", kind="malformed-result")))
+            except BaseException as exc:  # noqa: BLE001
+                box.append(error_result(exc, tool="complete"))
+        thread = threading.Thread(target=worker, name=f"plugin-{self.id}-complete", daemon=True)
+        thread.start()
+        thread.join(timeout + CALL_GRACE)
+        return box[0] if box else ToolResult.failure(ToolError(f"did not answer within {timeout:g} s",
+                                                               kind="timeout", retryable=True))
+
     def shutdown(self) -> None:
         try:
             with self.enforcer.guard(self.id):
