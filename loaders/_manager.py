@@ -300,6 +300,12 @@ class PluginManager:
         plugin = cand.plugin
         pid, version = plugin.id, plugin.version
         info = self.policy_set.plugins[pid]
+        if info.below_minimum:
+            self._refuse(report, pid, version,
+                         f"cannot run in the `{info.minimum}` sandbox the policy requires (sandbox_minimum); "
+                         f"its `{plugin.manifest.entry.kind}` entry runs at most in `{info.sandbox}` — "
+                         f"ask its author for a {info.minimum} build, or lower `sandbox_minimum`")
+            return
         d = self.enforcer.check(pid, Request("plugin.load", pid))
         if d.verdict is not Verdict.ALLOW:
             self._refuse(report, pid, version, f"loading refused by policy: {d.reason()}")

@@ -23,7 +23,6 @@ SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]
 RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 ENV_PATTERN = re.compile(r"^(\*|[A-Za-z_][A-Za-z0-9_]*\*?|\*[A-Za-z0-9_]+)$")
 PLUGIN_GLOB = re.compile(r"^[a-z0-9*?\[\]!-]{1,64}$")
-SANDBOX_ORDER = {"none": 0, "process": 1, "wasm": 1}
 
 
 class _Strict(BaseModel):

@@ -64,6 +64,12 @@ class PluginInfo:
     manifest: Manifest
     publisher: str = ""
     signed: bool = False
+    minimum: str = "none"
+
+    @property
+    def below_minimum(self) -> bool:
+        """True when the plugin cannot run at the policy's `sandbox_minimum`."""
+        return SANDBOX_RANK[self.sandbox] < SANDBOX_RANK[self.minimum]
 
     def to_cel(self) -> dict[str, Any]:
         caps = self.manifest.capabilities
@@ -441,15 +447,23 @@ def _merge_settings(files: list[tuple[PolicyFile, Located]]) -> EffectiveSetting
                              locked=tuple(locked), set_by=set_by)
 
 
+SANDBOX_RANK = {"none": 0, "process": 1, "wasm": 2}   # wasm: no sockets, no processes at all
+
+
 def _sandbox(manifest: Manifest, trusted: bool, minimum: str) -> str:
-    wanted = manifest.sandbox
-    if manifest.entry.kind == "wasm":
+    """The level a plugin runs at: what it declares, raised to `process` when it is not
+    trusted (or is a command), and to the policy's minimum where its entry can run there.
+    A plugin that cannot reach the minimum keeps a lower level here and is refused by the
+    loader (see ``PluginInfo.below_minimum``)."""
+    kind = manifest.entry.kind
+    if kind == "wasm":
         return "wasm"
-    if wanted == "none" and not trusted:
-        wanted = "process"
-    if minimum != "none" and wanted == "none":
-        wanted = minimum if minimum != "wasm" or manifest.entry.kind == "wasm" else "process"
-    return wanted
+    level = manifest.sandbox
+    if level == "wasm" or kind == "command" or (level == "none" and not trusted):
+        level = "process"   # a Python or command entry cannot run in wasm; commands need a child
+    if SANDBOX_RANK[minimum] > SANDBOX_RANK[level] and minimum == "process":
+        level = "process"
+    return level
 
 
 def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
@@ -529,7 +543,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
             signed and bool(publisher) and publisher in settings.trusted_keys)
         plugins[manifest.id] = PluginInfo(manifest.id, manifest.version, directory,
                                           _sandbox(manifest, trusted, settings.sandbox_minimum),
-                                          trusted, manifest, publisher, signed)
+                                          trusted, manifest, publisher, signed, settings.sandbox_minimum)
         rules.extend(manifest_rules(manifest, located, be, home))
         digest.update(repr(sorted(fact.items())).encode())
     digest.update(be.name.encode())

@@ -216,3 +216,20 @@ def test_untrusted_plugin_never_runs_in_process(tmp_path, env, monkeypatch):
         report = pm.load_all()
         assert report.loaded == [] and "`process` sandbox is not available" in report.refused[0][1]
         assert pm.policy_set.plugins["demo"].sandbox == "process"
+
+
+def test_sandbox_minimum_raises_the_level_or_refuses(tmp_path, env):
+    plugins, log = env
+    make_plugin(plugins, sandbox="none")
+    pol = policy(tmp_path, settings="  trust: [demo]\n  sandbox_minimum: process\n")
+    with manager(tmp_path, plugins, log, pol) as pm:
+        report = pm.load_all()
+        assert report.loaded == ["demo"], report
+        assert pm.policy_set.plugins["demo"].sandbox == "process"
+        assert pm.plugins["demo"].sandbox == "process", "a trusted `none` plugin runs in a child under a process minimum"
+        assert pm.call_tool("demo.echo", {"text": "from a child"}).content == "from a child"
+    pol = policy(tmp_path, settings="  trust: [demo]\n  sandbox_minimum: wasm\n")
+    with manager(tmp_path, plugins, log, pol) as pm:
+        report = pm.load_all()
+        assert report.loaded == []
+        assert "cannot run in the `wasm` sandbox" in report.refused[0][1]
