@@ -14,6 +14,7 @@ from the in-memory cache. Reports p50/p99/mean per case. No pass/fail on timings
 from __future__ import annotations
 
 import argparse
+import re
 import gc
 import json
 import os
@@ -45,7 +46,7 @@ def make_context(work: Path) -> LoadContext:
     docs.mkdir()
     (docs / "a.txt").write_text("the quick brown fox\njumps over the lazy dog\n" * 20)
     manifest_path = plugin_root / "plugin.yaml"
-    text = manifest_path.read_text().replace('["~/Documents"]', json.dumps([str(docs)]))
+    text = re.sub(r'read: \[[^\]]*\]', "read: " + json.dumps([str(docs)]), manifest_path.read_text())
     manifest_path.write_text(text)
     policy = work / "policy.yaml"
     policy.write_text(json.dumps({"apiVersion": "promptline/v1", "kind": "Policy", "layer": "org", "rules": []}))
