@@ -53,3 +53,5 @@ else:
         for _cmd in (_registry.install_cmd, _registry.publish_cmd, _registry.update_cmd,
                      _registry.remove_cmd, _registry.search_cmd):
             _plugin.add_command(_cmd)
+        from .learn_cmd import learn_cmd as _learn
+        _plugin.add_command(_learn)
