@@ -156,12 +156,33 @@ def test_cmd(files, coverage, verbose, backend) -> None:
         raise SystemExit(EXIT_FAILED)
 
 
+def _last_reload(log_path: str | None) -> dict | None:
+    """The newest policy_reload record of the audit log, if any (what a running host did)."""
+    from enforcer.audit import AuditError, default_log_path, read_records
+    path = log_path or default_log_path()
+    if not os.path.exists(path):
+        return None
+    try:
+        reloads = [r for r in read_records(path) if r.get("kind") == "policy_reload"]
+    except (AuditError, OSError):
+        return None
+    return reloads[-1] if reloads else None
+
+
 @policy_group.command("show")
 @click.option("--policy", "policies", multiple=True, type=click.Path(), help="Policy file or dir (repeatable).")
 @click.option("--manifest", "manifests", multiple=True, type=click.Path())
+@click.option("--audit-log", "audit_log", type=click.Path(),
+              help="Audit log of the running host, to report its last policy reload.")
 @click.option("--json", "as_json", is_flag=True)
-def show_cmd(policies, manifests, as_json) -> None:
-    """Show the effective policy: version, settings and every compiled rule."""
+def show_cmd(policies, manifests, audit_log, as_json) -> None:
+    """Show the effective policy: version, settings and every compiled rule, and whether the
+    running host's last reload failed (then the previous policy is still in force)."""
+    last = _last_reload(audit_log)
+    if last is not None and not last.get("ok") and not as_json:
+        click.echo(f"last reload FAILED at {last.get('time')}: {last.get('error')}\n"
+                   f"  the host keeps policy version {last.get('policy_version') or '?'} in force until the next good save",
+                   err=True)
     try:
         ps = load_policy_set(policies or _default_policies(), manifests)
     except PolicyError as exc:
@@ -172,6 +193,7 @@ def show_cmd(policies, manifests, as_json) -> None:
     if as_json:
         from dataclasses import asdict
         click.echo(json.dumps({"version": ps.version, "backend": ps.backend.name, "sources": list(ps.sources),
+                               "last_reload": last,
                                "settings": {k: (list(v) if isinstance(v, tuple) else dict(v) if hasattr(v, "items") else v)
                                             for k, v in asdict(ps.settings).items()},
                                "rules": rules}, indent=2))

@@ -224,3 +224,18 @@ def test_reload_under_load(setup):
     assert not failures, failures[:3]
     assert not bad, bad[:3]
     assert pm.watcher.reloads["policy"] > 5
+
+
+def test_policy_show_reports_a_failed_reload(setup):
+    import subprocess
+    import sys
+    pm, pol, plugins, tmp = setup
+    pm.watch = True
+    pm.load_all()
+    write_atomic(pol, INVALID[0])
+    assert wait_for(lambda: pm.last_reload_error)
+    pm.audit_log.flush()
+    out = subprocess.run([sys.executable, "-m", "promptline", "policy", "show", "--audit-log", str(tmp / "audit.jsonl"),
+                          "--policy", str(tmp / "nonexistent.yaml")], capture_output=True, text=True, timeout=60)
+    assert "last reload FAILED" in out.stderr and "policy.yaml:" in out.stderr
+    assert out.returncode == 1 and "file not found" in out.stderr
