@@ -32,6 +32,7 @@ from ._errors import PolicyViolation
 from ._events import Refuse
 from ._netmemory import NetMemory
 from ._paths import TRUSTED_PATH_TYPES
+from ._prompt import resolve_ask
 
 MODES = ("enforce", "audit")
 FRONT_CACHE_SIZE = 16_384  # allowed decisions the hook remembers per snapshot (then reset)
@@ -163,16 +164,17 @@ _PROTECTED: list = []
 class Enforcer:
     """Decides requests of plugins against a PolicySet; guards in-process plugins."""
 
-    __slots__ = ("_snap", "_audit_log", "_prompter", "_mode", "_netmemory", "_extra_dirs",
+    __slots__ = ("_snap", "_audit_log", "_prompter", "_grants", "_mode", "_netmemory", "_extra_dirs",
                  "_code_roots", "_lock", "__weakref__")
 
-    def __init__(self, policy_set, *, audit_log=None, prompter=None, mode: str = "enforce",
+    def __init__(self, policy_set, *, audit_log=None, prompter=None, grants=None, mode: str = "enforce",
                  plugin_dirs: dict[str, str] | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode `{mode}` — use enforce or audit")
         s = object.__setattr__
         s(self, "_audit_log", audit_log)
         s(self, "_prompter", prompter)
+        s(self, "_grants", grants)       # GrantStore for remembered answers, or None
         s(self, "_mode", mode)
         s(self, "_netmemory", NetMemory())
         s(self, "_extra_dirs", dict(plugin_dirs or {}))
@@ -318,13 +320,15 @@ class Enforcer:
         return d
 
     def _ask(self, plugin: str, request: Request, d: Decision) -> Decision:
+        """An ASK becomes ALLOW or DENY: a remembered answer in the grants, else the prompter
+        (``resolve_ask``); no prompter means deny."""
         prompter = self._prompter
         if prompter is None:
             return dataclasses.replace(d, verdict=Verdict.DENY,
                                        errors=d.errors + ("no prompter: ask means deny",))
         try:
             with _hook.callout():
-                answer = prompter.ask(plugin, request, d)
+                answer = resolve_ask(prompter, plugin, request, d, self._grants)
         except Exception as exc:
             return dataclasses.replace(d, verdict=Verdict.DENY, errors=d.errors + (f"prompt failed: {exc}",))
         if not isinstance(answer, Decision) or answer.verdict is Verdict.ASK:

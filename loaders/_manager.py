@@ -279,7 +279,9 @@ class PluginManager:
         """Swap ``ps`` in: one reference assignment in the enforcer, decisions follow it."""
         from enforcer import Enforcer
         if self.enforcer is None:
-            self.enforcer = Enforcer(ps, audit_log=self.audit_log, prompter=self.prompter)
+            from enforcer import GrantStore
+            store = GrantStore(self.grants) if self.grants else None
+            self.enforcer = Enforcer(ps, audit_log=self.audit_log, prompter=self.prompter, grants=store)
         else:
             self.enforcer.use(ps)
         self.policy_set = ps

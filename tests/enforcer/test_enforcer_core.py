@@ -157,10 +157,12 @@ def test_ask_without_prompter_is_deny(plugins):
 def test_ask_goes_to_the_prompter(plugins):
     asked = []
 
+    from enforcer import Answer
+
     class Yes:
         def ask(self, plugin_id, request, decision):
             asked.append((plugin_id, request.path, decision.verdict))
-            return dataclasses.replace(decision, verdict=Verdict.ALLOW, decided_by=DecidedBy.PROMPT_ONCE)
+            return Answer.ONCE
 
     enf = plugins.make({"filesystem": {"read": ["/etc/"]}}, rules=ASK, prompter=Yes())
     with enf.guard("p1"):

@@ -233,3 +233,25 @@ def test_sandbox_minimum_raises_the_level_or_refuses(tmp_path, env):
         report = pm.load_all()
         assert report.loaded == []
         assert "cannot run in the `wasm` sandbox" in report.refused[0][1]
+
+
+def test_ask_answered_always_is_remembered_as_a_grant(tmp_path, env):
+    from enforcer import Answer, CallbackPrompter, GrantStore
+    plugins, log = env
+    make_plugin(plugins)
+    body = "  - id: ask-echo\n    effect: ask\n    actions: [tool.call]\n    when: request.tool == \"echo\"\n"
+    asked = []
+
+    def answer(plugin_id, request, decision):
+        asked.append(request.tool)
+        return Answer.ALWAYS
+
+    grants = tmp_path / "grants.yaml"
+    with manager(tmp_path, plugins, log, policy(tmp_path, body), prompter=CallbackPrompter(answer),
+                 grants=str(grants)) as pm:
+        pm.load_all()
+        assert pm.call_tool("demo.echo", {"text": "a"}).ok
+        assert pm.call_tool("demo.echo", {"text": "b"}).ok
+        assert asked == ["echo"], "the second call is decided by the remembered grant"
+    (grant,) = GrantStore(str(grants)).list()
+    assert grant.plugin == "demo" and grant.effect == "allow" and grant.action == "tool.call"
