@@ -15,6 +15,8 @@ ACTIONS = (
 )
 """Every action a request may carry (DESIGN.md §5)."""
 
+_ACTION_SET = frozenset(ACTIONS)
+
 REQUEST_FIELDS = ("action", "plugin", "path", "host", "port", "scheme", "url", "name",
                   "argv", "tool", "args")
 """Fields visible to CEL as ``request.<field>``; absent fields read as empty values."""
@@ -45,17 +47,20 @@ class Request:
     _key: tuple = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.action not in ACTIONS:
+        setattr_ = object.__setattr__
+        if self.action not in _ACTION_SET:
             raise ValueError(f"unknown action `{self.action}` — use one of {', '.join(ACTIONS)}")
-        if self.path:
-            object.__setattr__(self, "path", expand_path(self.path))
-        if self.host:
-            object.__setattr__(self, "host", normalize_host(self.host))
-        if not isinstance(self.argv, tuple):
-            object.__setattr__(self, "argv", tuple(self.argv))
-        object.__setattr__(self, "_key", (self.action, self.plugin, self.path, self.host,
-                                          self.port, self.scheme, self.url, self.name,
-                                          self.argv, self.tool, self.args))
+        path = self.path
+        if path and not (path[0] == "/" and "/." not in path and "//" not in path
+                         and (len(path) == 1 or path[-1] != "/")):
+            setattr_(self, "path", expand_path(path))   # already-normal absolute paths skip this
+        host = self.host
+        if host and (host != host.lower() or host[-1] == "." or host[0] == "[" or host != host.strip()):
+            setattr_(self, "host", normalize_host(host))
+        if type(self.argv) is not tuple:
+            setattr_(self, "argv", tuple(self.argv))
+        setattr_(self, "_key", (self.action, self.plugin, self.path, self.host, self.port,
+                                self.scheme, self.url, self.name, self.argv, self.tool, self.args))
 
     @classmethod
     def tool_call(cls, plugin: str, tool: str, args: Any = None) -> "Request":
