@@ -60,6 +60,8 @@ def main() -> int:
             ("wasm-wordcount.count", {"text": "one two three"}, "allowed: pure computation in wasm"),
             ("wasm-wordcount.count_file", {"path": f"{DEMO_DATA}/notes/todo.md"}, "allowed: read-only preopen"),
             ("wasm-wordcount.count_file", {"path": "/etc/passwd"}, "refused: outside every preopen"),
+            ("calculator.calculate", {"expression": "2 ** 10 / 4"}, "allowed: arithmetic, no eval"),
+            ("project-search.read", {"path": "../notes/todo.md"}, "refused: outside its project directory"),
         ]
         for name, args, expect in calls:
             result = pm.call_tool(name, args)

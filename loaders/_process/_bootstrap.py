@@ -12,7 +12,8 @@ imported the bootstrap:
    gets no write access to the log, so it cannot forge or damage it);
 
 then imports the plugin as that plugin (``Enforcer.guard``), binds its manifest, calls
-``initialize`` and answers ``tools/*``, ``prompts/*`` and ``promptline/context``.
+``initialize`` and answers ``tools/*``, ``prompts/*``, ``promptline/context`` and
+``promptline/complete`` (a model plugin's ``provider().complete(prompt, **options)``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 DECISION_NOTIFICATION = "notifications/promptline/decision"
 CONTEXT_METHOD = "promptline/context"
+COMPLETE_METHOD = "promptline/complete"   # {prompt, options} -> a ToolResult dict (content = the text)
 BOOT_ENV = "PROMPTLINE_BOOTSTRAP"   # the spec; removed from the environment before plugin code runs
 
 
@@ -58,7 +60,7 @@ class ForwardingAuditLog:
 def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
     import asyncio
 
-    from loaders._api import (ContextPlugin, PluginConfig, PromptPlugin, ToolPlugin, ToolResult,
+    from loaders._api import (ContextPlugin, ModelPlugin, PluginConfig, PromptPlugin, ToolPlugin, ToolResult,
                               bind_manifest, coerce_result, error_result, invoke_tool, tool_spec,
                               validate_arguments)
     from loaders._errors import ToolError
@@ -125,6 +127,21 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
             return error_result(exc, tool=name)
         return coerce_result(value, tool=name)
 
+    def complete(prompt: str, options: dict) -> ToolResult:
+        """The model's completion as a ToolResult; the plugin's failures become error results."""
+        with guard():
+            try:
+                model = plugin.provider()
+                text = loop.run_until_complete(_maybe(model.complete(prompt, **options)))
+            except BaseException as exc:  # noqa: BLE001 - SystemExit and friends become results
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                return error_result(exc, tool="complete")
+        if not isinstance(text, str):
+            return ToolResult.failure(ToolError(f"the model returned `{type(text).__name__}`, not a string",
+                                                tool="complete", kind="malformed-result"))
+        return coerce_result(ToolResult.success(text), tool="complete")
+
     class PluginBackend(Backend):
         name = plugin_id
         version = manifest.version
@@ -182,6 +199,13 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
                 if not isinstance(text, str):
                     raise rpc.RpcError(rpc.INTERNAL_ERROR, "get_context returned no string")
                 return {"text": text}
+            if method == COMPLETE_METHOD and isinstance(plugin, ModelPlugin):
+                prompt, options = params.get("prompt"), params.get("options") or {}
+                if not isinstance(prompt, str):
+                    raise rpc.RpcError(rpc.INVALID_PARAMS, "`prompt` must be a string")
+                if not isinstance(options, dict):
+                    raise rpc.RpcError(rpc.INVALID_PARAMS, "`options` must be an object")
+                return complete(prompt, options).to_dict()
             return super().extra(method, params)
 
     reader = rpc.LineReader(proto_in)

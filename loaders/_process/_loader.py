@@ -35,7 +35,7 @@ from .._api import TOOL_NAME, PromptTemplate, ToolResult, ToolSpec
 from .._errors import LoaderError, ToolError
 from .._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 from . import _jsonrpc as rpc
-from ._bootstrap import BOOT_ENV, CONTEXT_METHOD, DECISION_NOTIFICATION
+from ._bootstrap import BOOT_ENV, COMPLETE_METHOD, CONTEXT_METHOD, DECISION_NOTIFICATION
 from ._client import CallTimeout, MCPClient
 from ._landlock import landlock_abi
 from ._launch import SandboxSpec, sandbox_spec, spawn
@@ -607,6 +607,28 @@ class ProcessPlugin(LoadedPlugin):
             return ""
         text = result.get("text") if isinstance(result, dict) else None
         return text if isinstance(text, str) else ""
+
+    def complete(self, prompt: str, *, timeout: float = DEFAULT_CALL_TIMEOUT, **options: Any) -> ToolResult:
+        """A model plugin's completion (``promptline/complete`` in the child); never raises."""
+        if "model" not in self.ctx.plugin.manifest.types:
+            return super().complete(prompt, timeout=timeout, **options)
+        import json
+        try:
+            json.dumps([prompt, options], allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            return ToolResult.failure(ToolError("the prompt and options must be JSON data", tool="complete",
+                                                kind="invalid-arguments"))
+        try:
+            result = self._call(COMPLETE_METHOD, {"prompt": prompt, "options": options}, timeout)
+        except ToolError as exc:
+            exc.tool = "complete"
+            return ToolResult(False, exc.message, None, exc)
+        except rpc.RpcError as exc:
+            kind = "invalid-arguments" if exc.code == rpc.INVALID_PARAMS else "failed"
+            return ToolResult.failure(ToolError(f"the plugin answered with an error: {exc.message[:500]}",
+                                                tool="complete", kind=kind))
+        from .._api import coerce_result
+        return coerce_result(result, tool="complete")
 
     def resources(self, *, timeout: float = LIST_TIMEOUT) -> list[dict[str, Any]]:
         """MCP ``resources/list`` (empty when the plugin offers none or fails)."""
