@@ -427,6 +427,10 @@ class PluginManager:
         loaded = self.plugins.get(plugin_id)
         if loaded is None:
             return ToolResult.failure(ToolError(f"no loaded plugin `{plugin_id}`", kind="unknown-tool"))
+        # a completion is decided like a call of the plugin's tool `complete`
+        d = self.enforcer.check(plugin_id, Request.tool_call(plugin_id, "complete", {"prompt": prompt[:4096]}))
+        if d.verdict is not Verdict.ALLOW:
+            return ToolResult.failure(ToolError(f"refused by policy: {d.reason()}", tool="complete", kind="denied"))
         return loaded.complete(prompt, timeout=timeout or self.call_timeout, **options)
 
     # -- stopping --------------------------------------------------------------------
