@@ -8,6 +8,7 @@ from ._discovery import DiscoveredPlugin, DiscoveryReport, discover
 from ._errors import ApprovalRequired, LoaderError, SignatureError, ToolError
 from ._loader import LoadContext, LoadedPlugin, Loader
 from ._manager import LoadReport, PluginManager
+from ._reload import watch_policy
 from ._signing import generate_key, sign_plugin, verify_plugin
 
 __all__ = [
@@ -16,5 +17,5 @@ __all__ = [
     "Loader", "LoaderError", "ModelPlugin", "Plugin", "PluginConfig", "PluginManager", "PromptPlugin",
     "PromptTemplate", "RecoveryAction", "SignatureError", "Tool", "ToolError", "ToolPlugin", "ToolResult",
     "ToolSpec", "discover", "generate_key", "invoke_tool", "invoke_tool_sync", "sign_plugin",
-    "validate_arguments", "verify_plugin",
+    "validate_arguments", "verify_plugin", "watch_policy",
 ]

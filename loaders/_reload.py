@@ -148,3 +148,44 @@ class Watcher:
                                     self.manager.last_reload_error)
             except Exception:  # noqa: BLE001 - the watcher must survive anything
                 log.exception("reload failed; the previous state stays")
+
+
+class _PolicyOnly:
+    """What the Watcher needs from a host that has an Enforcer but no PluginManager."""
+
+    def __init__(self, enforcer, policy_files, manifests, load_kwargs, audit_log) -> None:
+        self.enforcer = enforcer
+        self.policy_files = [os.fspath(p) for p in policy_files]
+        self.manifests = list(manifests)
+        self.grants = load_kwargs.get("grants")
+        self.search_path: list[str] = []
+        self.load_kwargs = load_kwargs
+        self.audit_log = audit_log
+        self.last_reload_error = ""
+
+    def reload_plugins(self) -> None:
+        return None
+
+    def reload_policy(self) -> bool:
+        from policy import PolicyError, load_policy_set
+        try:
+            ps = load_policy_set(self.policy_files, self.manifests, **self.load_kwargs)
+        except (PolicyError, OSError) as exc:
+            self.last_reload_error = str(exc)
+            if self.audit_log is not None:
+                self.audit_log.policy_reload(False, self.enforcer.policy_set.version, str(exc))
+            return False
+        self.enforcer.use(ps)
+        self.last_reload_error = ""
+        if self.audit_log is not None:
+            self.audit_log.policy_reload(True, ps.version)
+        return True
+
+
+def watch_policy(enforcer, policy_files, manifests=(), *, audit_log=None, **load_kwargs) -> Watcher:
+    """Keep ``enforcer`` on the current policy: reload ``policy_files`` (and ``manifests``)
+    whenever they change, keeping the old policy when a file is broken. Returns the started
+    Watcher (``.stop()`` it; ``.manager.last_reload_error`` says why the last reload failed)."""
+    watcher = Watcher(_PolicyOnly(enforcer, policy_files, manifests, load_kwargs, audit_log))
+    watcher.start()
+    return watcher

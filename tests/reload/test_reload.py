@@ -239,3 +239,23 @@ def test_policy_show_reports_a_failed_reload(setup):
                           "--policy", str(tmp / "nonexistent.yaml")], capture_output=True, text=True, timeout=60)
     assert "last reload FAILED" in out.stderr and "policy.yaml:" in out.stderr
     assert out.returncode == 1 and "file not found" in out.stderr
+
+
+def test_an_enforcer_without_a_manager_reloads_on_its_own(tmp_path):
+    from enforcer import Enforcer
+    from loaders import watch_policy
+    from policy import load_policy_set
+    pol = tmp_path / "policy.yaml"
+    write_atomic(pol, policy_text(0))
+    os.chmod(pol, 0o644)
+    enf = Enforcer(load_policy_set([str(pol)]))
+    w = watch_policy(enf, [str(pol)])
+    try:
+        check = lambda i: not enf.check("demo", Request("fs.read", "demo", path=f"/data/v{i}")).allowed  # noqa: E731
+        assert check(0) and not check(4)
+        write_atomic(pol, policy_text(4))
+        assert wait_for(lambda: check(4))
+        write_atomic(pol, INVALID[0])
+        assert wait_for(lambda: bool(w.manager.last_reload_error)) and check(4)
+    finally:
+        w.stop()
