@@ -26,9 +26,17 @@ def main() -> None:
 
     \b
     Start here:
-      promptline policy check policies/default.yaml     validate a policy
+      promptline plugin list                            plugins found, signed?, approved?
+      promptline plugin approve ID                      approve a plugin's declared capabilities
+      promptline tool call notes.search '{"query": "x"}' call a tool under policy
+      promptline run [--mcp] [--watch]                  serve the tools (JSON lines or MCP)
       promptline policy explain --plugin P --action fs.read --path ~/.ssh/id_rsa
+      promptline audit show --decision deny             what was refused, and why
       promptline audit verify                           check the audit log's hash chain
+
+    \b
+    Environment: PROMPTLINE_POLICY (policy files, `:`-separated), PROMPTLINE_PLUGIN_PATH,
+    PROMPTLINE_AUDIT_LOG, PROMPTLINE_APPROVALS, PROMPTLINE_GRANTS, PROMPTLINE_CONFIG.
     """
 
 
