@@ -18,6 +18,7 @@ is killed (its whole process group) and started again on the next call, with bac
 from __future__ import annotations
 
 import collections
+import importlib.util
 import logging
 import os
 import shutil
@@ -70,11 +71,10 @@ def _code_dirs() -> list[str]:
     import loaders
     import policy
     out = [os.path.dirname(os.path.abspath(m.__file__)) for m in (loaders, enforcer, policy)]
-    try:
-        import promptline
-        out.append(os.path.dirname(os.path.abspath(promptline.__file__)))
-    except ImportError:
-        pass
+    # the facade plugins import from, located without importing it (loaders never imports it)
+    spec = importlib.util.find_spec("promptline")
+    if spec is not None and spec.origin:
+        out.append(os.path.dirname(os.path.abspath(spec.origin)))
     return out
 
 
