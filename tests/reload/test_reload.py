@@ -259,3 +259,30 @@ def test_an_enforcer_without_a_manager_reloads_on_its_own(tmp_path):
         assert wait_for(lambda: bool(w.manager.last_reload_error)) and check(4)
     finally:
         w.stop()
+
+
+def test_process_plugin_is_restarted_on_update(tmp_path):
+    """An untrusted plugin runs in a child process; an update starts a new child and the
+    old one is shut down once idle."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    d = plugins / "demo"
+    d.mkdir()
+    (d / "plugin.yaml").write_text("id: demo\nversion: 1.0.0\nentry: {python: \"demo_mod:Demo\"}\n")
+    write_atomic(d / "demo_mod.py", PLUGIN.format(version=1))
+    pol = tmp_path / "policy.yaml"
+    write_atomic(pol, "apiVersion: promptline/v1\nkind: Policy\nlayer: org\n")
+    os.chmod(pol, 0o644)
+    pm = PluginManager(policy_files=[str(pol)], search_path=[str(plugins)], config_path=False, entry_points=False,
+                       approvals=ApprovalStore(str(tmp_path / "approvals.yaml")), approve_all=True)
+    with pm:
+        assert pm.load_all().loaded == ["demo"]
+        old = pm.plugins["demo"]
+        assert old.sandbox == "process"
+        assert pm.call_tool("demo.version", {}).content == "1"
+        write_atomic(d / "demo_mod.py", PLUGIN.format(version=2))
+        report = pm.reload_plugins()
+        assert report.loaded == ["demo"], report
+        assert pm.plugins["demo"] is not old
+        assert pm.call_tool("demo.version", {}).content == "2"
+        assert wait_for(lambda: not old.call_tool("version", {}).ok, timeout=10), "the old child is shut down"
