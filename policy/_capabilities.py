@@ -119,6 +119,8 @@ def host_matches(host: str, pattern: str) -> bool:
     if not host or not pattern:
         return False
     h, p = normalize_host(host), normalize_host(pattern)
+    if not h or not p:
+        return False
     if p == "*":
         return True
     if p.startswith("*."):
@@ -126,10 +128,9 @@ def host_matches(host: str, pattern: str) -> bool:
         return h.endswith(suffix) and len(h) > len(suffix)
     if h == p:
         return True
-    try:
-        return ipaddress.ip_address(h) == ipaddress.ip_address(p)
-    except ValueError:
-        return False
+    # addresses compare as addresses; IPv4-mapped IPv6 is the IPv4 address (as in in_cidr)
+    a, b = _address(h), _address(p)
+    return a is not None and a == b
 
 
 @functools.lru_cache(maxsize=1024)
@@ -204,7 +205,7 @@ def matcher(helper: str, pattern: str):
         if not p:
             return lambda value: False
         if p == "*":
-            return lambda value: bool(value)
+            return lambda value: bool(value) and bool(normalize_host(value))
         if p.startswith("*."):
             suffix = p[1:]
             n = len(suffix)
@@ -212,7 +213,8 @@ def matcher(helper: str, pattern: str):
         pip = _address(p)
         if pip is None:
             return lambda value: bool(value) and normalize_host(value) == p
-        return lambda value: bool(value) and (normalize_host(value) == p or _address(value) == pip)
+        return lambda value: bool(value) and bool(normalize_host(value)) and (
+            normalize_host(value) == p or _address(value) == pip)
     if helper == "in_cidr":
         if not pattern:
             return lambda value: False

@@ -75,7 +75,7 @@ PATTERNS = st.sampled_from(["", "/", "/data", "/data/", "~", "*.example.com", "*
                             "::1", "127.0.0.1", "/**/*.md", "/a/*/c.md", "AWS_*", "*_KEY", "bad/cidr/x"]) | st.text(max_size=8)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.sampled_from(sorted(HELPERS)), VALUES, PATTERNS)
 def test_specialised_matchers_equal_the_helpers(helper, value, pattern):
     assert matcher(helper, pattern)(value) is bool(HELPERS[helper](value, pattern))
