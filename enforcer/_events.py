@@ -9,10 +9,8 @@ run only in plugin context. docs/enforcer.md keeps the table in prose.
 
 from __future__ import annotations
 
-import _thread
 import os
 import socket as _socket_mod
-import sys
 import sysconfig
 from urllib.parse import urlsplit
 

@@ -18,9 +18,8 @@ import sys
 import threading
 from typing import Any, Mapping, Sequence
 
-from ._api import (Plugin, PluginConfig, PromptTemplate, ToolError, ToolPlugin, ToolResult, ToolSpec,
-                   bind_manifest, call_with_recovery, coerce_result, error_result, invoke_tool,
-                   maybe_await, tool_spec)
+from ._api import (Plugin, PromptTemplate, ToolError, ToolPlugin, ToolResult, ToolSpec, bind_manifest,
+                   call_with_recovery, error_result, invoke_tool, maybe_await, tool_spec)
 from ._errors import LoaderError
 from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 

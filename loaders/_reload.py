@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from pathlib import Path
 
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer

@@ -7,14 +7,13 @@ their errors are reported at the file's own line and column.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from ._capabilities import expand_path, is_glob, user_home
 from ._cel import CelProgram, cel_string, get_backend
 from ._decision import Effect, RuleRef
 from ._errors import CelCompileError, PolicyError
-from ._models import Manifest, PolicyFile, Rule
+from ._models import Manifest, PolicyFile
 from ._netspec import parse_net
 from ._request import ACTIONS
 from ._yaml import Located

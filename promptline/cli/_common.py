@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import click
 
@@ -12,7 +13,21 @@ EXIT_FAILED = 1        # a check failed: policy invalid, test failed, audit log 
 EXIT_USAGE = 2         # bad arguments (click's own code)
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> "NoReturn":  # type: ignore[name-defined]
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print one clear error line to stderr and exit."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+PIPE_WIDTH = 160   # table width when stdout is not a terminal (rich would guess 80 and squeeze columns)
+
+
+def console(min_width: int = 0):
+    """A rich Console for tables: no emoji codes or markup guessing in user data; a fixed
+    width when piped; at least ``min_width`` columns."""
+    from rich.console import Console
+    width = None if sys.stdout.isatty() else PIPE_WIDTH
+    con = Console(emoji=False, highlight=False, width=width)
+    if min_width and con.width < min_width:
+        con = Console(emoji=False, highlight=False, width=min_width)
+    return con

@@ -8,6 +8,8 @@ from typing import Any, Callable
 
 import click
 
+from ._common import console
+
 from enforcer._grants import GrantError, GrantStore
 from enforcer._prompt import escape_for_terminal
 
@@ -51,7 +53,6 @@ def list_cmd(grants_path: str | None, as_json: bool) -> None:
     if not grants:
         click.echo(f"no remembered answers in {escape_for_terminal(store.path)}")
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -63,7 +64,7 @@ def list_cmd(grants_path: str | None, as_json: bool) -> None:
         # control or bidi characters
         table.add_row(*(Text(escape_for_terminal(v)) for v in
                         (g.id, g.effect, g.plugin, g.action, g.resource, g.granted_at)))
-    Console().print(table)
+    console().print(table)
 
 
 @grants_group.command("revoke")

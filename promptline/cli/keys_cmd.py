@@ -12,7 +12,7 @@ import click
 from loaders._errors import SignatureError
 from loaders._signing import generate_key, key_id, parse_public_key
 
-from ._common import fail
+from ._common import console, fail
 
 KEYS_DIR_ENV = "PROMPTLINE_KEYS_DIR"
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -118,7 +118,6 @@ def list_cmd(keys_dir: Path | None, as_json: bool) -> None:
         click.echo(f"no keys in {keys_dir} and no trusted keys in the policy — "
                    "create one with `promptline keys generate`")
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -128,4 +127,4 @@ def list_cmd(keys_dir: Path | None, as_json: bool) -> None:
     for r in rows:
         table.add_row(Text(r["name"] or "(policy only)"), r["key_id"], "yes" if r["trusted"] else "no",
                       Text(r["public_key"]))
-    Console().print(table)
+    console().print(table)

@@ -18,7 +18,7 @@ from loaders._errors import ApprovalStoreError, SignatureError
 from loaders._signing import MANIFEST_FILE, sign_plugin, verify_plugin
 from policy import PolicyError, load_policy_set
 
-from ._common import fail
+from ._common import console, fail
 from .keys_cmd import resolve_key
 
 POLICY_ENV = "PROMPTLINE_POLICY"
@@ -136,7 +136,6 @@ def list_cmd(policies: tuple[str, ...], approvals: str | None, as_json: bool) ->
     if not rows:
         click.echo("no plugins found (looked in: " + "; ".join(_show(s) for s in report.searched) + ")")
     else:
-        from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
@@ -147,7 +146,7 @@ def list_cmd(policies: tuple[str, ...], approvals: str | None, as_json: bool) ->
             table.add_row(*(Text(_show(v)) for v in (
                 r.manifest.id, r.manifest.version, ",".join(r.manifest.types), r.plugin.source,
                 r.manifest.sandbox, r.signature, r.approval if not r.error else "refused")))
-        Console(soft_wrap=True).print(table)
+        console().print(table)
         for r in rows:
             if r.error:
                 click.echo(f"refused: {_show(r.error)}", err=True)

@@ -11,7 +11,7 @@ from policy import PolicyError, Request, load_policy_set
 from policy._cel import available_backends
 from policy._testing import run_test_file, uncovered_rules
 
-from ._common import EXIT_FAILED, fail
+from ._common import EXIT_FAILED, console, fail
 
 DEFAULT_POLICY_ENV = "PROMPTLINE_POLICY"
 
@@ -103,10 +103,9 @@ def explain_cmd(plugin, action, path, host, port, scheme, url, name, argv, tool,
                                           "considered": t.considered, "matched": t.matched, "why": t.why}
                                          for t in ex.traces if t.considered or show_all]}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.markup import escape
-    con = Console(emoji=False, highlight=False, width=max(Console().width, 140))
+    con = console(140)
     colour = {"allow": "green", "deny": "red", "ask": "yellow"}[d.verdict.value]
     con.print(f"[bold {colour}]{d.verdict.value.upper()}[/] {escape(request.action)} "
               f"{escape(request.resource)} for plugin `{escape(request.plugin)}` — {escape(d.reason())}")

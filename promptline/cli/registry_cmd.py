@@ -18,7 +18,7 @@ from loaders._registry import (DEFAULT_INDEX, INDEX_ENV, Index, InstallPlan, Reg
                                default_plugins_dir, publish)
 from policy import PolicyError
 
-from ._common import fail
+from ._common import console, fail
 from .policy_cmd import DEFAULT_POLICY_ENV, _default_policies
 
 
@@ -100,11 +100,10 @@ VERDICT_STYLE = {"allow": "green", "deny": "red", "ask": "yellow"}
 
 
 def _print_plan(plan: InstallPlan) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    con = Console(emoji=False, highlight=False, width=max(Console().width, 120))
+    con = console(120)
     sig = f"signed by trusted key {plan.verified.key_id}" if plan.signed else \
         _show(plan.verified.note or "unsigned")
     head = f"plugin `{_show(plan.plugin_id)}` {_show(plan.version)}"
@@ -263,7 +262,6 @@ def search_cmd(query: str, index: str | None, as_json: bool) -> None:
     if not found:
         click.echo(f"no plugin matches `{_show(query)}` in {_show(idx.location)}")
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
     table = Table()
@@ -276,7 +274,7 @@ def search_cmd(query: str, index: str | None, as_json: bool) -> None:
             req += f" (not {current})"
         table.add_row(*(escape(_show(x)) for x in (e.id, e.version, versions, e.key_id or "unsigned", req,
                                                      e.description)))
-    Console(emoji=False, highlight=False, width=max(Console().width, 120)).print(table)
+    console(120).print(table)
 
 
 __all__ = ["install_cmd", "publish_cmd", "update_cmd", "remove_cmd", "search_cmd"]
