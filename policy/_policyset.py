@@ -402,9 +402,12 @@ def _check_safe_location(path: str, layer: str) -> None:
             st = os.stat(p)
         except OSError:
             continue
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and False):
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):   # a sticky /tmp too: others could add files
             raise PolicyError(f"org policy `{p}` is writable by group or others", file=path,
                               fix=f"run `chmod go-w {p}` so only its owner can change it")
+        if st.st_uid not in (0, os.getuid()):
+            raise PolicyError(f"org policy `{p}` is owned by uid {st.st_uid}, neither root nor this user",
+                              file=path, fix=f"run `chown root {p}` (or your user) so no one else controls it")
 
 
 def expand_policy_paths(paths: Iterable[str | os.PathLike]) -> list[str]:

@@ -142,3 +142,12 @@ def test_unlocked_setting_can_be_overridden_below(write, policy_text):
     org = write("org.yaml", policy_text("[]", settings="settings:\n  approve: review\n"))
     user = write("user.yaml", policy_text("[]", layer="user", settings="settings:\n  approve: declared\n"))
     assert load_policy_set([org, user]).settings.approve == "declared"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root (CI runs as root)")
+def test_org_policy_owned_by_someone_else_is_refused(tmp_path, write, policy_text):
+    path = write("org.yaml", policy_text("- id: a\n  effect: deny\n"))
+    os.chmod(path, 0o644)
+    os.chown(path, 12345, -1)     # the tests run as root here; a stranger's file must not be trusted
+    err = error_of(load_policy_set, [path])
+    assert "owned by uid 12345" in str(err) and "chown" in str(err)
