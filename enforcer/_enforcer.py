@@ -265,6 +265,17 @@ class Enforcer:
             raise PolicyViolation(plugin_id, request, d)
         return d
 
+    def ask(self, plugin_id: str, request: Request, decision: Decision) -> Decision:
+        """Resolve an ASK taken elsewhere (a sandboxed child's enforcer) with this enforcer's
+        prompter and grants: ALLOW or DENY (other verdicts come back unchanged); no prompter
+        means deny; never raises. Nothing is logged here: the deciding side logs."""
+        self._host_only("ask")
+        if not isinstance(decision, Decision) or decision.verdict is not Verdict.ASK:
+            return decision
+        if request.plugin != plugin_id:
+            request = dataclasses.replace(request, plugin=plugin_id)
+        return self._ask(plugin_id, request, decision)
+
     def guard(self, plugin_id: str) -> "Guard":
         """Run code as ``plugin_id``: a context manager, and a decorator (sync or async)."""
         if not isinstance(plugin_id, str) or not plugin_id:

@@ -9,7 +9,10 @@ imported the bootstrap:
 2. compiles this plugin's policy (the host's policy files + the plugin's manifest);
 3. installs the Enforcer for this one plugin; its decisions travel to the host as
    ``notifications/promptline/decision`` and the host writes them to its audit log (the child
-   gets no write access to the log, so it cannot forge or damage it);
+   gets no write access to the log, so it cannot forge or damage it); an ASK is sent to the
+   host as a ``promptline/ask`` request (:class:`HostPrompter`) and the host's prompter and
+   grants answer it (a reader thread, :class:`Inbox`, routes the reply to the waiting asker
+   while the serve loop is busy in the call that asked);
 
 then imports the plugin as that plugin (``Enforcer.guard``), binds its manifest, calls
 ``initialize`` and answers ``tools/*``, ``prompts/*``, ``promptline/context`` and
@@ -26,6 +29,9 @@ from typing import Any
 DECISION_NOTIFICATION = "notifications/promptline/decision"
 CONTEXT_METHOD = "promptline/context"
 COMPLETE_METHOD = "promptline/complete"   # {prompt, options} -> a ToolResult dict (content = the text)
+ASK_METHOD = "promptline/ask"   # child -> host request: {request, decision} -> {answer, verdict, grant?}
+ASK_TIMEOUT_S = 120.0           # an ask the host has not answered by then is a deny
+ASK_ID_PREFIX = "promptline-ask-"
 BOOT_ENV = "PROMPTLINE_BOOTSTRAP"   # the spec; removed from the environment before plugin code runs
 
 
@@ -57,6 +63,163 @@ class ForwardingAuditLog:
             "request": request, "message": message})))
 
 
+class Inbox:
+    """The protocol input, read by one thread: a reply to one of our asks goes to the thread
+    waiting for it; every other line goes, in order, to the serve loop (``next_line``).
+
+    So a prompter waiting inside a tool call (while the serve loop is blocked in that call)
+    gets its answer, and nothing that arrives meanwhile is lost or reordered.
+    """
+
+    def __init__(self, reader) -> None:
+        import queue
+        import threading
+        self._reader = reader
+        self._lines: "queue.SimpleQueue" = queue.SimpleQueue()   # bytes, or the exception that ended input
+        self._waiting: dict[str, list] = {}                      # ask id -> [Event, Response | None]
+        self._lock = threading.Lock()
+        self._ended = False
+        threading.Thread(target=self._run, name="promptline-inbox", daemon=True).start()
+
+    def _run(self) -> None:
+        from . import _jsonrpc as rpc
+        while True:
+            try:
+                line = self._reader.next_line()
+            except BaseException as exc:  # noqa: BLE001 - closed, over-long line, read error
+                if not isinstance(exc, rpc.ProtocolError):
+                    exc = rpc.ClosedError(f"reading from the host failed: {exc}")
+                with self._lock:
+                    self._ended = True
+                    waiters = list(self._waiting.values())
+                for w in waiters:
+                    w[0].set()   # no reply: the asker denies
+                self._lines.put(exc)
+                return
+            if self._waiting and self._deliver(line):
+                continue
+            self._lines.put(line)
+
+    def _deliver(self, line: bytes) -> bool:
+        from . import _jsonrpc as rpc
+        try:
+            msg = rpc.parse(line)
+        except rpc.ProtocolError:
+            return False   # the serve loop reports it
+        if type(msg) is not rpc.Response or not isinstance(msg.id, str) \
+                or not msg.id.startswith(ASK_ID_PREFIX):
+            return False
+        with self._lock:
+            w = self._waiting.get(msg.id)
+        if w is None:
+            return True    # a late answer to an ask that timed out: dropped
+        w[1] = msg
+        w[0].set()
+        return True
+
+    def next_line(self) -> bytes:
+        """The serve loop's next line; raises what ended the input (again on every call)."""
+        item = self._lines.get()
+        if isinstance(item, BaseException):
+            self._lines.put(item)
+            raise item
+        return item
+
+    def exchange(self, rid: str, send, timeout: float):
+        """Register ``rid``, call ``send()``, wait up to ``timeout`` s: the Response or None."""
+        import threading
+        w: list = [threading.Event(), None]
+        with self._lock:
+            if self._ended:
+                return None
+            self._waiting[rid] = w
+        try:
+            send()
+            if not w[0].wait(timeout):
+                return None
+            return w[1]
+        finally:
+            with self._lock:
+                self._waiting.pop(rid, None)
+
+
+class _HostGrant:
+    __slots__ = ("_ref",)
+
+    def __init__(self, ref) -> None:
+        self._ref = ref
+
+    def rule_ref(self):
+        return self._ref
+
+
+class HostPrompter:
+    """The in-child Enforcer's prompter: every ASK goes to the host as a ``promptline/ask``
+    request and the host's prompter (and GrantStore) answers it. No answer within
+    ``timeout``, a closed stream or any malformed reply is DENY; never raises.
+
+    It also stands in for the child's grant store: remembering is the host's business, so
+    ``lookup`` finds nothing and ``remember`` returns the grant the host reported for the
+    last answer of this thread (or raises, and the decision records that nothing was kept).
+    """
+
+    def __init__(self, inbox: Inbox, send, timeout: float = ASK_TIMEOUT_S) -> None:
+        import itertools
+        import threading
+        self._inbox = inbox
+        self._send = send
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._local = threading.local()
+
+    def ask(self, plugin_id, request, decision):
+        from enforcer import Answer
+        self._local.grant = None
+        try:
+            return self._ask(request, decision)
+        except Exception:  # noqa: BLE001 - a prompter never raises: failing to ask is a refusal
+            return Answer.DENY
+
+    def _ask(self, request, decision):
+        from enforcer import Answer
+        from policy._decision import Effect, RuleRef
+
+        from . import _jsonrpc as rpc
+        rid = f"{ASK_ID_PREFIX}{next(self._ids)}"
+        data = rpc.encode(rpc.Request(ASK_METHOD, {"request": request.to_dict(),
+                                                   "decision": decision.to_dict()}, rid))
+        resp = self._inbox.exchange(rid, lambda: self._send(data), self.timeout)
+        if resp is None or resp.error is not None or type(resp.result) is not dict:
+            return Answer.DENY
+        result = resp.result
+        answer = result.get("answer")
+        if type(answer) is not str or answer not in ("once", "always", "deny", "never"):
+            return Answer.DENY
+        answer = Answer(answer)
+        verdict = result.get("verdict")
+        if verdict != ("allow" if answer.allows else "deny"):
+            return Answer.DENY   # an answer that contradicts itself
+        g = result.get("grant")
+        if answer.remembered and type(g) is dict:
+            fields = {k: g.get(k) for k in ("id", "layer", "origin", "message")}
+            if all(type(v) is str for v in fields.values()) and g.get("effect") in ("allow", "deny"):
+                self._local.grant = RuleRef(fields["id"][:200], Effect(g["effect"]), fields["layer"][:40],
+                                            fields["origin"][:400], fields["message"][:400])
+        return answer
+
+    # -- the grant store stand-in
+
+    def lookup(self, plugin_id, request):
+        return None
+
+    def remember(self, plugin_id, request, effect, asked_by=None):
+        ref = getattr(self._local, "grant", None)
+        self._local.grant = None
+        if ref is None:
+            raise RuntimeError("the host did not report a remembered grant")
+        return _HostGrant(ref)
+
+
 def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
     import asyncio
 
@@ -79,11 +242,14 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
                                  grants=spec.get("grants"),
                                  plugin_facts={plugin_id: spec.get("facts") or {}})
     loop = asyncio.new_event_loop()   # made before the hook: its self-pipe is host business
+    inbox = Inbox(rpc.LineReader(proto_in))   # its reader thread starts before the hook, as the host
     enforcer = None
     if spec.get("hooks", True):
         from enforcer import Enforcer
         audit = ForwardingAuditLog(writer.send_bytes, bool(spec.get("log_allows")))
-        enforcer = Enforcer(policy_set, audit_log=audit, mode=spec.get("mode") or "enforce")
+        host = HostPrompter(inbox, writer.send_bytes)
+        enforcer = Enforcer(policy_set, audit_log=audit, prompter=host, grants=host,
+                            mode=spec.get("mode") or "enforce")
         enforcer.install()
 
     import contextlib
@@ -208,9 +374,8 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
                 return complete(prompt, options).to_dict()
             return super().extra(method, params)
 
-    reader = rpc.LineReader(proto_in)
     try:
-        serve(PluginBackend(), reader.next_line, writer.send_bytes)
+        serve(PluginBackend(), inbox.next_line, writer.send_bytes)
     finally:
         with guard():
             try:

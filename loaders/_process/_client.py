@@ -4,6 +4,12 @@ notifications, and strict handling of a misbehaving peer.
 One reader thread per child parses its output. A protocol violation (garbage, an over-long
 line, a response to an id never sent) poisons the connection: every pending call fails with
 the reason, ``on_failure`` is called once (the loader kills and later restarts the child).
+
+A child's ``promptline/ask`` request (its enforcer met an ASK) is handed to ``on_ask`` on the
+reader thread, only while the host waits on a request of its own, at most
+:data:`MAX_ASKS_PER_CALL` per request; anything else (no handler, no call in progress, an
+over-long line, a handler failure or odd result) is answered DENY. Time the user spends on
+a prompt does not count against the waiting request's timeout.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import collections
 import itertools
 import logging
 import threading
+import time
 from typing import Any, Callable
 
 from . import _jsonrpc as rpc
@@ -20,6 +27,10 @@ from . import _jsonrpc as rpc
 PROTOCOL_VERSION = "2025-06-18"        # MCP revision offered in `initialize`
 ACCEPTED_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 ABANDONED_IDS_KEPT = 1024              # ids of timed-out calls whose late answers are ignored
+ASK_METHOD = "promptline/ask"          # the child's enforcer asks the host's prompter
+MAX_ASK_BYTES = 64 * 1024              # a longer `promptline/ask` line is answered deny unread
+MAX_ASKS_PER_CALL = 16                 # asks answered per host request; the rest are denied
+DENIED = {"answer": "deny", "verdict": "deny"}
 
 log = logging.getLogger("promptline.process")
 
@@ -43,7 +54,8 @@ class MCPClient:
 
     def __init__(self, read_fd: int, write_fd: int, *, name: str = "plugin",
                  on_notification: Callable[[str, Any], None] | None = None,
-                 on_failure: Callable[[BaseException], None] | None = None) -> None:
+                 on_failure: Callable[[BaseException], None] | None = None,
+                 on_ask: Callable[[Any], dict[str, Any]] | None = None) -> None:
         self.name = name
         self._reader = rpc.LineReader(read_fd)
         self._writer = rpc.Writer(write_fd)
@@ -53,6 +65,10 @@ class MCPClient:
         self._lock = threading.Lock()
         self._on_notification = on_notification
         self._on_failure = on_failure
+        self._on_ask = on_ask
+        self._asks_left = MAX_ASKS_PER_CALL
+        self._prompting = 0                    # asks being answered right now
+        self._prompt_ended = 0.0               # monotonic time the last ask was answered
         self.failure: BaseException | None = None
         self.server_info: dict[str, Any] = {}
         self.server_capabilities: dict[str, Any] = {}
@@ -69,15 +85,17 @@ class MCPClient:
             raise self.failure
         rid = next(self._ids)
         p = _Pending()
+        start = time.monotonic()
         with self._lock:
             self._pending[rid] = p
+            self._asks_left = MAX_ASKS_PER_CALL
         try:
             self._writer.send(rpc.Request(method, params, rid))
         except OSError as exc:
             with self._lock:
                 self._pending.pop(rid, None)
             raise rpc.ClosedError(f"cannot write to the plugin: {exc.strerror or exc}") from None
-        if not p.lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+        if not self._wait(p, start, timeout):
             with self._lock:
                 if self._pending.pop(rid, None) is not None:
                     self._abandoned[rid] = None
@@ -100,6 +118,27 @@ class MCPClient:
         if resp.error is not None:
             raise resp.error
         return resp.result
+
+    def _wait(self, p: _Pending, start: float, timeout: float | None) -> bool:
+        """Wait for ``p``; False on timeout. Prompt time is not counted: while the host's
+        prompter answers an ask of this child the wait goes on, and after it the call gets
+        its whole ``timeout`` again."""
+        if timeout is None:
+            return p.lock.acquire()
+        timeout = max(timeout, 0.0)
+        deadline = start + timeout
+        while True:
+            if p.lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+                return True
+            now = time.monotonic()
+            with self._lock:
+                prompting, ended = self._prompting, self._prompt_ended
+            if prompting:
+                deadline = now + 0.25
+            elif ended > start and ended + timeout > now:
+                deadline = ended + timeout
+            else:
+                return False
 
     def notify(self, method: str, params: Any = None) -> None:
         self._writer.send(rpc.Notification(method, params))
@@ -130,13 +169,14 @@ class MCPClient:
     def _run(self) -> None:
         try:
             while True:
-                msg = rpc.parse(self._reader.next_line())
+                line = self._reader.next_line()
+                msg = rpc.parse(line)
                 if type(msg) is rpc.Response:
                     self._deliver(msg)
                 elif type(msg) is rpc.Notification:
                     self._notification(msg)
                 else:
-                    self._answer(msg)
+                    self._answer(msg, len(line))
         except rpc.ProtocolError as exc:
             self._fail(exc)
         except OSError as exc:
@@ -162,14 +202,45 @@ class MCPClient:
             except Exception:  # noqa: BLE001 - a bad notification never kills the reader
                 log.exception("plugin `%s`: handling notification `%s` failed", self.name, msg.method)
 
-    def _answer(self, msg: rpc.Request) -> None:
-        if msg.method == "ping":
+    def _answer(self, msg: rpc.Request, size: int = 0) -> None:
+        if msg.method == ASK_METHOD:
+            self._writer.send(rpc.Response(msg.id, self._ask(msg.params, size)))
+        elif msg.method == "ping":
             self._writer.send(rpc.Response(msg.id, {}))
         elif msg.method == "roots/list":
             self._writer.send(rpc.Response(msg.id, {"roots": []}))
         else:
             self._writer.send(rpc.Response(msg.id, None, rpc.RpcError(
                 rpc.METHOD_NOT_FOUND, f"the host does not offer `{msg.method[:80]}`")))
+
+    def _ask(self, params: Any, size: int) -> dict[str, Any]:
+        """The host's answer to one ``promptline/ask``: DENIED unless ``on_ask`` gave one."""
+        handler = self._on_ask
+        if handler is None or size > MAX_ASK_BYTES:
+            return DENIED
+        with self._lock:
+            if not self._pending:
+                return DENIED   # asks only while the host waits on this plugin
+            if self._asks_left <= 0:
+                if self._asks_left == 0:
+                    log.warning("plugin `%s`: more than %d asks during one call; denying the rest",
+                                self.name, MAX_ASKS_PER_CALL)
+                    self._asks_left -= 1
+                return DENIED
+            self._asks_left -= 1
+            self._prompting += 1
+        try:
+            result = handler(params)
+        except Exception:  # noqa: BLE001 - a failed ask is a refusal, never a dead reader
+            log.exception("plugin `%s`: answering an ask failed", self.name)
+            result = DENIED
+        finally:
+            with self._lock:
+                self._prompting -= 1
+                self._prompt_ended = time.monotonic()
+        if type(result) is not dict or result.get("answer") not in ("once", "always", "deny", "never"):
+            return DENIED
+        return result
 
     def _fail(self, exc: BaseException, notify: bool = True) -> None:
         with self._lock:

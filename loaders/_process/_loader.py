@@ -50,6 +50,10 @@ STDERR_TAIL_LINES = 20          # last stderr lines kept for error messages
 MAX_STDERR_LINE = 2000          # characters of one stderr line kept or logged
 MAX_TOOLS = 1000                # tools one plugin may list
 MAX_CHILD_DECISIONS_PER_S = 2000   # decision reports a child may send per second (a flood is cut)
+MAX_ASK_RULES = 32                 # rules an ask's decision may cite
+MAX_ASK_ARGV = 256                 # argv items of an asked request
+_ASK_STR_FIELDS = ("path", "host", "scheme", "url", "name", "tool", "args")
+_RULE_FIELDS = ("id", "layer", "origin", "message", "mode")
 MIN_LANDLOCK_ABI = 1            # below this Landlock counts as missing
 NET_LANDLOCK_ABI = 4            # TCP port rules need this
 
@@ -318,7 +322,8 @@ class ProcessPlugin(LoadedPlugin):
                          name=f"promptline-stderr-{self.id}").start()
         client = MCPClient(proc.stdout.fileno(), proc.stdin.fileno(), name=self.id,
                            on_notification=self._notification,
-                           on_failure=lambda exc, p=proc: self._on_failure(p, exc))
+                           on_failure=lambda exc, p=proc: self._on_failure(p, exc),
+                           on_ask=self._answer_ask if self.ctx.plugin.kind == "python" else None)
         self._client = client
         try:
             client.initialize(client_version=_version(), timeout=START_TIMEOUT)
@@ -660,6 +665,38 @@ class ProcessPlugin(LoadedPlugin):
         elif method == "notifications/message" and isinstance(params, dict):
             logging.getLogger(f"promptline.plugin.{self.id}").info("%s", str(params.get("data"))[:MAX_STDERR_LINE])
 
+    def _answer_ask(self, params: Any) -> dict[str, Any]:
+        """The child's enforcer met an ASK: the host's enforcer asks its prompter (and its
+        GrantStore), always on behalf of this plugin whatever the child claims. Anything odd
+        in what the child sent is a deny, never an exception."""
+        from policy._decision import DecidedBy, Verdict
+        deny = {"answer": "deny", "verdict": "deny"}
+        ask = getattr(self.ctx.enforcer, "ask", None)
+        if not callable(ask):
+            return deny
+        try:
+            request, decision = _ask_arguments(self.id, params)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("plugin `%s`: malformed ask denied: %s", self.id, str(exc)[:200])
+            return deny
+        d = ask(self.id, request, decision)
+        if d.verdict is Verdict.ALLOW:
+            allowed = True
+        elif d.verdict is Verdict.DENY:
+            allowed = False
+        else:
+            return deny
+        out: dict[str, Any] = {"verdict": d.verdict.value, "decided_by": d.decided_by.value}
+        grant = d.rules[-1] if d.rules and d.rules[-1] not in decision.rules and d.rules[-1].layer == "user" else None
+        if d.decided_by is DecidedBy.PROMPT_ALWAYS or (d.decided_by is DecidedBy.RULE and grant is not None):
+            # remembered (now or earlier): the child's decision says prompt-always, citing the grant
+            out["answer"] = "always" if allowed else "never"
+            if grant is not None:
+                out["grant"] = grant.to_dict()
+        else:
+            out["answer"] = "once" if allowed else "deny"
+        return out
+
     def _refresh_tools(self) -> None:
         client = self._client
         if client is None:
@@ -705,3 +742,48 @@ class ProcessPlugin(LoadedPlugin):
     def __repr__(self) -> str:
         state = "running" if self._proc is not None and self._proc.poll() is None else "stopped"
         return f"<ProcessPlugin {self.id} {state} pid={self.pid}>"
+
+
+def _ask_arguments(plugin_id: str, params: Any):
+    """A child's ``promptline/ask`` params as (Request, ASK Decision); raises ValueError,
+    TypeError or KeyError on anything malformed."""
+    from policy._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
+    from policy._request import Request
+    if type(params) is not dict or type(params.get("request")) is not dict \
+            or type(params.get("decision")) is not dict:
+        raise ValueError("`request` and `decision` must be objects")
+    req, dec = params["request"], params["decision"]
+    extra = set(req) - {"action", "plugin", "port", "argv", *_ASK_STR_FIELDS}
+    if extra:
+        raise ValueError(f"unknown request field `{sorted(extra)[0][:40]}`")
+    action = req.get("action")
+    if type(action) is not str:
+        raise ValueError("`action` must be a string")
+    fields: dict[str, Any] = {}
+    for k in _ASK_STR_FIELDS:
+        v = req.get(k, "")
+        if type(v) is not str:
+            raise ValueError(f"`{k}` must be a string")
+        fields[k] = v
+    port = req.get("port", 0)
+    if type(port) is not int or not 0 <= port <= 65535:
+        raise ValueError("`port` must be an integer in 0..65535")
+    argv = req.get("argv", [])
+    if type(argv) is not list or len(argv) > MAX_ASK_ARGV or not all(type(a) is str for a in argv):
+        raise ValueError("`argv` must be a short list of strings")
+    request = Request(action, plugin_id, port=port, argv=tuple(argv), **fields)
+    if dec.get("verdict") != "ask":
+        raise ValueError("only an `ask` decision is asked about")
+    rules_in = dec.get("rules", [])
+    if type(rules_in) is not list or len(rules_in) > MAX_ASK_RULES:
+        raise ValueError("`rules` must be a short list")
+    rules = []
+    for r in rules_in:
+        if type(r) is not dict or not all(type(r.get(k, "")) is str for k in _RULE_FIELDS):
+            raise ValueError("a rule must be an object of strings")
+        rules.append(RuleRef(r.get("id", ""), Effect(r.get("effect")), r.get("layer", ""), r.get("origin", ""),
+                             r.get("message", ""), r.get("mode", "enforce") or "enforce"))
+    version = dec.get("policy_version", "")
+    if type(version) is not str:
+        raise ValueError("`policy_version` must be a string")
+    return request, Decision(Verdict.ASK, DecidedBy.RULE, version[:200], tuple(rules))
