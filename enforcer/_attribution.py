@@ -22,6 +22,8 @@ import sys
 ACTIVE: contextvars.ContextVar = contextvars.ContextVar("promptline_plugin", default=None)
 """The plugin id (str) running in this context, a ``Privileged`` marker, or None (host)."""
 
+_identity_hash = object.__hash__  # address-based; no audit event (unlike id())
+
 MAX_OWNER_CACHE = 200_000  # code objects remembered per snapshot before the cache is reset
 
 
@@ -39,16 +41,21 @@ class Owners:
     """Maps code objects to the plugin that owns them (filename under a plugin directory,
     or registered when the plugin executed it).
 
-    Keyed by the code object itself: ``id()`` raises an audit event of its own. Code
-    objects compare by content, so a plugin that executes a byte-identical copy of a host
-    function (same file name, line, bytecode) gets that host code attributed to itself:
-    a way to be refused more, never less."""
+    The per-code cache is keyed by identity: ``object.__hash__`` (the address-based hash;
+    ``id()`` raises an audit event of its own), with the code object kept in the entry so
+    the address cannot be reused while the entry lives, and checked with ``is``. Hashing a
+    code object by content re-hashes its constants and nested code objects on every lookup
+    (microseconds for a large function), and content equality ignores ``co_filename``: a
+    plugin file's function byte-identical to a host function (same name, line, bytecode)
+    would share the host's cached entry. Registered code (``exec``) is still matched by
+    content: a plugin that executes a byte-identical copy of a host function gets that
+    host code attributed to itself, a way to be refused more, never less."""
 
     __slots__ = ("dirs", "_by_code", "_registered")
 
     def __init__(self, dirs: tuple[tuple[str, str], ...]) -> None:
         self.dirs = dirs  # ((directory + "/", plugin id), ...), longest first
-        self._by_code: dict[object, str] = {}
+        self._by_code: dict[int, tuple[object, str]] = {}  # object.__hash__(code) -> (code, owner)
         self._registered: dict[object, str] = {}
 
     def owner_of_file(self, filename: str) -> str:
@@ -65,28 +72,37 @@ class Owners:
         while stack:
             c = stack.pop()
             self._registered[c] = plugin
-            self._by_code.pop(c, None)
             stack.extend(k for k in c.co_consts if type(k) is type(code))
+        # cached entries of code equal to a registered one (host code included) are stale
+        self._by_code.clear()
 
     def owner(self, code) -> str:
-        hit = self._by_code.get(code)
-        if hit is None:
-            hit = self._registered.get(code)
-            if hit is None:
-                hit = self.owner_of_file(code.co_filename)
-            if len(self._by_code) >= MAX_OWNER_CACHE:
-                self._by_code.clear()
-            self._by_code[code] = hit
-        return hit
+        key = _identity_hash(code)
+        hit = self._by_code.get(key)
+        if hit is not None and hit[0] is code:
+            return hit[1]
+        o = self._registered.get(code)
+        if o is None:
+            o = self.owner_of_file(code.co_filename)
+        if len(self._by_code) >= MAX_OWNER_CACHE:
+            self._by_code.clear()
+        self._by_code[key] = (code, o)
+        return o
 
     def walk(self, frame, stop=None) -> str | None:
         """The plugin owning the most recent plugin frame from ``frame`` down to ``stop``."""
         if not self.dirs and not self._registered:
             return None
+        get = self._by_code.get
         owner = self.owner
         f = frame
         while f is not None and f is not stop:
-            o = owner(f.f_code)
+            code = f.f_code
+            hit = get(_identity_hash(code))
+            if hit is not None and hit[0] is code:
+                o = hit[1]
+            else:
+                o = owner(code)
             if o:
                 return o
             f = f.f_back

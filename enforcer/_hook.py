@@ -59,6 +59,10 @@ def _make_hook():
             if event == PING_EVENT:
                 pings[0] = args[0]
             return
+        if event == "object.__getattr__" or event == "sys._getframe":
+            # the frame reads of the hook's own attribution walk: the commonest nested events
+            if busy.get(ident()) == WALK:
+                return
         snap = box[0]
         if snap is None:
             return

@@ -224,3 +224,23 @@ def test_two_plugins_concurrently(plugins):
     for t in ts:
         t.join()
     assert set(results["p1"]) == {"read"} and set(results["p2"]) == {"refused"}
+
+
+def test_plugin_function_identical_to_a_host_function(plugins, load_module, tmp_path):
+    # code objects compare equal by content, file name aside: the attribution cache is
+    # keyed by identity, so a host function's cached entry never answers for the plugin's
+    src = """
+def read(path):
+    with open(path) as fh:
+        return fh.read()
+"""
+    enf = plugins.make({})
+    host_dir = tmp_path / "host"
+    host_dir.mkdir()
+    m = load_module(plugins.plugin_dir("p1"), src)
+    h = load_module(host_dir, src)
+    assert h.read.__code__ == m.read.__code__
+    assert h.read("/etc/hostname") is not None
+    with pytest.raises(PolicyViolation):
+        m.read("/etc/hostname")
+    assert h.read("/etc/hostname") is not None
