@@ -76,12 +76,13 @@ _dir_cache: dict[str, tuple[str, int, int]] = {}
 
 
 def resolve(p: str) -> str:
-    """``realpath(p)`` in two syscalls for the common case.
+    """``realpath(p)`` in three syscalls for the common case.
 
-    The directory's resolution is cached and re-validated on each use: ``stat(dir)`` must
-    still land on the inode the cached resolution had (a component swapped for a symlink
-    elsewhere changes it); the last component is ``lstat``-ed and resolved in full when it
-    is a symlink. ``.``/``..`` components and relative paths take the full path.
+    The directory's resolution is cached and re-validated on each use: ``stat(dir)`` and
+    ``stat(cached resolution)`` must both still land on the inode the cached resolution had
+    (a component swapped for a symlink elsewhere, or the directory renamed and a symlink
+    repointed at it, changes one of them); the last component is ``lstat``-ed and resolved
+    in full when it is a symlink. ``.``/``..`` components and relative paths take the full path.
     """
     if not p.startswith("/") or "/." in p or "//" in p:
         return realpath(p)
@@ -93,6 +94,16 @@ def resolve(p: str) -> str:
     except OSError:
         return realpath(p)
     hit = _dir_cache.get(d)
+    if hit is not None:
+        # the directory may have been renamed (same inode) and a symlink on the way repointed:
+        # the cached resolution must still lead to that same inode
+        try:
+            st_hit = _stat(hit[0])
+        except OSError:
+            hit = None
+        else:
+            if st_hit.st_ino != st.st_ino or st_hit.st_dev != st.st_dev:
+                hit = None
     if hit is None or hit[1] != st.st_ino or hit[2] != st.st_dev:
         rd = realpath(d)
         try:
