@@ -151,7 +151,12 @@ def test_posixsubprocess_fork_exec_of_a_shell(attacker):
             except OSError as e:
                 pid = None; data = ("exec refused", e.errno)
         os.close(w)
-        err = os.read(r, 4096)
+        err = b""
+        while True:             # the child writes its exec error in pieces; read to EOF
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            err += chunk
         if pid:
             os.waitpid(pid, 0)
         result = ["exec refused", err.decode()] if err else ["ran", pid]""")
