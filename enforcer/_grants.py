@@ -26,7 +26,6 @@ import datetime
 import hashlib
 import os
 import re
-import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -38,6 +37,8 @@ from policy._cel import cel_string
 from policy._decision import Effect, RuleRef
 from policy._errors import PromptLineError
 from policy._request import ACTIONS, Request
+
+from ._files import write_atomic
 
 GRANTS_ENV = "PROMPTLINE_GRANTS"
 """Environment variable overriding the grants file path."""
@@ -505,35 +506,10 @@ class GrantStore:
                 out["rules"] = rules
                 body = _HEADER + yaml.safe_dump(out, sort_keys=False, allow_unicode=False,
                                                 default_flow_style=None, width=4096)
-                self._write_atomic(directory, body)
+                write_atomic(self.path, body)
                 self._current()
         except filelock.Timeout as exc:
             raise GrantError(f"{self.lock_path} is held by another process — "
                              f"try again") from exc
         except OSError as exc:
             raise GrantError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
-
-    def _write_atomic(self, directory: str, body: str) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".grants-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(body)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        try:
-            dfd = os.open(directory, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(dfd)
-        except OSError:
-            pass
-        finally:
-            os.close(dfd)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,8 @@ from typing import Any, Literal
 
 import yaml
 from filelock import FileLock, Timeout
+
+from enforcer._files import write_atomic
 
 from ._errors import ApprovalRequired, ApprovalStoreError
 
@@ -323,20 +324,7 @@ class ApprovalStore:
                "plugins": {pid: entries[pid].to_yaml() for pid in sorted(entries)}}
         text = ("# PromptLine plugin approvals; written by `promptline plugin approve`\n"
                 + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
-        fd, tmp = tempfile.mkstemp(prefix=".approvals.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_atomic(self.path, text)
 
     def _bad(self, what: str, fix: str) -> ApprovalStoreError:
         return ApprovalStoreError(f"approvals file `{self.path}` {what}", fix=fix)

@@ -48,6 +48,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from enforcer._files import write_atomic
 from policy import Manifest, PolicyError, Request, load_policy_set
 from policy._netspec import DEFAULT_PORTS, parse_net
 
@@ -520,7 +521,7 @@ class Registry:
 
     def _write_state(self, state: dict[str, dict[str, Any]]) -> None:
         doc = {"format": STATE_FORMAT, "plugins": {k: state[k] for k in sorted(state)}}
-        _atomic_write(self.plugins_dir / STATE_FILE, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
+        write_atomic(self.plugins_dir / STATE_FILE, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
 
 
 def decide_approval(plan: InstallPlan, *, yes: bool = False,
@@ -654,20 +655,6 @@ def _write_new(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _rmtree(path: Path) -> None:

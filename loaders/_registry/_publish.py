@@ -25,6 +25,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from enforcer._files import write_atomic
 from policy import PolicyError
 
 from .._discovery import manifest_from_tree
@@ -35,7 +36,6 @@ from .._approval import capability_lines
 from ._archive import MAX_ARCHIVE_BYTES, build_archive
 from ._errors import RegistryError
 from ._index import INDEX_FILE, INDEX_FORMAT, IndexEntry, _read, index_base, parse_index
-from ._install import _atomic_write
 
 INDEX_LOCK = ".index.lock"
 VCS_DIRS = frozenset({".git", ".hg", ".svn"})     # never published (a clone would not have them)
@@ -97,13 +97,13 @@ def publish(plugin_dir: str | os.PathLike, index_dir: str | os.PathLike, *,
                                 fix="versions are immutable: bump `version` in plugin.yaml and publish again")
         target = base / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(target, archive)
-        _atomic_write(target.with_name(target.name + ".sha256"), f"{sha}  {target.name}\n".encode())
+        write_atomic(target, archive)
+        write_atomic(target.with_name(target.name + ".sha256"), f"{sha}  {target.name}\n".encode())
         info["versions"][manifest.version] = entry.to_json()
         info["name"] = manifest.name
         info["description"] = manifest.description
         info["latest"] = max(info["versions"], key=_semver_key)
-        _atomic_write(index_path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        write_atomic(index_path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     finally:
         lock.release()
     return entry
