@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from enforcer.audit import AuditLog, AuditSettings, verify  # noqa: E402
+from promptline.enforcer.audit import AuditLog, AuditSettings, verify  # noqa: E402
 
 ALLOW = {"verdict": "allow", "decided_by": "rule", "policy_version": "v1",
          "rules": [{"id": "home-read", "effect": "allow", "layer": "org",

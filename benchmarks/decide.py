@@ -33,8 +33,8 @@ if HERE not in sys.path:
 
 from workload import HOME, Atom, RuleSpec, Workload, make_workload, write_files  # noqa: E402
 
-from policy import Request, load_policy_set  # noqa: E402
-from policy._cel import available_backends  # noqa: E402
+from promptline.policy import Request, load_policy_set  # noqa: E402
+from promptline.policy import available_backends
 
 VERDICTS = ("allow", "deny", "ask")
 QUICK_REQUESTS = 1500   # --quick: 300 distinct requests, every engine decides all of them
@@ -422,7 +422,7 @@ def timed_build(fn: Callable[[], object], rounds: int) -> tuple[object, float]:
 
 def run(n_requests: int = 100_000, rounds: int = 3, celpy_sample: int = 2000, seed: int | None = None,
         out=sys.stdout, timing: bool = True) -> dict:
-    from policy import _policyset
+    from promptline.policy import _policyset
     w = make_workload(n_requests) if seed is None else make_workload(n_requests, seed)
     tmp = tempfile.mkdtemp(prefix="promptline-bench-")
     policy_path, manifests = write_files(w, tmp)

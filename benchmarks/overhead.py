@@ -79,8 +79,8 @@ def main() -> None:
     base_read = best(read_all, args.repeat)
     base_event = best(ignored_events, args.repeat)
 
-    from enforcer import Enforcer
-    from policy import load_policy_set
+    from promptline.enforcer import Enforcer
+    from promptline.policy import load_policy_set
     ps = load_policy_set([os.path.join(root, "policy.yaml")], [os.path.join(plugin_dir, "plugin.yaml")])
     backend = ps.backend.name
 

@@ -15,8 +15,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from loaders import ApprovalStore, PluginManager  # noqa: E402
-from policy import Request  # noqa: E402
+from promptline.loaders import ApprovalStore, PluginManager  # noqa: E402
+from promptline.policy import Request  # noqa: E402
 
 
 def policy_text(rules: int, marker: int) -> str:
@@ -68,7 +68,7 @@ def main() -> None:
     pm.shutdown()
     q = statistics.quantiles(latencies, n=20)
     print(f"policy: {args.rules} rules; {args.saves} saves (write temp + rename over); debounce "
-          f"{__import__('loaders._reload', fromlist=['DEBOUNCE_S']).DEBOUNCE_S * 1000:.0f} ms")
+          f"{__import__('promptline.loaders', fromlist=['DEBOUNCE_S']).DEBOUNCE_S * 1000:.0f} ms")
     print(f"first load (cold, compiles every rule):  {first:8.1f} ms")
     print(f"reload_policy() alone (warm):             p50 {statistics.median(compile_ms):6.1f} ms")
     print(f"file write -> new decisions in effect:    p50 {statistics.median(latencies):6.1f} ms   "

@@ -29,12 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from enforcer import Enforcer  # noqa: E402
-from loaders._api import PluginConfig  # noqa: E402
-from loaders._discovery import DiscoveredPlugin, read_manifest  # noqa: E402
-from loaders._loader import LoadContext  # noqa: E402
-from loaders._wasm import WasmLoader  # noqa: E402
-from policy import load_policy_set  # noqa: E402
+from promptline.enforcer import Enforcer  # noqa: E402
+from promptline.sdk import PluginConfig  # noqa: E402
+from promptline.loaders import DiscoveredPlugin, read_manifest
+from promptline.loaders import LoadContext
+from promptline.loaders import WasmLoader
+from promptline.policy import load_policy_set  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "wasm-wordcount"
 

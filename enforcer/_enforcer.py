@@ -23,8 +23,8 @@ import threading
 import types
 from typing import Any
 
-from policy._decision import DecidedBy, Decision, Verdict
-from policy._request import Request
+from promptline.policy import DecidedBy, Decision, Verdict
+from promptline.policy import Request
 
 from . import _hook
 from ._attribution import ACTIVE, Owners, Privileged

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from policy._decision import Decision
-from policy._errors import PromptLineError
-from policy._request import Request
+from promptline.policy import Decision
+from promptline.policy import PromptLineError
+from promptline.policy import Request
 
 
 class PolicyViolation(PermissionError, PromptLineError):

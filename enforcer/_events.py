@@ -618,5 +618,6 @@ TABLE_ROWS: tuple[tuple[str, object, str], ...] = (
     "ctypes.create_unicode_buffer", "ctypes.get_errno", "ctypes.set_errno",
     "ctypes.string_at", "ctypes.wstring_at", "ctypes.PyObj_FromPtr",
 ))
+EVENT_TABLE = TABLE_ROWS   # public name: (event, handler, action) rows, as docs/enforcer.md lists them
 
 TABLE = {event: handler for event, handler, _ in TABLE_ROWS}

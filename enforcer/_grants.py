@@ -33,10 +33,10 @@ from typing import Any, Callable
 import filelock
 import yaml
 
-from policy._cel import cel_string
-from policy._decision import Effect, RuleRef
-from policy._errors import PromptLineError
-from policy._request import ACTIONS, Request
+from promptline.policy import cel_string
+from promptline.policy import Effect, RuleRef
+from promptline.policy import PromptLineError
+from promptline.policy import ACTIONS, Request
 
 from ._files import write_atomic
 

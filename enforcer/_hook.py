@@ -27,7 +27,7 @@ from ._attribution import ACTIVE
 from ._events import TABLE, Refuse
 
 try:  # the audit log is optional (and may not be importable in a partial checkout)
-    from enforcer.audit import writing as _audit_writing
+    from promptline.enforcer.audit import writing as _audit_writing
 except ImportError:  # pragma: no cover
     def _audit_writing() -> bool:
         return False

@@ -25,8 +25,8 @@ import unicodedata
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
-from policy._decision import DecidedBy, Decision, Effect, Verdict
-from policy._request import Request
+from promptline.policy import DecidedBy, Decision, Effect, Verdict
+from promptline.policy import Request
 
 if TYPE_CHECKING:
     from ._grants import GrantStore

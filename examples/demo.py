@@ -21,8 +21,8 @@ DEMO_DATA = "/tmp/promptline-demo"     # the directory the example manifests gra
 
 
 def main() -> int:
-    from enforcer.audit import AuditLog
-    from loaders import ApprovalStore, PluginManager
+    from promptline.enforcer.audit import AuditLog
+    from promptline.loaders import ApprovalStore, PluginManager
 
     os.makedirs(f"{DEMO_DATA}/notes", exist_ok=True)
     with open(f"{DEMO_DATA}/notes/todo.md", "w") as fh:

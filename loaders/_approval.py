@@ -31,7 +31,7 @@ from typing import Any, Literal
 import yaml
 from filelock import FileLock, Timeout
 
-from enforcer._files import write_atomic
+from promptline.enforcer import write_atomic
 
 from ._errors import ApprovalRequired, ApprovalStoreError
 

@@ -35,9 +35,9 @@ from typing import Any, Literal
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from policy import Manifest, PolicyError
-from policy._models import parse_manifest
-from policy._yaml import Located, load_yaml, read_text
+from promptline.policy import Manifest, PolicyError
+from promptline.policy import parse_manifest
+from promptline.policy import Located, load_yaml, read_text
 
 from ._signing import MANIFEST_FILE
 
@@ -145,7 +145,7 @@ def default_config_path() -> Path:
 
 
 def current_version() -> str:
-    return importlib_metadata.version("promptline")
+    return importlib_metadata.version("promptline-plugins")
 
 
 # ---------------------------------------------------------------------------------------

@@ -41,8 +41,8 @@ def learn(plugin_dir: str | os.PathLike, calls: Sequence[tuple[str, dict]], *,
           policy_files: Sequence[str] = (), timeout: float = 30.0) -> Learned:
     """Load the plugin at ``plugin_dir`` in audit mode, make ``calls`` (tool, args), and fold
     the would-be refusals into a capabilities block."""
-    from enforcer.audit import AuditLog, read_records
-    from policy import load_manifest
+    from promptline.enforcer.audit import AuditLog, read_records
+    from promptline.policy import load_manifest
 
     from ._approval import ApprovalStore
     from ._manager import PluginManager

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
-from ._api import PluginConfig, PromptTemplate, ToolResult, ToolSpec
+from promptline.sdk import PluginConfig, PromptTemplate, ToolResult, ToolSpec
 from ._errors import ToolError
 from ._discovery import DiscoveredPlugin
 

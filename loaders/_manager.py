@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from policy import PolicyError, Request, Verdict, load_policy_set
+from promptline.policy import PolicyError, Request, Verdict, load_policy_set
 
-from ._api import PluginConfig, ToolError, ToolResult, ToolSpec
+from promptline.sdk import PluginConfig, ToolError, ToolResult, ToolSpec
 from ._approval import ApprovalStore, ApprovalSubject
 from ._discovery import DiscoveredPlugin, DiscoveryProblem, discover, manifest_from_tree, org_publishers
 from ._errors import ApprovalRequired, ApprovalStoreError, LoaderError, SignatureError
@@ -31,9 +31,9 @@ from ._signing import verify_plugin
 # Where each sandbox's loader lives; imported lazily so a host without wasmtime still runs
 # the others. A missing loader refuses the plugin: there is no fallback to a weaker sandbox.
 LOADER_MODULES = {
-    "none": ("loaders._python", "PythonLoader"),
-    "process": ("loaders._process", "ProcessLoader"),
-    "wasm": ("loaders._wasm", "WasmLoader"),
+    "none": ("promptline.loaders._python", "PythonLoader"),
+    "process": ("promptline.loaders._process", "ProcessLoader"),
+    "wasm": ("promptline.loaders._wasm", "WasmLoader"),
 }
 
 
@@ -277,9 +277,9 @@ class PluginManager:
 
     def _install_policy(self, ps) -> None:
         """Swap ``ps`` in: one reference assignment in the enforcer, decisions follow it."""
-        from enforcer import Enforcer
+        from promptline.enforcer import Enforcer
         if self.enforcer is None:
-            from enforcer import GrantStore
+            from promptline.enforcer import GrantStore
             store = GrantStore(self.grants) if self.grants else None
             self.enforcer = Enforcer(ps, audit_log=self.audit_log, prompter=self.prompter, grants=store)
         else:

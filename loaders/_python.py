@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import Any, Mapping, Sequence
 
-from ._api import (Plugin, PromptTemplate, ToolError, ToolPlugin, ToolResult, ToolSpec, bind_manifest,
+from promptline.sdk import (Plugin, PromptTemplate, ToolError, ToolPlugin, ToolResult, ToolSpec, bind_manifest,
                    call_with_recovery, error_result, invoke_tool, maybe_await, tool_spec)
 from ._errors import LoaderError
 from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
@@ -220,7 +220,6 @@ class PythonLoader:
         attr = attr or "Plugin"
         finder = None
         enforcer = ctx.enforcer
-        importlib.import_module("promptline")   # the plugin API, imported as the host
         with _IMPORT_LOCK:
             if plugin.package is None:
                 if ctx.files is None:

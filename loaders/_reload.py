@@ -166,7 +166,7 @@ class _PolicyOnly:
         return None
 
     def reload_policy(self) -> bool:
-        from policy import PolicyError, load_policy_set
+        from promptline.policy import PolicyError, load_policy_set
         try:
             ps = load_policy_set(self.policy_files, self.manifests, **self.load_kwargs)
         except (PolicyError, OSError) as exc:

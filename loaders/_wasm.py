@@ -63,12 +63,11 @@ from types import MappingProxyType
 from typing import Any
 
 import wasmtime
-from jsonschema.exceptions import SchemaError
 
-from policy import Request
+from promptline.policy import Request
 
-from ._api import TOOL_NAME, ToolResult, ToolSpec, coerce_result, validate_arguments
-from ._api import _schema_key, _validator
+from promptline.sdk import (TOOL_NAME, ToolResult, ToolSpec, coerce_result, compiled_validator, schema_key,
+                            validate_arguments)
 from ._errors import LoaderError, ToolError
 from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 
@@ -299,9 +298,9 @@ def _tool_spec(entry: Any, index: int, plugin: str, module: str) -> ToolSpec:
         raise LoaderError(f"{where} (`{name}`): inputSchema must describe an object", plugin=plugin,
                           fix='use `{"type": "object", "properties": {...}}`')
     try:
-        _validator(_schema_key(schema))   # checks the schema; compiled once per distinct schema
-    except (SchemaError, TypeError, ValueError) as exc:
-        detail = exc.message if isinstance(exc, SchemaError) else str(exc)
+        compiled_validator(schema_key(schema))   # checks the schema; compiled once per distinct schema
+    except (TypeError, ValueError) as exc:
+        detail = str(exc)
         raise LoaderError(f"{where} (`{name}`): inputSchema is not a valid JSON Schema: {_clip(detail, 200)}",
                           plugin=plugin, fix="fix the schema (see https://json-schema.org)") from None
     return ToolSpec(name, description, MappingProxyType(schema))

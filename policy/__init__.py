@@ -6,19 +6,7 @@
     <Verdict.DENY: 'deny'>
 """
 
-from ._capabilities import env_matches, glob, host_matches, in_cidr, within
-from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
-from ._errors import CelCompileError, CelEvalError, PolicyError, PromptLineError
-from ._models import (API_VERSION, Capabilities, Entry, Manifest, PolicyFile, Rule, Settings,
-                      load_manifest, load_policy_file)
-from ._policyset import (EffectiveSettings, Explanation, PluginInfo, PolicySet, RuleTrace,
-                         expand_policy_paths, load_policy_set)
-from ._request import ACTIONS, Request
+import lazy_loader as _lazy
 
-__all__ = [
-    "ACTIONS", "API_VERSION", "Capabilities", "CelCompileError", "CelEvalError", "DecidedBy",
-    "Decision", "Effect", "EffectiveSettings", "Entry", "Explanation", "Manifest", "PluginInfo",
-    "PolicyError", "PolicyFile", "PolicySet", "PromptLineError", "Request", "Rule", "RuleRef",
-    "RuleTrace", "Settings", "Verdict", "env_matches", "expand_policy_paths", "glob",
-    "host_matches", "in_cidr", "load_manifest", "load_policy_file", "load_policy_set", "within",
-]
+# PEP 562 lazy exports: the names and their modules are listed once, in __init__.pyi
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

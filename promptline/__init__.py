@@ -8,22 +8,11 @@ The core::
 
     from promptline import PluginManager, Enforcer, Request, load_policy_set
 
-Importing this package has no side effects: no hook is installed, no watcher started.
+Importing this package has no side effects: no hook is installed, no watcher started, and
+nothing is imported until it is used (PEP 562 lazy exports, listed in ``__init__.pyi``).
 """
 
-from enforcer import Enforcer, PolicyViolation, privileged
-from loaders import (ApprovalRequired, ApprovalStore, ContextPlugin, LanguageModel, LoaderError,
-                     LoadReport, ModelPlugin, Plugin, PluginConfig, PluginManager, PromptPlugin,
-                     PromptTemplate, RecoveryAction, SignatureError, Tool, ToolError, ToolPlugin,
-                     ToolResult, ToolSpec, invoke_tool, invoke_tool_sync)
-from policy import (Decision, Manifest, PolicyError, PolicySet, PromptLineError, Request, Verdict,
-                    load_manifest, load_policy_set)
+import lazy_loader as _lazy
 
-__all__ = [
-    "ApprovalRequired", "ApprovalStore", "ContextPlugin", "Decision", "Enforcer", "LanguageModel",
-    "LoadReport", "LoaderError", "Manifest", "ModelPlugin", "Plugin", "PluginConfig", "PluginManager",
-    "PolicyError", "PolicySet", "PolicyViolation", "PromptLineError", "PromptPlugin", "PromptTemplate",
-    "RecoveryAction", "Request", "SignatureError", "Tool", "ToolError", "ToolPlugin", "ToolResult",
-    "ToolSpec", "Verdict", "invoke_tool", "invoke_tool_sync", "load_manifest", "load_policy_set",
-    "privileged",
-]
+# PEP 562 lazy exports: the names and their modules are listed once, in __init__.pyi
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

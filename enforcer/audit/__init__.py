@@ -2,7 +2,7 @@
 
 Writing::
 
-    from enforcer.audit import AuditLog, AuditSettings
+    from promptline.enforcer.audit import AuditLog, AuditSettings
     log = AuditLog(path, settings=AuditSettings(log_allows=True, fsync=False))
     log.decision(plugin_id, plugin_version, action, resource, decision.to_dict(),
                  request=None, message="")      # deny/ask: durable before it returns
@@ -15,17 +15,7 @@ Reading: ``read_log`` (records and problems), ``verify`` (the hash chain), ``sel
 inside the writer; the enforcer's hook must let such events pass undecided.
 """
 
-from ._reader import (LogEntry, Problem, Stats, VerifyReport, parse_when, read_log,
-                      read_records, select, stats, verify)
-from ._records import (GENESIS, KINDS, LIFECYCLE_EVENTS, SCHEMA_VERSION, AuditError,
-                       canonical, line_hash)
-from ._sinks import StdoutSink, SyslogSink, rfc5424
-from ._writer import LOG_ENV, AuditLog, AuditSettings, default_log_path, writing
+import lazy_loader as _lazy
 
-__all__ = [
-    "GENESIS", "KINDS", "LIFECYCLE_EVENTS", "LOG_ENV", "SCHEMA_VERSION",
-    "AuditError", "AuditLog", "AuditSettings", "LogEntry", "Problem", "Stats", "StdoutSink",
-    "SyslogSink", "VerifyReport",
-    "canonical", "default_log_path", "line_hash", "parse_when", "read_log", "read_records",
-    "rfc5424", "select", "stats", "verify", "writing",
-]
+# PEP 562 lazy exports: the names and their modules are listed once, in __init__.pyi
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

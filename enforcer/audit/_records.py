@@ -20,7 +20,7 @@ import re
 import socket
 import time
 
-from policy._errors import PromptLineError
+from promptline.policy import PromptLineError
 
 SCHEMA_VERSION = 1
 """Version written in every record's ``v`` field."""

@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from calculator_plugin import CalculationError, CalculatorPlugin, evaluate  # noqa: E402
 from promptline import PluginConfig  # noqa: E402
-from loaders._api import invoke_tool_sync  # noqa: E402
+from promptline.sdk import invoke_tool_sync  # noqa: E402
 
 
 @pytest.mark.parametrize("expr, value", [("2 + 2", 4), ("2 ** 10 / 4", 256.0), ("7 // 2", 3), ("-3 ** 2", -9),

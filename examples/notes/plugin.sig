@@ -1,11 +1,11 @@
 {
   "format": "promptline-signature/v1",
-  "key": "ed25519:dXb+kXXDeo03oXpk9fitJN02X3KhPjZmDsys+jD4LBo=",
-  "key_id": "90c119f4a74e48ad",
+  "key": "ed25519:V85pCZFKQMKGGWXoa11gYhubOx5PPa9+KuX8EfD+ZCw=",
+  "key_id": "84b28f4a50f3e78f",
   "digest": "sha256:803d6f62896a8eb33abd60e4f35cffd5147af4034f7af795540c870ac8feb17e",
   "files": {
     "notes_plugin.py": "38b55f8c026a74f98467a9bf5a0be4f031ce75d7722932b4f1a96bf03f8ebe85",
     "plugin.yaml": "b62c85021fa53057e47e657e7b86c59c8505d9b4be088c46aa6399868180b65f"
   },
-  "signature": "V6z0B0PCWH/S07piaoXjKbMwwrA79Wrdn/cvf5eyueX7yVFvnFSaxaXL1SIUXywWuV2nVSp8Aq6fXNQ2Yuo0Bg=="
+  "signature": "Y6piSN4NV4AFBNLxKp4H9jfn1X6Rr3G0ryLZhrux81wcD9Iyv0qK5UUC8Fwh12by7vr45JuUGYmZARC3rkoEDA=="
 }

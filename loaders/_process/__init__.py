@@ -7,11 +7,7 @@ plugins also get the in-child Enforcer (``_bootstrap``), whose decisions reach t
 audit log through the protocol.
 """
 
-from ._client import CallTimeout, MCPClient
-from ._jsonrpc import ClosedError, ProtocolError, RpcError
-from ._landlock import landlock_abi
-from ._launch import SandboxSpec, sandbox_spec, scrub_env
-from ._loader import ProcessLoader, ProcessPlugin
+import lazy_loader as _lazy
 
-__all__ = ["CallTimeout", "ClosedError", "MCPClient", "ProcessLoader", "ProcessPlugin", "ProtocolError",
-           "RpcError", "SandboxSpec", "landlock_abi", "sandbox_spec", "scrub_env"]
+# PEP 562 lazy exports: the names and their modules are listed once, in __init__.pyi
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -35,7 +35,8 @@ ASK_ID_PREFIX = "promptline-ask-"
 BOOT_ENV = "PROMPTLINE_BOOTSTRAP"   # the spec; removed from the environment before plugin code runs
 
 
-def _repo_root() -> str:
+def _import_root() -> str:
+    """Source checkout fallback: the folder holding ``promptline/`` (three levels up)."""
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -173,7 +174,7 @@ class HostPrompter:
         self._local = threading.local()
 
     def ask(self, plugin_id, request, decision):
-        from enforcer import Answer
+        from promptline.enforcer import Answer
         self._local.grant = None
         try:
             return self._ask(request, decision)
@@ -181,8 +182,8 @@ class HostPrompter:
             return Answer.DENY
 
     def _ask(self, request, decision):
-        from enforcer import Answer
-        from policy._decision import Effect, RuleRef
+        from promptline.enforcer import Answer
+        from promptline.policy import Effect, RuleRef
 
         from . import _jsonrpc as rpc
         rid = f"{ASK_ID_PREFIX}{next(self._ids)}"
@@ -223,14 +224,15 @@ class HostPrompter:
 def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
     import asyncio
 
-    from loaders._api import (ContextPlugin, ModelPlugin, PluginConfig, PromptPlugin, ToolPlugin, ToolResult,
-                              bind_manifest, coerce_result, error_result, invoke_tool, tool_spec,
-                              validate_arguments)
-    from loaders._errors import ToolError
-    from policy import load_manifest, load_policy_set
+    import jsonschema  # noqa: F401 - argument validation needs it; imported here, as the host
+
+    from promptline.sdk import (ContextPlugin, ModelPlugin, PluginConfig, PromptPlugin, ToolError, ToolPlugin,
+                                ToolResult, bind_manifest, coerce_result, error_result, invoke_tool, tool_spec,
+                                validate_arguments)
+    from promptline.policy import load_manifest, load_policy_set
 
     from . import _jsonrpc as rpc
-    from ._server import Backend, serve, tool_result_to_mcp
+    from ._server import MCPBackend, serve_mcp_loop, tool_result_to_mcp
 
     writer = rpc.Writer(proto_out)
     plugin_id = spec["plugin_id"]
@@ -245,7 +247,7 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
     inbox = Inbox(rpc.LineReader(proto_in))   # its reader thread starts before the hook, as the host
     enforcer = None
     if spec.get("hooks", True):
-        from enforcer import Enforcer
+        from promptline.enforcer import Enforcer
         audit = ForwardingAuditLog(writer.send_bytes, bool(spec.get("log_allows")))
         host = HostPrompter(inbox, writer.send_bytes)
         enforcer = Enforcer(policy_set, audit_log=audit, prompter=host, grants=host,
@@ -308,7 +310,7 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
                                                 tool="complete", kind="malformed-result"))
         return coerce_result(ToolResult.success(text), tool="complete")
 
-    class PluginBackend(Backend):
+    class PluginBackend(MCPBackend):
         name = plugin_id
         version = manifest.version
 
@@ -375,7 +377,7 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
             return super().extra(method, params)
 
     try:
-        serve(PluginBackend(), inbox.next_line, writer.send_bytes)
+        serve_mcp_loop(PluginBackend(), inbox.next_line, writer.send_bytes)
     finally:
         with guard():
             try:
@@ -400,13 +402,13 @@ def main(argv: list[str]) -> None:
     os.close(devnull)
     os.dup2(2, 1)
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
-    for p in reversed(spec.get("sys_path") or [_repo_root()]):
+    for p in reversed(spec.get("sys_path") or [_import_root()]):
         if p not in sys.path:
             sys.path.insert(0, p)
     if __package__ in (None, ""):
         # run as a file: re-enter as the package module so relative imports resolve
         import importlib
-        mod = importlib.import_module("loaders._process._bootstrap")
+        mod = importlib.import_module("promptline.loaders._process._bootstrap")
         mod._serve_main(spec, proto_in, proto_out)
         return
     _serve_main(spec, proto_in, proto_out)

@@ -16,8 +16,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from policy._capabilities import env_matches, expand_path, is_glob
-from policy._netspec import parse_net
+from promptline.policy import env_matches, expand_path, is_glob
+from promptline.policy import parse_net
 
 from . import _landlock as ll
 

@@ -30,9 +30,9 @@ import threading
 import time
 from typing import Any, Sequence
 
-from policy._capabilities import user_home
+from promptline.policy import user_home
 
-from .._api import TOOL_NAME, PromptTemplate, ToolResult, ToolSpec
+from promptline.sdk import TOOL_NAME, PromptTemplate, ToolResult, ToolSpec
 from .._errors import LoaderError, ToolError
 from .._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 from . import _jsonrpc as rpc
@@ -64,22 +64,26 @@ log = logging.getLogger("promptline.process")
 def _version() -> str:
     try:
         import importlib.metadata
-        return importlib.metadata.version("promptline")
+        return importlib.metadata.version("promptline-plugins")
     except Exception:  # noqa: BLE001
         return "0"
 
 
 def _code_dirs() -> list[str]:
-    """Directories the bootstrap imports the project from (read-only in the child)."""
-    import enforcer
-    import loaders
-    import policy
-    out = [os.path.dirname(os.path.abspath(m.__file__)) for m in (loaders, enforcer, policy)]
-    # the facade plugins import from, located without importing it (loaders never imports it)
-    spec = importlib.util.find_spec("promptline")
-    if spec is not None and spec.origin:
-        out.append(os.path.dirname(os.path.abspath(spec.origin)))
+    """Directories the bootstrap imports the project from (read-only in the child): the
+    ``promptline`` package and its subpackages, wherever the install put each of them."""
+    out = []
+    for name in ("promptline", "promptline.policy", "promptline.enforcer", "promptline.loaders"):
+        spec = importlib.util.find_spec(name)   # the already-imported package's own spec
+        if spec is not None and spec.origin:
+            out.append(os.path.dirname(os.path.abspath(spec.origin)))
     return out
+
+
+def _import_path() -> list[str]:
+    """The sys.path entry that holds the ``promptline`` package (the child imports it from
+    there; an editable install's finder supplies the subpackages)."""
+    return [os.path.dirname(_code_dirs()[0])]
 
 
 class ProcessLoader:
@@ -189,7 +193,7 @@ class ProcessPlugin(LoadedPlugin):
             except AttributeError:
                 log_obj = None
         if log_obj is None and self.ctx.audit_log_path:
-            from enforcer.audit import AuditLog
+            from promptline.enforcer.audit import AuditLog
             log_obj = AuditLog(self.ctx.audit_log_path)
         return log_obj
 
@@ -245,7 +249,7 @@ class ProcessPlugin(LoadedPlugin):
                     "data_dir": str(ctx.config.data_dir) if ctx.config.data_dir else None,
                     "hooks": True, "log_allows": bool(opts.get("log_allows", False)),
                     "mode": opts.get("mode") or getattr(ctx.enforcer, "mode", "enforce"),
-                    "sys_path": [os.path.dirname(d) for d in _code_dirs()]}
+                    "sys_path": _import_path()}
             # the spec (with the plugin's settings) travels in the environment, not in argv:
             # /proc/<pid>/cmdline is readable by every local user, environ only by the owner
             argv = [sys.executable, "-I", "-B", BOOTSTRAP]
@@ -559,7 +563,7 @@ class ProcessPlugin(LoadedPlugin):
             if err.tool is None:
                 err.tool = name
             return ToolResult(False, text or err.message, data, err)
-        from .._api import coerce_result
+        from promptline.sdk import coerce_result
         return coerce_result(ToolResult(True, text, data), tool=name)
 
     def templates(self) -> Sequence[PromptTemplate]:
@@ -632,7 +636,7 @@ class ProcessPlugin(LoadedPlugin):
             kind = "invalid-arguments" if exc.code == rpc.INVALID_PARAMS else "failed"
             return ToolResult.failure(ToolError(f"the plugin answered with an error: {exc.message[:500]}",
                                                 tool="complete", kind=kind))
-        from .._api import coerce_result
+        from promptline.sdk import coerce_result
         return coerce_result(result, tool="complete")
 
     def resources(self, *, timeout: float = LIST_TIMEOUT) -> list[dict[str, Any]]:
@@ -669,7 +673,7 @@ class ProcessPlugin(LoadedPlugin):
         """The child's enforcer met an ASK: the host's enforcer asks its prompter (and its
         GrantStore), always on behalf of this plugin whatever the child claims. Anything odd
         in what the child sent is a deny, never an exception."""
-        from policy._decision import DecidedBy, Verdict
+        from promptline.policy import DecidedBy, Verdict
         deny = {"answer": "deny", "verdict": "deny"}
         ask = getattr(self.ctx.enforcer, "ask", None)
         if not callable(ask):
@@ -747,8 +751,8 @@ class ProcessPlugin(LoadedPlugin):
 def _ask_arguments(plugin_id: str, params: Any):
     """A child's ``promptline/ask`` params as (Request, ASK Decision); raises ValueError,
     TypeError or KeyError on anything malformed."""
-    from policy._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
-    from policy._request import Request
+    from promptline.policy import DecidedBy, Decision, Effect, RuleRef, Verdict
+    from promptline.policy import Request
     if type(params) is not dict or type(params.get("request")) is not dict \
             or type(params.get("decision")) is not dict:
         raise ValueError("`request` and `decision` must be objects")

@@ -1,7 +1,7 @@
 """The server side of MCP over newline-delimited JSON-RPC: used by the child bootstrap (one
 plugin) and by ``promptline run --mcp`` (every loaded plugin's tools).
 
-A :class:`Backend` answers the methods; :func:`serve` runs the loop until the input closes.
+A :class:`MCPBackend` answers the methods; :func:`serve_mcp_loop` runs the loop until the input closes.
 Requests are answered in order; a malformed line gets a JSON-RPC error (id null) and the loop
 goes on — the client is trusted less than the server, never the other way round.
 """
@@ -34,7 +34,7 @@ def tool_result_to_mcp(result: Any) -> dict[str, Any]:
     return out
 
 
-class Backend:
+class MCPBackend:
     """Override what the server offers. Methods raise RpcError for client mistakes."""
 
     name = "promptline"
@@ -84,7 +84,7 @@ def _str(params: dict, key: str) -> str:
     return v
 
 
-def dispatch(backend: Backend, msg: rpc.Request) -> Any:
+def dispatch(backend: MCPBackend, msg: rpc.Request) -> Any:
     """The result of one request (raises RpcError)."""
     m = msg.method
     p = _params(msg)
@@ -121,7 +121,7 @@ def dispatch(backend: Backend, msg: rpc.Request) -> Any:
     return backend.extra(m, p)
 
 
-def serve(backend: Backend, next_line: Callable[[], bytes], send: Callable[[bytes], None]) -> None:
+def serve_mcp_loop(backend: MCPBackend, next_line: Callable[[], bytes], send: Callable[[bytes], None]) -> None:
     """Answer requests until the input closes."""
     while True:
         try:

@@ -48,9 +48,9 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from enforcer._files import write_atomic
-from policy import Manifest, PolicyError, Request, load_policy_set
-from policy._netspec import DEFAULT_PORTS, parse_net
+from promptline.enforcer import write_atomic
+from promptline.policy import Manifest, PolicyError, Request, load_policy_set
+from promptline.policy import DEFAULT_PORTS, parse_net
 
 from .._approval import ApprovalStatus, ApprovalStore, ApprovalSubject, CapabilityDiff, capability_diff, \
     capability_lines

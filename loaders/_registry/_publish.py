@@ -25,8 +25,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from enforcer._files import write_atomic
-from policy import PolicyError
+from promptline.enforcer import write_atomic
+from promptline.policy import PolicyError
 
 from .._discovery import manifest_from_tree
 from .._errors import SignatureError

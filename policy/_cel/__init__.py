@@ -10,22 +10,7 @@ known, and the cost budget (``_static.MAX_*``). A CEL error at evaluation — re
 or raised — becomes ``CelEvalError``.
 """
 
-from ._backend import (BACKEND_NAMES, CelBackend, CelProgram, available_backends, cel_string,
-                       get_backend)
-from ._limits import (MAX_AST_NODES, MAX_COMPREHENSION_DEPTH, MAX_EXPRESSION_CHARS,
-                      MAX_PARSE_DEPTH, MAX_REGEX_CHARS, MAX_STRING_LITERAL_CHARS)
+import lazy_loader as _lazy
 
-__all__ = [
-    "BACKEND_NAMES",
-    "CelBackend",
-    "CelProgram",
-    "MAX_AST_NODES",
-    "MAX_COMPREHENSION_DEPTH",
-    "MAX_EXPRESSION_CHARS",
-    "MAX_PARSE_DEPTH",
-    "MAX_REGEX_CHARS",
-    "MAX_STRING_LITERAL_CHARS",
-    "available_backends",
-    "cel_string",
-    "get_backend",
-]
+# PEP 562 lazy exports: the names and their modules are listed once, in __init__.pyi
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -35,9 +35,9 @@ def host_options(fn):
 def build_manager(policies, plugin_dirs, config_path, audit_log, approvals, grants, approve_all, backend,
                   *, interactive: bool | None = None):
     """A PluginManager configured from the shared options (not yet loaded)."""
-    from enforcer import DenyPrompter, GrantStore, TerminalPrompter
-    from enforcer.audit import AuditLog, default_log_path
-    from loaders import ApprovalStore, PluginManager
+    from promptline.enforcer import DenyPrompter, GrantStore, TerminalPrompter
+    from promptline.enforcer.audit import AuditLog, default_log_path
+    from promptline.loaders import ApprovalStore, PluginManager
 
     if interactive is None:
         interactive = sys.stdin.isatty() and sys.stderr.isatty()
@@ -60,7 +60,7 @@ def build_manager(policies, plugin_dirs, config_path, audit_log, approvals, gran
 
 
 def _terminal_approval(status) -> bool:
-    from enforcer import escape_for_terminal
+    from promptline.enforcer import escape_for_terminal
     click.echo(escape_for_terminal(status.explain(), limit=4000).replace("\\n", "\n"), err=True)
     return click.confirm("approve these capabilities?", default=False, err=True)
 

@@ -16,7 +16,7 @@ import time
 
 import click
 
-from enforcer.audit import (AuditError, canonical, default_log_path, parse_when,
+from promptline.enforcer.audit import (AuditError, canonical, default_log_path, parse_when,
                             read_records, select, stats, verify)
 
 EXIT_BROKEN = 1
@@ -194,7 +194,7 @@ def tail_cmd(log: str | None, count: int, follow: bool, as_json: bool, **kw) -> 
 
 def _follow(path: str, flt: dict, as_json: bool) -> None:
     """Print records as they are appended, across rotations (polling; no extra deps)."""
-    from enforcer.audit._records import rotated_files
+    from promptline.enforcer.audit import rotated_files
 
     def emit_lines(data: bytes) -> bytes:
         *whole, rest = data.split(b"\n")

@@ -10,8 +10,8 @@ import click
 
 from ._common import console
 
-from enforcer._grants import GrantError, GrantStore
-from enforcer._prompt import escape_for_terminal
+from promptline.enforcer import GrantError, GrantStore
+from promptline.enforcer import escape_for_terminal
 
 
 def _grants_option(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO, TextIO
 
-from loaders._process import _jsonrpc as rpc
-from loaders._process._server import Backend, serve, stream_io, tool_result_to_mcp
+from promptline.loaders import INVALID_PARAMS, MCPBackend, RpcError, serve_mcp_loop, stream_io, tool_result_to_mcp
 
 INSTRUCTIONS = ("Tools of the plugins loaded by PromptLine. Every call is decided by the "
                 "PromptLine policy; refusals come back as tool errors.")
 
 
-class ManagerBackend(Backend):
+class ManagerBackend(MCPBackend):
     """MCP methods answered from a PluginManager (``list_tools``/``call_tool``)."""
 
     name = "promptline"
@@ -28,7 +27,7 @@ class ManagerBackend(Backend):
         self.manager = manager
         try:
             import importlib.metadata
-            self.version = importlib.metadata.version("promptline")
+            self.version = importlib.metadata.version("promptline-plugins")
         except Exception:  # noqa: BLE001
             self.version = "0"
 
@@ -42,17 +41,17 @@ class ManagerBackend(Backend):
 
     def call_tool(self, name: str, arguments: Any) -> dict[str, Any]:
         if not isinstance(arguments, dict):
-            raise rpc.RpcError(rpc.INVALID_PARAMS, "`arguments` must be an object")
+            raise RpcError(INVALID_PARAMS, "`arguments` must be an object")
         known = {q for q, _ in self.manager.list_tools()}
         if name not in known:
-            raise rpc.RpcError(rpc.INVALID_PARAMS, f"unknown tool `{name[:128]}`")
+            raise RpcError(INVALID_PARAMS, f"unknown tool `{name[:128]}`")
         return tool_result_to_mcp(self.manager.call_tool(name, arguments))
 
 
 def serve_mcp(manager: Any, stdin: BinaryIO | TextIO, stdout: BinaryIO | TextIO) -> None:
     """Answer MCP requests read from ``stdin`` on ``stdout`` until ``stdin`` closes."""
     next_line, send = stream_io(stdin, stdout)
-    serve(ManagerBackend(manager), next_line, send)
+    serve_mcp_loop(ManagerBackend(manager), next_line, send)
 
 
 __all__ = ["ManagerBackend", "serve_mcp"]

@@ -11,12 +11,11 @@ from typing import Any
 
 import click
 
-from loaders._approval import ApprovalStore
-from loaders._discovery import (DiscoveredPlugin, DiscoveryReport, discover, inspect_plugin,
-                                manifest_from_tree, read_manifest)
-from loaders._errors import ApprovalStoreError, SignatureError
-from loaders._signing import MANIFEST_FILE, sign_plugin, verify_plugin
-from policy import PolicyError, load_policy_set
+from promptline.loaders import ApprovalStore
+from promptline.loaders import DiscoveredPlugin, DiscoveryReport, discover, inspect_plugin, manifest_from_tree, read_manifest
+from promptline.loaders import ApprovalStoreError, SignatureError
+from promptline.loaders import MANIFEST_FILE, sign_plugin, verify_plugin
+from promptline.policy import PolicyError, load_policy_set
 
 from ._common import console, fail
 from .keys_cmd import resolve_key
@@ -27,7 +26,7 @@ POLICY_ENV = "PROMPTLINE_POLICY"
 def _show(text: Any) -> str:
     """Untrusted text (manifest strings, paths) made safe for the terminal."""
     try:
-        from enforcer._prompt import escape_for_terminal
+        from promptline.enforcer import escape_for_terminal
     except ImportError:  # pragma: no cover - enforcer not installed in a partial checkout
         return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
     return escape_for_terminal(text)
@@ -459,7 +458,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from policy import load_manifest  # noqa: E402
+from promptline.policy import load_manifest  # noqa: E402
 from promptline import PluginConfig, invoke_tool_sync  # noqa: E402
 
 from {module} import {cls}  # noqa: E402

@@ -7,9 +7,9 @@ import os
 
 import click
 
-from policy import PolicyError, Request, load_policy_set
-from policy._cel import available_backends
-from policy._testing import run_test_file, uncovered_rules
+from promptline.policy import PolicyError, Request, load_policy_set
+from promptline.policy import available_backends
+from promptline.policy import run_test_file, uncovered_rules
 
 from ._common import EXIT_FAILED, console, fail
 
@@ -157,7 +157,7 @@ def test_cmd(files, coverage, verbose, backend) -> None:
 
 def _last_reload(log_path: str | None) -> dict | None:
     """The newest policy_reload record of the audit log, if any (what a running host did)."""
-    from enforcer.audit import AuditError, default_log_path, read_records
+    from promptline.enforcer.audit import AuditError, default_log_path, read_records
     path = log_path or default_log_path()
     if not os.path.exists(path):
         return None

@@ -13,10 +13,9 @@ from typing import Any
 
 import click
 
-from loaders._errors import LoaderError
-from loaders._registry import (DEFAULT_INDEX, INDEX_ENV, Index, InstallPlan, Registry, decide_approval,
-                               default_plugins_dir, publish)
-from policy import PolicyError
+from promptline.loaders import LoaderError
+from promptline.loaders import DEFAULT_INDEX, INDEX_ENV, Index, InstallPlan, Registry, decide_approval, default_plugins_dir, publish
+from promptline.policy import PolicyError
 
 from ._common import console, fail
 from .policy_cmd import DEFAULT_POLICY_ENV, _default_policies
@@ -24,7 +23,7 @@ from .policy_cmd import DEFAULT_POLICY_ENV, _default_policies
 
 def _show(text: Any) -> str:
     """Untrusted text (manifest strings, index fields, paths) made safe for the terminal."""
-    from enforcer._prompt import escape_for_terminal
+    from promptline.enforcer import escape_for_terminal
     return escape_for_terminal(text)
 
 
@@ -61,7 +60,7 @@ class _Ctx:
     """The registry and its audit log for one command; closes the log at the end."""
 
     def __init__(self, plugins_dir, policies, approvals, audit_log, index) -> None:
-        from enforcer.audit import AuditLog, default_log_path
+        from promptline.enforcer.audit import AuditLog, default_log_path
         path = audit_log or default_log_path()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.log = AuditLog(path)
@@ -248,9 +247,9 @@ def publish_cmd(directory: str, index_dir: str, key: str | None, unsigned: bool)
 @_errors
 def search_cmd(query: str, index: str | None, as_json: bool) -> None:
     """List the index's plugins whose id, name or description holds QUERY (all without one)."""
-    from loaders._discovery import current_version
-    from loaders._registry import requires_ok
-    from loaders._registry._install import default_index
+    from promptline.loaders import current_version
+    from promptline.loaders import requires_ok
+    from promptline.loaders import default_index
 
     idx = Index.open(index or default_index())
     found = idx.search(query)

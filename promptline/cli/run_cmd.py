@@ -26,7 +26,7 @@ def run_command(mcp, watch, **kw) -> None:
       {"id": 1, "tool": "notes.search", "args": {...}} -> {"id": 1, "ok": true, "content": ...}
     Refused calls come back with "ok": false and the reason; the audit log has the trail.
     """
-    from policy import PolicyError
+    from promptline.policy import PolicyError
     pm = build_manager(**kw, interactive=False if mcp else None)
     try:
         report = pm.load_all()
@@ -36,7 +36,7 @@ def run_command(mcp, watch, **kw) -> None:
     watcher = None
     if watch:
         try:
-            from loaders._reload import Watcher
+            from promptline.loaders import Watcher
         except ImportError:
             fail("--watch is not available in this build")
         watcher = Watcher(pm)

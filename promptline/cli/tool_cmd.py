@@ -22,7 +22,7 @@ def tool_group() -> None:
 
 
 def _loaded(kw):
-    from policy import PolicyError
+    from promptline.policy import PolicyError
     pm = build_manager(**kw)
     try:
         report = pm.load_all()

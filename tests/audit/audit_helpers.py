@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from enforcer.audit import AuditLog, AuditSettings
+from promptline.enforcer.audit import AuditLog, AuditSettings
 
 PY = sys.executable
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from audit_helpers import PY, REPO, decision
-from enforcer.audit import AuditLog
+from promptline.enforcer.audit import AuditLog
 from promptline.cli.audit_cmd import audit_group
 
 
@@ -124,7 +124,7 @@ def test_main_cli_has_the_audit_group(sample):
 
 @pytest.mark.slow
 def test_tail_follow_sees_new_records_across_rotation(log_path):
-    from enforcer.audit import AuditSettings
+    from promptline.enforcer.audit import AuditSettings
 
     with AuditLog(log_path) as log:
         log.decision("p", "1", "fs.read", "/before", decision())

@@ -13,12 +13,12 @@ import time
 import pytest
 
 from audit_helpers import PY, REPO, decision, lines, records, run_py
-from enforcer.audit import AuditLog, AuditSettings, verify
-from enforcer.audit._records import rotated_files
+from promptline.enforcer.audit import AuditLog, AuditSettings, verify
+from promptline.enforcer.audit._records import rotated_files
 
 WRITER = """
 import sys
-from enforcer.audit import AuditLog, AuditSettings
+from promptline.enforcer.audit import AuditLog, AuditSettings
 path, tag, n, rotate = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 log = AuditLog(path, AuditSettings(rotate_bytes=rotate or None))
 for i in range(n):
@@ -38,7 +38,7 @@ def _spawn_writers(path, procs: int, n: int, rotate: int = 0):
 
 
 def _all_records(path):
-    from enforcer.audit import read_records
+    from promptline.enforcer.audit import read_records
 
     return list(read_records(path))
 
@@ -84,7 +84,7 @@ def test_threads_share_one_log(log_path):
 
 CRASH_CHILD = """
 import sys
-from enforcer.audit import AuditLog
+from promptline.enforcer.audit import AuditLog
 log = AuditLog(sys.argv[1])
 i = 0
 while True:
@@ -220,7 +220,7 @@ def test_child_process_writes_into_host_log(log_path):
     with AuditLog(log_path) as log:
         log.decision("host", "1", "plugin.load", "p", decision("deny"))
         res = run_py(f"""
-from enforcer.audit import AuditLog
+from promptline.enforcer.audit import AuditLog
 with AuditLog({log_path!r}) as log:
     log.decision("child", "1", "fs.read", "/x", {{"verdict": "deny"}})
 """)

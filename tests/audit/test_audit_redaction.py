@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audit_helpers import decision, records
-from enforcer.audit import AuditLog, AuditSettings
+from promptline.enforcer.audit import AuditLog, AuditSettings
 
 SECRETS = {
     "url-credentials": ("https://alice:S3cr3tPassw0rd@db.example.com/x", "S3cr3tPassw0rd"),

@@ -8,7 +8,7 @@ import re
 import socket
 
 from audit_helpers import decision
-from enforcer.audit import AuditLog, StdoutSink, SyslogSink, line_hash, verify
+from promptline.enforcer.audit import AuditLog, StdoutSink, SyslogSink, line_hash, verify
 
 
 def test_stdout_sink_gets_the_same_lines(log_path):

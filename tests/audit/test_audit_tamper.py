@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from audit_helpers import decision, lines, set_lines, write_log
-from enforcer.audit import AuditError, AuditLog, canonical, line_hash, verify
+from promptline.enforcer.audit import AuditError, AuditLog, canonical, line_hash, verify
 from promptline.cli.audit_cmd import audit_group
 
 

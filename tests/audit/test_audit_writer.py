@@ -8,8 +8,8 @@ import os
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import enforcer.audit as audit
-from enforcer.audit import (GENESIS, AuditError, AuditLog, AuditSettings, canonical,
+import promptline.enforcer.audit as audit
+from promptline.enforcer.audit import (GENESIS, AuditError, AuditLog, AuditSettings, canonical,
                             line_hash, verify, writing)
 
 from audit_helpers import decision, lines, records, run_py
@@ -100,7 +100,7 @@ def test_log_allows_off_keeps_denies_and_prompted_allows(log_path):
 
 
 def test_decision_objects_are_accepted(log_path):
-    from policy._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
+    from promptline.policy._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 
     d = Decision(Verdict.DENY, DecidedBy.RULE, "v9",
                  (RuleRef("r1", Effect.DENY, "org", "o.yaml:4", "no"),))
@@ -112,7 +112,7 @@ def test_decision_objects_are_accepted(log_path):
 
 def test_exit_flushes_pending_allows(log_path):
     res = run_py(f"""
-from enforcer.audit import AuditLog
+from promptline.enforcer.audit import AuditLog
 log = AuditLog({log_path!r})
 for i in range(2000):
     log.decision("p", "1", "fs.read", f"/f{{i}}", {{"verdict": "allow"}})
@@ -146,7 +146,7 @@ def test_writing_flag_lets_an_audit_hook_skip_the_writers_own_events(log_path):
     # recurse into the writer nor deadlock; writing() tells it which events are ours.
     res = run_py(f"""
 import sys
-from enforcer.audit import AuditLog, writing
+from promptline.enforcer.audit import AuditLog, writing
 log = AuditLog({log_path!r})
 log.start()
 seen = {{"ours": 0, "theirs": 0}}
@@ -195,7 +195,7 @@ def test_sinks_only_log_keeps_a_chain_in_memory():
 def test_fork_child_continues_the_chain(log_path):
     res = run_py(f"""
 import os
-from enforcer.audit import AuditLog
+from promptline.enforcer.audit import AuditLog
 log = AuditLog({log_path!r})
 log.decision("p", "1", "fs.read", "/parent", {{"verdict": "allow"}})
 pid = os.fork()

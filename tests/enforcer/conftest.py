@@ -13,8 +13,8 @@ import textwrap
 
 import pytest
 
-from enforcer import Enforcer
-from policy import load_policy_set
+from promptline.enforcer import Enforcer
+from promptline.policy import load_policy_set
 
 
 class Plugins:

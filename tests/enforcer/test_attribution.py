@@ -11,7 +11,7 @@ import weakref
 
 import pytest
 
-from enforcer import PolicyViolation, privileged
+from promptline.enforcer import PolicyViolation, privileged
 
 
 
@@ -197,7 +197,7 @@ def attempt():
 def test_plugin_may_not_enter_privileged(plugins, load_module):
     enf = plugins.make({})
     m = load_module(plugins.plugin_dir("p1"), """
-import enforcer
+from promptline import enforcer
 def escape():
     with enforcer.privileged():
         return open('/etc/hostname').read()

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-import enforcer
-from enforcer import Enforcer, PolicyViolation
-from enforcer import _hook
-from policy import DecidedBy, Decision, Request, Verdict
+from promptline import enforcer
+from promptline.enforcer import Enforcer, PolicyViolation
+from promptline.enforcer import _hook
+from promptline.policy import DecidedBy, Decision, Request, Verdict
 
 
 def test_all_matches_public_names():
@@ -134,7 +134,7 @@ def test_denies_are_logged_before_the_call_fails(plugins, fake_log):
 
 
 def test_real_audit_log_records_a_deny(plugins, tmp_path):
-    from enforcer.audit import AuditLog, read_log
+    from promptline.enforcer.audit import AuditLog, read_log
     log = AuditLog(str(tmp_path / "audit.jsonl"))
     enf = plugins.make({}, audit_log=log)
     with enf.guard("p1"), pytest.raises(PolicyViolation):
@@ -157,7 +157,7 @@ def test_ask_without_prompter_is_deny(plugins):
 def test_ask_goes_to_the_prompter(plugins):
     asked = []
 
-    from enforcer import Answer
+    from promptline.enforcer import Answer
 
     class Yes:
         def ask(self, plugin_id, request, decision):

@@ -14,7 +14,7 @@ import types
 
 import pytest
 
-from enforcer import EVENT_TABLE, PolicyViolation
+from promptline.enforcer import EVENT_TABLE, PolicyViolation
 
 
 def _d(p):
@@ -43,7 +43,7 @@ def _sock(kind=socket.SOCK_STREAM, family=socket.AF_INET):
 
 
 def _tb_of_enforcer():
-    from enforcer._enforcer import Snapshot
+    from promptline.enforcer._enforcer import Snapshot
     try:
         Snapshot.refuse(types.SimpleNamespace(enforcer=types.SimpleNamespace(_log=lambda *a: None),
                                               policy_set=types.SimpleNamespace(version="v")),
@@ -56,7 +56,7 @@ def _tb_of_enforcer():
 
 
 def _enforcer_frame():
-    from enforcer import _enforcer
+    from promptline.enforcer import _enforcer
     ns = {"sys": sys}
     exec(compile("f = sys._getframe(0)", _enforcer.__file__, "exec"), ns)
     return ns["f"]
@@ -144,8 +144,8 @@ ROWS = {
     "code.__new__": (lambda p: (b"", "f", "n", 0, 0, 0, 0, 0, 0), NATIVE),
     "sys._getframe": (lambda p: (_enforcer_frame(),), NATIVE),
     "object.__getattr__": (lambda p: (_tb_of_enforcer(), "tb_frame"), NATIVE),
-    "object.__setattr__": (lambda p: (__import__("enforcer").Enforcer, "check", None), NATIVE),
-    "object.__delattr__": (lambda p: (__import__("enforcer").Enforcer, "check"), NATIVE),
+    "object.__setattr__": (lambda p: (__import__("promptline.enforcer", fromlist=["Enforcer"]).Enforcer, "check", None), NATIVE),
+    "object.__delattr__": (lambda p: (__import__("promptline.enforcer", fromlist=["Enforcer"]).Enforcer, "check"), NATIVE),
     "sys._current_frames": (lambda p: (), NATIVE),
     "sys._current_exceptions": (lambda p: (), NATIVE),
     "gc.get_objects": (lambda p: (None,), NATIVE),

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from enforcer import PolicyViolation
+from promptline.enforcer import PolicyViolation
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import threading
 import pytest
 from click.testing import CliRunner
 
-from enforcer._grants import GrantError, GrantStore, default_grants_path
-from policy._decision import Effect, RuleRef
-from policy._request import Request
+from promptline.enforcer._grants import GrantError, GrantStore, default_grants_path
+from promptline.policy._decision import Effect, RuleRef
+from promptline.policy._request import Request
 from promptline.cli.grants_cmd import grants_group
 
 HOSTILE = '") || true || ("\u202e\n\\'  # no NUL: cel-expr-python refuses those (fail closed)
@@ -59,7 +59,7 @@ def test_remember_and_lookup_exact_resource(store, kind):
 @pytest.mark.parametrize("kind", list(REQUESTS))
 def test_when_is_exact_in_every_cel_backend(store, kind):
     """The written `when` is real CEL matching only that resource: hostile text stays data."""
-    cel = pytest.importorskip("policy._cel")
+    cel = pytest.importorskip("promptline.policy._cel")
     req = REQUESTS[kind]
     when = store.remember("db", req, "allow").when
     backends = cel.available_backends()
@@ -79,7 +79,7 @@ def test_file_is_a_readable_valid_user_policy(store):
     assert "by prompt for rule ask-config (/etc/promptline/org.yaml:12)" in text
     assert g.asked_by == "ask-config" and g.origin.startswith(store.path + ":")
     assert g.rule_ref().layer == "user" and g.rule_ref().effect is Effect.DENY
-    policy = pytest.importorskip("policy")
+    policy = pytest.importorskip("promptline.policy")
     parsed, _ = policy.load_policy_file(store.path)
     (rule,) = parsed.rules
     assert (rule.id, rule.effect, rule.actions, rule.plugins) == (g.id, "deny", ("fs.read",), ("db",))

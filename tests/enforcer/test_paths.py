@@ -2,7 +2,7 @@
 
 import os
 
-from enforcer._paths import resolve
+from promptline.enforcer._paths import resolve
 
 
 def test_resolve_matches_realpath(tmp_path):

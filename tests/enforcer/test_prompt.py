@@ -11,11 +11,11 @@ import tty
 
 import pytest
 
-from enforcer._grants import GrantStore
-from enforcer._prompt import (Answer, CallbackPrompter, DenyPrompter, Prompter,
+from promptline.enforcer._grants import GrantStore
+from promptline.enforcer._prompt import (Answer, CallbackPrompter, DenyPrompter, Prompter,
                               TerminalPrompter, escape_for_terminal, resolve_ask)
-from policy._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
-from policy._request import Request
+from promptline.policy._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
+from promptline.policy._request import Request
 
 ASK_RULE = RuleRef("ask-config", Effect.ASK, "org", "/etc/promptline/org.yaml:12",
                    "config files need your consent")

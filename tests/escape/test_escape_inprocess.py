@@ -23,7 +23,7 @@ import weakref
 
 import pytest
 
-from enforcer import PolicyViolation
+from promptline.enforcer import PolicyViolation
 
 UNSTOPPABLE = "in-process hooks cannot stop this; see process sandbox"
 
@@ -318,7 +318,7 @@ def test_enforcer_use_from_plugin(env):
 
 def test_privileged_from_plugin(env, load_module):
     m = load_module(env.p.plugin_dir("p1"), f"""
-import enforcer
+from promptline import enforcer
 def attack():
     with enforcer.privileged():
         return open({env.secret!r})
@@ -464,7 +464,7 @@ def test_planting_a_builtin_in_a_host_module(env):
 
 @pytest.mark.xfail(strict=True, reason=UNSTOPPABLE + " (module globals of the enforcer are writable)")
 def test_switching_off_the_hook_through_module_state(env):
-    from enforcer import _hook
+    from promptline.enforcer import _hook
     saved = _hook.BOX[0]
 
     def attack():

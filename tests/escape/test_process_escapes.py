@@ -24,7 +24,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sandbox"))
 
-from loaders._process import landlock_abi  # noqa: E402
+from promptline.loaders._process import landlock_abi  # noqa: E402
 
 if not sys.platform.startswith("linux") or landlock_abi() < 4:
     pytest.skip("process-sandbox escape tests need Linux with Landlock ABI >= 4", allow_module_level=True)
@@ -43,7 +43,7 @@ def probe(arg):
 # Switch the hook off with a raw C-API memory write (needs native, granted here), then prove it.
 PRELUDE = '''
 import ctypes, os, sys, errno
-from enforcer import _hook
+from promptline.enforcer import _hook
 ctypes.pythonapi.Py_IncRef(ctypes.py_object(None))
 ctypes.pythonapi.PyList_SetItem(ctypes.py_object(_hook.BOX), ctypes.c_ssize_t(0), ctypes.py_object(None))
 assert _hook.BOX[0] is None

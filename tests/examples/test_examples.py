@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from enforcer.audit import AuditLog, read_records
-from loaders import ApprovalStore, PluginManager
+from promptline.enforcer.audit import AuditLog, read_records
+from promptline.loaders import ApprovalStore, PluginManager
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -182,7 +182,7 @@ def test_added_removed_or_unsigned_files_are_refused(tmp_path):
 
 
 def test_examples_signed_by_another_key_are_refused(tmp_path):
-    from loaders import generate_key, sign_plugin
+    from promptline.loaders import generate_key, sign_plugin
     plugins = tmp_path / "plugins"
     shutil.copytree(EXAMPLES / "echo-model", plugins / "echo-model", ignore=shutil.ignore_patterns("__pycache__"))
     key = tmp_path / "other.pem"

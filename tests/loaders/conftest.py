@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from loader_helpers import make_plugin
-from loaders._signing import generate_key
+from promptline.loaders._signing import generate_key
 
 
 @pytest.fixture(scope="session")

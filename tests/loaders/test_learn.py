@@ -7,7 +7,7 @@ import textwrap
 
 import yaml
 
-from loaders._learn import fold, learn
+from promptline.loaders._learn import fold, learn
 
 CODE = '''
 import os

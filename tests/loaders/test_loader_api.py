@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from loaders._api import (
+from promptline.sdk import (
     ContextPlugin, LanguageModel, ModelPlugin, PluginConfig, PromptPlugin, PromptTemplate,
     RecoveryAction, Tool, ToolPlugin, ToolResult, bind_manifest, call_with_recovery, coerce_result,
     invoke_tool, invoke_tool_sync, plugin_types, tool_spec, validate_arguments,
 )
-from loaders._errors import LoaderError, ToolError
+from promptline.sdk import LoaderError, ToolError
 
 
 class Calc(Tool):

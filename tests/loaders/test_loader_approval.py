@@ -8,12 +8,12 @@ import threading
 
 import pytest
 
-from loaders._approval import (
+from promptline.loaders._approval import (
     ApprovalStore, ApprovalSubject, capability_diff, capability_lines, default_approvals_path,
 )
-from loaders._errors import ApprovalRequired, ApprovalStoreError
-from loaders._signing import key_id, parse_public_key, sign_plugin, verify_plugin
-from policy import load_manifest
+from promptline.loaders._errors import ApprovalRequired, ApprovalStoreError
+from promptline.loaders._signing import key_id, parse_public_key, sign_plugin, verify_plugin
+from promptline.policy import load_manifest
 
 from loader_helpers import make_plugin
 

@@ -8,10 +8,10 @@ import textwrap
 import pytest
 
 from loader_helpers import make_plugin
-from loaders._discovery import (
+from promptline.loaders._discovery import (
     CONFIG_ENV, PLUGIN_PATH_ENV, default_config_path, discover, manifest_from_tree, plugin_search_path,
 )
-from loaders._signing import read_tree
+from promptline.loaders._signing import read_tree
 
 
 def run(tmp_path, *, dirs=(), config=None, eps=(), version="0.1.0"):
@@ -222,8 +222,8 @@ class Settings:
 
 
 def vet(tmp_path, settings, store=None):
-    from loaders._approval import ApprovalStore
-    from loaders._discovery import inspect_plugin
+    from promptline.loaders._approval import ApprovalStore
+    from promptline.loaders._discovery import inspect_plugin
     report = run(tmp_path, dirs=[tmp_path / "plugins"])
     return inspect_plugin(report.get("demo"), settings, store or ApprovalStore(tmp_path / "approvals.yaml"))
 
@@ -242,7 +242,7 @@ def test_vetting_refuses_unsigned_when_policy_requires_signatures(tmp_path, keyp
 
 
 def test_vetting_org_preapproves_its_publishers(tmp_path, keypair):
-    from loaders._signing import sign_plugin
+    from promptline.loaders._signing import sign_plugin
     sign_plugin(make_plugin(tmp_path / "plugins"), keypair[0])
     result = vet(tmp_path, Settings([keypair[1]], require=True))
     assert result.loadable and result.status.via == "org-publisher"
@@ -252,8 +252,8 @@ def test_vetting_org_preapproves_its_publishers(tmp_path, keypair):
 
 
 def test_vetting_after_user_approval_and_tampering(tmp_path, keypair):
-    from loaders._approval import ApprovalStore
-    from loaders._signing import sign_plugin
+    from promptline.loaders._approval import ApprovalStore
+    from promptline.loaders._signing import sign_plugin
     root = make_plugin(tmp_path / "plugins")
     sign_plugin(root, keypair[0])
     store = ApprovalStore(tmp_path / "approvals.yaml")

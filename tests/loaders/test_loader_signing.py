@@ -9,12 +9,12 @@ import stat
 
 import pytest
 
-from loaders._errors import SignatureError
-from loaders._signing import (
+from promptline.loaders._errors import SignatureError
+from promptline.loaders._signing import (
     IGNORED_DIRS, generate_key, key_id, load_private_key, parse_public_key, read_tree, sign_plugin,
     verify_plugin,
 )
-from policy._errors import PromptLineError
+from promptline.policy._errors import PromptLineError
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_key_replaced_but_signature_kept_is_refused(signed, keypair, other_keypa
 
 def test_edited_file_list_with_matching_digest_is_refused(signed, keypair):
     """Rewriting plugin.sig's file list and digest to match tampered files breaks the signature."""
-    from loaders._signing import read_tree, tree_digest
+    from promptline.loaders._signing import read_tree, tree_digest
     (signed / "demo.py").write_text("evil = 1\n")
     tree = read_tree(signed)
     sig = signed / "plugin.sig"
@@ -240,7 +240,7 @@ def test_read_tree_digest_is_stable_and_order_independent(tmp_path):
 
 
 def test_materialize_writes_exactly_the_verified_bytes(signed, keypair, tmp_path):
-    from loaders._signing import materialize
+    from promptline.loaders._signing import materialize
     v = verify_plugin(signed, [keypair[1]])
     (signed / "demo.py").write_text("evil = 1\n")  # changed after verification: not copied
     copy = materialize(v, tmp_path / "run", executable=["demo.py"])

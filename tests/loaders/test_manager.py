@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from enforcer.audit import AuditLog, read_records, verify
-from loaders import ApprovalStore, PluginManager, sign_plugin, generate_key
+from promptline.enforcer.audit import AuditLog, read_records, verify
+from promptline.loaders import ApprovalStore, PluginManager, sign_plugin, generate_key
 
 PLUGIN_CODE = '''
 import os, time
@@ -210,8 +210,8 @@ def test_policy_can_refuse_loading(tmp_path, env):
 def test_untrusted_plugin_never_runs_in_process(tmp_path, env, monkeypatch):
     plugins, log = env
     make_plugin(plugins, sandbox="none")
-    import loaders._manager as mgr
-    monkeypatch.setitem(mgr.LOADER_MODULES, "process", ("loaders._no_such_module", "X"))
+    import promptline.loaders._manager as mgr
+    monkeypatch.setitem(mgr.LOADER_MODULES, "process", ("promptline.loaders._no_such_module", "X"))
     with manager(tmp_path, plugins, log, policy(tmp_path, settings="  trust: []\n")) as pm:
         report = pm.load_all()
         assert report.loaded == [] and "`process` sandbox is not available" in report.refused[0][1]
@@ -236,7 +236,7 @@ def test_sandbox_minimum_raises_the_level_or_refuses(tmp_path, env):
 
 
 def test_ask_answered_always_is_remembered_as_a_grant(tmp_path, env):
-    from enforcer import Answer, CallbackPrompter, GrantStore
+    from promptline.enforcer import Answer, CallbackPrompter, GrantStore
     plugins, log = env
     make_plugin(plugins)
     body = "  - id: ask-echo\n    effect: ask\n    actions: [tool.call]\n    when: request.tool == \"echo\"\n"

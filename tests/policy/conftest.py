@@ -2,7 +2,7 @@ import textwrap
 
 import pytest
 
-from policy._cel import available_backends
+from promptline.policy._cel import available_backends
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def result(decide):
 
 @pytest.mark.timeout(120)
 def test_every_engine_agrees_with_ours_on_every_request(result):
-    from policy._cel import available_backends
+    from promptline.policy._cel import available_backends
     expected = {"plain Python", "cedarpy", "pycasbin", "ours cel-expr-python (cache on)"}
     expected |= {f"ours {b}" for b in available_backends()}
     assert expected <= set(result["mismatches"]), result["text"]
@@ -74,7 +74,7 @@ def test_workload_is_deterministic_and_sized():
 
 def test_policy_files_are_real_yaml_that_our_cli_accepts(tmp_path):
     workload = _load("workload")
-    from policy import load_policy_set
+    from promptline.policy import load_policy_set
     w = workload.make_workload(200)
     policy_path, manifests = workload.write_files(w, str(tmp_path))
     ps = load_policy_set([policy_path], manifests)

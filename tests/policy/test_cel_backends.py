@@ -7,12 +7,12 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import policy._cel as cel_pkg
-from policy._cel import (MAX_AST_NODES, MAX_COMPREHENSION_DEPTH, MAX_EXPRESSION_CHARS,
+import promptline.policy._cel as cel_pkg
+from promptline.policy._cel import (MAX_AST_NODES, MAX_COMPREHENSION_DEPTH, MAX_EXPRESSION_CHARS,
                          MAX_PARSE_DEPTH, MAX_REGEX_CHARS, MAX_STRING_LITERAL_CHARS,
                          available_backends, cel_string, get_backend)
-from policy._errors import CelCompileError, CelEvalError
-from policy._request import Request
+from promptline.policy._errors import CelCompileError, CelEvalError
+from promptline.policy._request import Request
 
 BACKENDS = available_backends()
 PLUGIN = {"id": "acme.tool", "version": "1.0", "publisher": "acme", "signed": True,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from policy import DecidedBy, Request, Verdict, load_policy_set
+from promptline.policy import DecidedBy, Request, Verdict, load_policy_set
 
 MANIFEST = """\
 id: notes

@@ -2,11 +2,11 @@
 
 import pytest
 
-from policy import Request
-from policy._cel import available_backends, get_backend
-from policy._errors import CelEvalError
-from policy._fastpath import ERROR, translate
-from policy._policyset import unknown_plugin_cel
+from promptline.policy import Request
+from promptline.policy._cel import available_backends, get_backend
+from promptline.policy._errors import CelEvalError
+from promptline.policy._fastpath import ERROR, translate
+from promptline.policy._policyset import unknown_plugin_cel
 
 PLUGIN = dict(unknown_plugin_cel("p"), trusted=True, capabilities={
     "network": [], "filesystem": {"read": ["/data"], "write": []}, "environment": ["GITHUB_TOKEN"],
@@ -66,7 +66,7 @@ def test_native_equals_reference(src):
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from policy._capabilities import HELPERS, matcher  # noqa: E402
+from promptline.policy._capabilities import HELPERS, matcher  # noqa: E402
 
 VALUES = st.sampled_from(["", "/", "/data", "/data/x", "/database", "api.example.com", "example.com", "EXAMPLE.com.",
                           "10.1.2.3", "::1", "[::1]", "::ffff:127.0.0.1", "169.254.169.254", "AWS_KEY", "x.md",

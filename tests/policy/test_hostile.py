@@ -5,8 +5,8 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from policy import Manifest, Request, load_policy_set
-from policy._capabilities import expand_path, is_glob, within
+from promptline.policy import Manifest, Request, load_policy_set
+from promptline.policy._capabilities import expand_path, is_glob, within
 
 HOSTILE = [
     '") || true || ("',

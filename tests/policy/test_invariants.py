@@ -4,8 +4,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from policy import Manifest, Request, load_policy_set
-from policy._cel import available_backends
+from promptline.policy import Manifest, Request, load_policy_set
+from promptline.policy._cel import available_backends
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 POLICIES = [os.path.join(ROOT, "policies", f) for f in ("default.yaml", "org-strict.yaml", "project-rollout.yaml")]

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from policy import PolicyError, load_manifest, load_policy_set
+from promptline.policy import PolicyError, load_manifest, load_policy_set
 
 
 GOOD_MANIFEST = """\

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from policy._cel import available_backends
+from promptline.policy._cel import available_backends
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEST_FILES = sorted(glob.glob(os.path.join(ROOT, "policies", "*.test.yaml")))

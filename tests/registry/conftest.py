@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loaders._signing import generate_key
+from promptline.loaders._signing import generate_key
 from registry_helpers import write_policy
 
 
@@ -42,8 +42,8 @@ class Env:
         self.trusting_policy = write_policy(tmp / "trusting.yaml", trusted=(self.pub,))
 
     def registry(self, policy: Path | None = None, **kw):
-        from enforcer.audit import AuditLog
-        from loaders._registry import Registry
+        from promptline.enforcer.audit import AuditLog
+        from promptline.loaders._registry import Registry
         log = kw.pop("audit_log", None) or AuditLog(str(self.audit))
         return Registry(self.plugins, policy_files=[str(policy or self.signed_policy)], approvals=self.approvals,
                         audit_log=log, index=kw.pop("index", str(self.index)), **kw)

@@ -6,8 +6,8 @@ import tarfile
 
 import pytest
 
-from loaders._registry import RegistryError, build_archive, extract_archive
-from loaders._registry import _archive
+from promptline.loaders._registry import RegistryError, build_archive, extract_archive
+from promptline.loaders._registry import _archive
 from registry_helpers import huge_header, member, snapshot, tar_gz
 
 MANIFEST = b"id: demo\nversion: 0.1.0\nentry: {python: demo:Plugin}\n"

@@ -8,9 +8,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import loaders._registry as registry
-from enforcer.audit import read_records
-from loaders._registry import Index, RegistryError, publish
+import promptline.loaders._registry as registry
+from promptline.enforcer.audit import read_records
+from promptline.loaders._registry import Index, RegistryError, publish
 from promptline.cli import registry_cmd
 from promptline.cli.registry_cmd import install_cmd, publish_cmd, remove_cmd, search_cmd, update_cmd
 from registry_helpers import snapshot, write_plugin
@@ -82,7 +82,7 @@ def test_publish_unsigned_needs_the_flag(env):
 
 
 def test_publish_refuses_a_tree_changed_after_signing(env):
-    from loaders._signing import sign_plugin
+    from promptline.loaders._signing import sign_plugin
     src = write_plugin(env.src)
     sign_plugin(src, env.key_path)
     (src / "extra.py").write_text("x = 1\n")

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from enforcer.audit import read_records
-from loaders._approval import ApprovalStore
-from loaders._registry import (Index, RegistryError, Source, build_archive, decide_approval, parse_source,
+from promptline.enforcer.audit import read_records
+from promptline.loaders._approval import ApprovalStore
+from promptline.loaders._registry import (Index, RegistryError, Source, build_archive, decide_approval, parse_source,
                                publish)
-from loaders._registry._index import INDEX_FILE
-from loaders._signing import load_private_key, read_tree
+from promptline.loaders._registry._index import INDEX_FILE
+from promptline.loaders._signing import load_private_key, read_tree
 from registry_helpers import git_repo, huge_header, member, snapshot, tar_gz, write_plugin
 
 
@@ -151,7 +151,7 @@ def test_a_missing_plugin_dir_is_created_only_by_a_successful_install(env):
 
 def test_install_from_git_bare_repo_signed(env):
     src = write_plugin(env.src)
-    from loaders._signing import sign_plugin
+    from promptline.loaders._signing import sign_plugin
     sign_plugin(src, env.key_path)
     bare = git_repo(env.tmp, src)
     for source in (bare.as_uri(), str(bare)):
@@ -167,7 +167,7 @@ def test_install_from_git_bare_repo_signed(env):
 
 def test_install_from_git_tag(env):
     src = write_plugin(env.src, version="0.1.0")
-    from loaders._signing import sign_plugin
+    from promptline.loaders._signing import sign_plugin
     sign_plugin(src, env.key_path)
     bare = git_repo(env.tmp, src, tag="v0.1.0")
     write_plugin(env.src, version="0.2.0")
@@ -191,7 +191,7 @@ def test_yes_refused_for_unsigned_code_from_git(env):
 
 def test_git_hooks_never_run(env, tmp_path):
     src = write_plugin(env.src)
-    from loaders._signing import sign_plugin
+    from promptline.loaders._signing import sign_plugin
     sign_plugin(src, env.key_path)
     bare = git_repo(env.tmp, src)
     marker = tmp_path / "hook-ran"
@@ -257,7 +257,7 @@ def _rewrite_index(env, fn):
 def _resign(env, entry: dict) -> None:
     from dataclasses import replace
     import base64
-    from loaders._registry._index import parse_index
+    from promptline.loaders._registry._index import parse_index
     doc = {"format": "promptline-index/v1", "plugins": {entry["id"]: {"versions": {entry["version"]: entry}}}}
     parsed = parse_index(json.dumps(doc).encode(), "x")[entry["id"]][entry["version"]]
     parsed = replace(parsed, signature=None)

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from enforcer.audit import read_records
-from loaders._approval import ApprovalStore
-from loaders._registry import RegistryError, SemVer, publish
+from promptline.enforcer.audit import read_records
+from promptline.loaders._approval import ApprovalStore
+from promptline.loaders._registry import RegistryError, SemVer, publish
 from registry_helpers import snapshot, write_plugin
 
 

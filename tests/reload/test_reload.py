@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from enforcer.audit import AuditLog, read_records
-from loaders import ApprovalStore, PluginManager
-from policy import Request
+from promptline.enforcer.audit import AuditLog, read_records
+from promptline.loaders import ApprovalStore, PluginManager
+from promptline.policy import Request
 
 PLUGIN = '''
 from promptline import Tool, ToolPlugin, ToolResult
@@ -163,7 +163,7 @@ def test_reload_under_load(setup):
         versions[pm._build_policy(list(pm._candidates.values())).version] = i
     write_atomic(pol, policy_text(0))
     pm.reload_policy()
-    from loaders._reload import Watcher
+    from promptline.loaders._reload import Watcher
     pm.watcher = Watcher(pm)
     pm.watcher.start()
 
@@ -242,9 +242,9 @@ def test_policy_show_reports_a_failed_reload(setup):
 
 
 def test_an_enforcer_without_a_manager_reloads_on_its_own(tmp_path):
-    from enforcer import Enforcer
-    from loaders import watch_policy
-    from policy import load_policy_set
+    from promptline.enforcer import Enforcer
+    from promptline.loaders import watch_policy
+    from promptline.policy import load_policy_set
     pol = tmp_path / "policy.yaml"
     write_atomic(pol, policy_text(0))
     os.chmod(pol, 0o644)

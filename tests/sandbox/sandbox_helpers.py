@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from enforcer import Enforcer
-from enforcer.audit import AuditLog
-from loaders._api import PluginConfig
-from loaders._discovery import discover
-from loaders._loader import LoadContext
-from loaders._process import ProcessLoader
-from loaders._signing import read_tree
-from policy import load_policy_set
+from promptline.enforcer import Enforcer
+from promptline.enforcer.audit import AuditLog
+from promptline.sdk import PluginConfig
+from promptline.loaders._discovery import discover
+from promptline.loaders._loader import LoadContext
+from promptline.loaders._process import ProcessLoader
+from promptline.loaders._signing import read_tree
+from promptline.policy import load_policy_set
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY = REPO / "policies" / "default.yaml"

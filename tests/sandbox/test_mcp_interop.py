@@ -67,7 +67,7 @@ def test_sdk_server_prompts_and_resources(sdk_plugin):
 
 HOST = textwrap.dedent('''
     import sys
-    from loaders._api import ToolResult, ToolSpec
+    from promptline.sdk import ToolResult, ToolSpec
     from promptline.cli.mcp_server import serve_mcp
 
     class Manager:

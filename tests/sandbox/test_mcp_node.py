@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from enforcer.audit import AuditLog
-from loaders import ApprovalStore, PluginManager
+from promptline.enforcer.audit import AuditLog
+from promptline.loaders import ApprovalStore, PluginManager
 
 ROOT = Path(__file__).resolve().parents[2]
 NPM_DIR = ROOT / "tests" / "sandbox" / "npm"          # npm install --prefix tests/sandbox/npm ...

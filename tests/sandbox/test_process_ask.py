@@ -9,14 +9,14 @@ from pathlib import Path
 
 from sandbox_helpers import DEFAULT_POLICY, load, write_command_plugin, write_python_plugin
 
-from enforcer import Answer, CallbackPrompter, Enforcer, GrantStore
-from enforcer.audit import read_records
-from loaders._api import PluginConfig
-from loaders._discovery import discover
-from loaders._loader import LoadContext
-from loaders._process import ProcessLoader
-from loaders._signing import read_tree
-from policy import load_policy_set
+from promptline.enforcer import Answer, CallbackPrompter, Enforcer, GrantStore
+from promptline.enforcer.audit import read_records
+from promptline.sdk import PluginConfig
+from promptline.loaders._discovery import discover
+from promptline.loaders._loader import LoadContext
+from promptline.loaders._process import ProcessLoader
+from promptline.loaders._signing import read_tree
+from promptline.policy import load_policy_set
 
 WRITE_PROBE = '''
 def probe(arg):
@@ -50,7 +50,7 @@ def load_asking(root: Path, tmp: Path, policy: Path, prompter=None, grants=None)
     report = discover(search_path=[root.parent], config_path=False, entry_points=False)
     plugin = report.get(root.name)
     assert plugin is not None, report.problems
-    from enforcer.audit import AuditLog
+    from promptline.enforcer.audit import AuditLog
     audit = tmp / f"audit-{root.name}.jsonl"
     audit = AuditLog(audit)
     files = [str(DEFAULT_POLICY), str(policy)]
@@ -229,7 +229,7 @@ def test_hostile_child_asks_are_denied_and_the_host_keeps_working(tmp_path):
 
 
 def test_malformed_asks_are_answered_deny():
-    from loaders._process._loader import _ask_arguments
+    from promptline.loaders._process._loader import _ask_arguments
     import pytest
     for params in (None, [], {"request": {}, "decision": {}},
                    {"request": {"action": "fs.write", "path": "/x", "port": -1}, "decision": {"verdict": "ask"}},

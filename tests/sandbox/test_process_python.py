@@ -27,7 +27,7 @@ def probe(arg):
     if kind == "toolerror":
         raise ToolError("bad input from the model", kind="failed")
     if kind == "whoami":
-        from enforcer import current_plugin
+        from promptline.enforcer import current_plugin
         return [os.getpid(), current_plugin()]
 
 

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from loaders._errors import LoaderError
-from loaders._process import ProcessLoader, scrub_env
-from loaders._process import _jsonrpc as rpc
+from promptline.loaders._errors import LoaderError
+from promptline.loaders._process import ProcessLoader, scrub_env
+from promptline.loaders._process import _jsonrpc as rpc
 from sandbox_helpers import load, pid_gone, run, write_probe_plugin
 
 HOST_ENV = {"PL_GRANTED": "yes", "PL_PREFIX_ONE": "1", "PL_SECRET_TOKEN": "s3cr3t",
@@ -396,7 +396,7 @@ def test_eager_start_fails_at_load_with_the_reason(tmp_path):
 
 
 def test_missing_landlock_is_refused_clearly(tmp_path, monkeypatch):
-    import loaders._process._loader as mod
+    import promptline.loaders._process._loader as mod
     monkeypatch.setattr(mod, "landlock_abi", lambda: 0)
     root = write_probe_plugin(tmp_path / "plugins", "nolandlock")
     with pytest.raises(LoaderError, match="no Landlock"):
@@ -404,7 +404,7 @@ def test_missing_landlock_is_refused_clearly(tmp_path, monkeypatch):
 
 
 def test_missing_landlock_with_hooks_only_policy_runs_python_plugins_without_it(tmp_path, monkeypatch):
-    import loaders._process._loader as mod
+    import promptline.loaders._process._loader as mod
     from sandbox_helpers import write_python_plugin
     monkeypatch.setattr(mod, "landlock_abi", lambda: 0)
     root = write_python_plugin(tmp_path / "plugins", "hooksonly", "def probe(arg):\n    return 1\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loaders._wasm import WasmLoader, WasmPlugin
+from promptline.loaders._wasm import WasmLoader, WasmPlugin
 from wasm_helpers import World
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from loaders._discovery import DiscoveredPlugin, read_manifest
+from promptline.loaders._discovery import DiscoveredPlugin, read_manifest
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "wasm-wordcount"
 

@@ -8,8 +8,8 @@ import threading
 import pytest
 import wasmtime
 
-from loaders._errors import LoaderError
-from loaders._wasm import WasmLoader
+from promptline.loaders._errors import LoaderError
+from promptline.loaders._wasm import WasmLoader
 
 EMPTY_START = '(module (memory (export "memory") 1) (func (export "_start")))'
 
@@ -176,6 +176,6 @@ def test_cache_disabled(world, tmp_path):
 def test_cache_key_names_the_wasmtime_version(cache):
     """A different wasmtime (or engine setting) gives a different file name, never a stale
     artifact: the name is digest-fingerprint, the fingerprint hashing the version."""
-    from loaders._wasm import _engine_fingerprint
+    from promptline.loaders._wasm import _engine_fingerprint
     (f,) = _cache_files(cache)
     assert f.stem.endswith(_engine_fingerprint())

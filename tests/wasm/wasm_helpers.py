@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from enforcer import Enforcer
-from loaders._api import PluginConfig
-from loaders._discovery import DiscoveredPlugin, read_manifest
-from loaders._loader import LoadContext
-from loaders._wasm import WasmLoader, WasmPlugin
-from policy import load_policy_set
+from promptline.enforcer import Enforcer
+from promptline.sdk import PluginConfig
+from promptline.loaders._discovery import DiscoveredPlugin, read_manifest
+from promptline.loaders._loader import LoadContext
+from promptline.loaders._wasm import WasmLoader, WasmPlugin
+from promptline.policy import load_policy_set
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROBE = FIXTURES / "probe.wasm"

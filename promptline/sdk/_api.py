@@ -37,10 +37,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypeVar
 
-import jsonschema
-from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
-
 from ._errors import LoaderError, ToolError
 
 T = TypeVar("T")
@@ -342,9 +338,9 @@ def tool_spec(tool: Tool, *, plugin: str | None = None) -> ToolSpec:
                           fix="set `description` to a str")
     try:
         schema = _schema_dict(tool)
-        _validator(_schema_key(schema))
-    except (SchemaError, TypeError, ValueError) as exc:
-        detail = exc.message if isinstance(exc, SchemaError) else str(exc)
+        compiled_validator(schema_key(schema))
+    except (TypeError, ValueError) as exc:
+        detail = str(exc)
         raise LoaderError(f"tool `{name}` (`{where}`): parameters is not a valid JSON Schema: "
                           f"{_clip(detail, 200)}", plugin=plugin,
                           fix="fix `parameters` (see https://json-schema.org)") from None
@@ -372,11 +368,12 @@ def validate_arguments(tool: Tool, args: Any) -> dict[str, Any]:
     except (TypeError, ValueError, RecursionError):
         raise ToolError("arguments are not JSON data", tool=name, kind="invalid-arguments") from None
     try:
-        validator = _validator(_schema_key(_schema_dict(tool)))
-    except (SchemaError, TypeError, ValueError):
+        validator = compiled_validator(schema_key(_schema_dict(tool)))
+    except (TypeError, ValueError):
         raise ToolError("the tool's parameter schema is invalid", tool=name,
                         kind="invalid-arguments") from None
-    error = jsonschema.exceptions.best_match(validator.iter_errors(args))
+    from jsonschema.exceptions import best_match
+    error = best_match(validator.iter_errors(args))
     if error is None:
         return args
     field_path, message = _describe(error)
@@ -524,19 +521,26 @@ def _schema_dict(tool: Tool) -> dict[str, Any]:
     return _plain_copy(dict(schema))
 
 
-def _schema_key(schema: Mapping[str, Any]) -> str:
+def schema_key(schema: Mapping[str, Any]) -> str:
     return json.dumps(schema, sort_keys=True, allow_nan=False)
 
 
 @functools.lru_cache(maxsize=1024)  # one compiled validator per distinct schema
-def _validator(key: str) -> Any:
+def compiled_validator(key: str) -> Any:
+    """The validator for a schema given as :func:`schema_key` text; ValueError if the schema
+    is invalid. jsonschema is imported here, on the first schema, not with the API."""
+    import jsonschema
+    from jsonschema.validators import validator_for
     schema = json.loads(key)
     cls = validator_for(schema, default=jsonschema.Draft202012Validator)
-    cls.check_schema(schema)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        raise ValueError(exc.message) from None
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
-def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
+def _describe(error: Any) -> tuple[str, str]:
     """(dotted field path, message) for one validation error, without echoing large input."""
     path = _field_path(error.absolute_path)
     instance = error.instance

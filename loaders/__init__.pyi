@@ -1,0 +1,67 @@
+from ._approval import ApprovalStatus, ApprovalStore, ApprovalSubject
+from ._discovery import DiscoveredPlugin, DiscoveryReport, discover
+from ._errors import ApprovalRequired, ApprovalStoreError, LoaderError, SignatureError, ToolError
+from ._loader import LoadContext, LoadedPlugin, Loader
+from ._manager import LoadReport, PluginManager
+from ._reload import watch_policy
+from ._signing import generate_key, sign_plugin, verify_plugin
+from ._process._jsonrpc import INVALID_PARAMS, RpcError
+from ._process._server import MCPBackend, serve_mcp_loop, stream_io, tool_result_to_mcp
+from ._registry import DEFAULT_INDEX, INDEX_ENV, Index, InstallPlan, Registry, decide_approval, default_plugins_dir, publish, requires_ok
+from ._discovery import current_version, inspect_plugin, manifest_from_tree, read_manifest
+from ._registry._install import default_index
+from ._reload import DEBOUNCE_S, Watcher
+from ._signing import MANIFEST_FILE, key_id, parse_public_key
+from ._learn import learn, parse_calls
+from ._wasm import WasmLoader
+
+__all__ = [
+    "DEBOUNCE_S",
+    "DEFAULT_INDEX",
+    "INDEX_ENV",
+    "INVALID_PARAMS",
+    "MANIFEST_FILE",
+    "ApprovalRequired",
+    "ApprovalStatus",
+    "ApprovalStore",
+    "ApprovalStoreError",
+    "ApprovalSubject",
+    "current_version",
+    "decide_approval",
+    "default_index",
+    "default_plugins_dir",
+    "discover",
+    "DiscoveredPlugin",
+    "DiscoveryReport",
+    "generate_key",
+    "Index",
+    "inspect_plugin",
+    "InstallPlan",
+    "key_id",
+    "learn",
+    "LoadContext",
+    "LoadedPlugin",
+    "Loader",
+    "LoaderError",
+    "LoadReport",
+    "manifest_from_tree",
+    "MCPBackend",
+    "parse_calls",
+    "parse_public_key",
+    "PluginManager",
+    "publish",
+    "read_manifest",
+    "Registry",
+    "requires_ok",
+    "RpcError",
+    "serve_mcp_loop",
+    "sign_plugin",
+    "SignatureError",
+    "stream_io",
+    "tool_result_to_mcp",
+    "ToolError",
+    "verify_plugin",
+    "WasmLoader",
+    "watch_policy",
+    "Watcher",
+]
