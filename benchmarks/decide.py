@@ -25,16 +25,15 @@ import sys
 import tempfile
 import time
 from collections import Counter, OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from workload import HOME, Atom, RuleSpec, Workload, make_workload, write_files  # noqa: E402
+from workload import Atom, RuleSpec, Workload, make_workload, write_files  # noqa: E402
 
-from promptline.policy import Request, load_policy_set  # noqa: E402
-from promptline.policy import available_backends
+from promptline.policy import Request, available_backends, load_policy_set  # noqa: E402
 
 VERDICTS = ("allow", "deny", "ask")
 QUICK_REQUESTS = 1500   # --quick: 300 distinct requests, every engine decides all of them
@@ -463,7 +462,7 @@ def run(n_requests: int = 100_000, rounds: int = 3, celpy_sample: int = 2000, se
         engines[eng.name] = eng
         compile_ms[eng.name] = ms
     ref_name = "ours cel-expr-python" if "ours cel-expr-python" in engines else f"ours {backends[0]}"
-    ref = engines[ref_name]
+    _ = engines[ref_name]   # KeyError here if the reference engine is missing
 
     # -- decisions and agreement on every request; this pass is also timing round 1 -----------
     # (cel-python, the reference backend at ~1-10 ms a decision, runs the first
@@ -511,7 +510,7 @@ def run(n_requests: int = 100_000, rounds: int = 3, celpy_sample: int = 2000, se
 
     # -- timing: cache-miss stream (each distinct request once), rounds 2.. -----------------
     order = [n for n in engines if n != "ours cel-python"]
-    for k in range(1, rounds):
+    for _round in range(1, rounds):
         order = order[1:] + order[:1]   # rotate so no engine always runs first/last
         for name in order:
             miss[name].append(time_each(engines[name].decide, distinct)[0])
@@ -530,7 +529,7 @@ def run(n_requests: int = 100_000, rounds: int = 3, celpy_sample: int = 2000, se
         # stream requests among the first 500 distinct instead
         keys = hot_set if b != "cel-python" else {i for i in hot_set if i < 500}
         reqs = hot if b != "cel-python" else [distinct[i] for i in w.stream if i < 500]
-        for k in range(rounds if b != "cel-python" else 1):
+        for _round in range(rounds if b != "cel-python" else 1):
             eng.reload()
             for i in keys:
                 eng.decide_cached(distinct[i])

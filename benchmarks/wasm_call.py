@@ -14,10 +14,9 @@ from the in-memory cache. Reports p50/p99/mean per case. No pass/fail on timings
 from __future__ import annotations
 
 import argparse
-import re
 import gc
 import json
-import os
+import re
 import shutil
 import statistics
 import sys
@@ -30,11 +29,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from promptline.enforcer import Enforcer  # noqa: E402
-from promptline.sdk import PluginConfig  # noqa: E402
-from promptline.loaders import DiscoveredPlugin, read_manifest
-from promptline.loaders import LoadContext
-from promptline.loaders import WasmLoader
+from promptline.loaders import DiscoveredPlugin, LoadContext, WasmLoader, read_manifest  # noqa: E402
 from promptline.policy import load_policy_set  # noqa: E402
+from promptline.sdk import PluginConfig  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "wasm-wordcount"
 
@@ -115,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, fn in cases:
             print(row(name, timed(fn, calls if "108" not in name else max(50, calls // 10))))
         print()
-        print("loading (ms): cold compile + tools/list %.1f; new loader from disk cache %.1f; "
-              "same loader (memory cache) p50 %.2f" % (cold, disk, sorted(warm)[len(warm) // 2]))
+        print(f"loading (ms): cold compile + tools/list {cold:.1f}; new loader from disk cache {disk:.1f}; "
+              f"same loader (memory cache) p50 {sorted(warm)[len(warm) // 2]:.2f}")
     return 0
 
 

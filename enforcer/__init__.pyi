@@ -2,11 +2,18 @@ from ._enforcer import Enforcer, Guard, Snapshot, privileged
 from ._environ import GuardedEnviron
 from ._errors import PolicyViolation
 from ._events import EVENT_TABLE
+from ._files import write_atomic
 from ._grants import Grant, GrantError, GrantStore
 from ._hook import current_plugin
-from ._prompt import (Answer, CallbackPrompter, DenyPrompter, Prompter, TerminalPrompter,
-                      escape_for_terminal, resolve_ask)
-from ._files import write_atomic
+from ._prompt import (
+                      Answer,
+                      CallbackPrompter,
+                      DenyPrompter,
+                      Prompter,
+                      TerminalPrompter,
+                      escape_for_terminal,
+                      resolve_ask,
+)
 
 __all__ = [
     "EVENT_TABLE",

@@ -23,8 +23,7 @@ import threading
 import types
 from typing import Any
 
-from promptline.policy import DecidedBy, Decision, Verdict
-from promptline.policy import Request
+from promptline.policy import DecidedBy, Decision, Request, Verdict
 
 from . import _hook
 from ._attribution import ACTIVE, Owners, Privileged
@@ -65,7 +64,7 @@ class Snapshot:
 
     code_type = types.CodeType
 
-    def __init__(self, enforcer: "Enforcer", policy_set, dirs: tuple[tuple[str, str], ...],
+    def __init__(self, enforcer: Enforcer, policy_set, dirs: tuple[tuple[str, str], ...],
                  code_roots: tuple[str, ...]) -> None:
         self.enforcer = enforcer
         self.policy_set = policy_set
@@ -224,7 +223,7 @@ class Enforcer:
 
     # -- the hook -------------------------------------------------------------------------
 
-    def install(self) -> "Enforcer":
+    def install(self) -> Enforcer:
         """Make this enforcer the one the process-wide audit hook serves (idempotent)."""
         self._host_only("install")
         _hook.install_environ()
@@ -276,7 +275,7 @@ class Enforcer:
             request = dataclasses.replace(request, plugin=plugin_id)
         return self._ask(plugin_id, request, decision)
 
-    def guard(self, plugin_id: str) -> "Guard":
+    def guard(self, plugin_id: str) -> Guard:
         """Run code as ``plugin_id``: a context manager, and a decorator (sync or async)."""
         if not isinstance(plugin_id, str) or not plugin_id:
             raise ValueError("plugin id must be a non-empty string")
@@ -363,6 +362,7 @@ class Enforcer:
 def _protected_types():
     import concurrent.futures
     import weakref
+
     from ._environ import GuardedEnviron
     out = [Enforcer, Snapshot, Guard, GuardedEnviron, Owners, NetMemory, threading.Thread,
            concurrent.futures.ThreadPoolExecutor, weakref.finalize, Request, Decision]
@@ -379,7 +379,7 @@ class Guard:
         self.plugin = plugin
         self._tokens: list = []
 
-    def __enter__(self) -> "Guard":
+    def __enter__(self) -> Guard:
         current = _hook.current_plugin(1)
         if current is not None and current != self.plugin:
             raise PermissionError(f"plugin `{current}` may not run code as plugin `{self.plugin}`")

@@ -10,8 +10,7 @@ refusal is logged; iteration lists granted variables only. Writes go through unc
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Callable
+from collections.abc import Callable, MutableMapping
 
 
 class GuardedEnviron(MutableMapping):

@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-from promptline.policy import Decision
-from promptline.policy import PromptLineError
-from promptline.policy import Request
+from promptline.policy import Decision, PromptLineError, Request
 
 
 class PolicyViolation(PermissionError, PromptLineError):

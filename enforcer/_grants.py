@@ -27,16 +27,14 @@ import hashlib
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import filelock
 import yaml
 
-from promptline.policy import cel_string
-from promptline.policy import Effect, RuleRef
-from promptline.policy import PromptLineError
-from promptline.policy import ACTIONS, Request
+from promptline.policy import ACTIONS, Effect, PromptLineError, Request, RuleRef, cel_string
 
 from ._files import write_atomic
 
@@ -433,7 +431,7 @@ class GrantStore:
                                 .encode("utf-8", "surrogatepass")).hexdigest()[:8]
         slug = re.sub(r"[^a-z0-9]+", "-", f"{plugin_id[:48]}-{request.action}".lower()).strip("-")
         grant_id = f"grant-{slug}-{digest}"
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         provenance = f"granted {now} by prompt"
         if asked_by is not None:
             provenance += f" for rule {asked_by.id} ({asked_by.origin})"

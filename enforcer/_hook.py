@@ -273,7 +273,7 @@ def install_environ() -> None:
         return current_plugin(1)
 
     _real_environ.append(real)
-    os.environ = guarded_environ(real, check, who)
+    os.environ = guarded_environ(real, check, who)  # noqa: B003 - the guarded mapping replaces it on purpose
     if realb is not None:
         os.environb = guarded_environ(realb, check, who, is_bytes=True)
     try:

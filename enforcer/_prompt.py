@@ -22,11 +22,11 @@ import sys
 import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from promptline.policy import DecidedBy, Decision, Effect, Verdict
-from promptline.policy import Request
+from promptline.policy import DecidedBy, Decision, Effect, Request, Verdict
 
 if TYPE_CHECKING:
     from ._grants import GrantStore
@@ -305,7 +305,7 @@ class DenyPrompter:
 # --------------------------------------------------------------------------- resolve
 
 def resolve_ask(prompter: Prompter, plugin_id: str, request: Request, decision: Decision,
-                grants: "GrantStore | None" = None) -> Decision:
+                grants: GrantStore | None = None) -> Decision:
     """Turn an ASK decision into ALLOW or DENY; other decisions are returned unchanged.
 
     A remembered answer in ``grants`` decides first (``decided_by`` RULE, citing the grant).

@@ -1,18 +1,33 @@
 from ._approval import ApprovalStatus, ApprovalStore, ApprovalSubject
-from ._discovery import DiscoveredPlugin, DiscoveryReport, discover
+from ._discovery import (
+    DiscoveredPlugin,
+    DiscoveryReport,
+    current_version,
+    discover,
+    inspect_plugin,
+    manifest_from_tree,
+    read_manifest,
+)
 from ._errors import ApprovalRequired, ApprovalStoreError, LoaderError, SignatureError, ToolError
+from ._learn import learn, parse_calls
 from ._loader import LoadContext, LoadedPlugin, Loader
 from ._manager import LoadReport, PluginManager
-from ._reload import watch_policy
-from ._signing import generate_key, sign_plugin, verify_plugin
 from ._process._jsonrpc import INVALID_PARAMS, RpcError
 from ._process._server import MCPBackend, serve_mcp_loop, stream_io, tool_result_to_mcp
-from ._registry import DEFAULT_INDEX, INDEX_ENV, Index, InstallPlan, Registry, decide_approval, default_plugins_dir, publish, requires_ok
-from ._discovery import current_version, inspect_plugin, manifest_from_tree, read_manifest
+from ._registry import (
+    DEFAULT_INDEX,
+    INDEX_ENV,
+    Index,
+    InstallPlan,
+    Registry,
+    decide_approval,
+    default_plugins_dir,
+    publish,
+    requires_ok,
+)
 from ._registry._install import default_index
-from ._reload import DEBOUNCE_S, Watcher
-from ._signing import MANIFEST_FILE, key_id, parse_public_key
-from ._learn import learn, parse_calls
+from ._reload import DEBOUNCE_S, Watcher, watch_policy
+from ._signing import MANIFEST_FILE, generate_key, key_id, parse_public_key, sign_plugin, verify_plugin
 from ._wasm import WasmLoader
 
 __all__ = [

@@ -88,12 +88,12 @@ class ApprovalSubject:
 
     @classmethod
     def from_manifest(cls, manifest: Any, *, manifest_digest: str, code_digest: str,
-                      publisher_key_id: str | None = None) -> "ApprovalSubject":
+                      publisher_key_id: str | None = None) -> ApprovalSubject:
         return cls(manifest.id, manifest.version, manifest_digest, code_digest,
                    capability_lines(manifest.capabilities, manifest.sandbox), publisher_key_id)
 
     @classmethod
-    def from_verified(cls, manifest: Any, verified: Any) -> "ApprovalSubject":
+    def from_verified(cls, manifest: Any, verified: Any) -> ApprovalSubject:
         """From a Manifest and a loaders._signing.PluginTree/VerifiedPlugin snapshot."""
         return cls.from_manifest(manifest, manifest_digest=verified.manifest_digest,
                                  code_digest=verified.code_digest,
@@ -256,7 +256,7 @@ class ApprovalStore:
         """Record the user's approval of exactly this manifest, code and capability set."""
         approval = Approval(subject.plugin_id, subject.version, subject.manifest_digest,
                             subject.code_digest, frozenset(subject.capabilities), subject.publisher_key_id,
-                            _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+                            _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
         with self._locked():
             entries = self._read()
             entries[subject.plugin_id] = approval

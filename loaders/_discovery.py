@@ -35,9 +35,7 @@ from typing import Any, Literal
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from promptline.policy import Manifest, PolicyError
-from promptline.policy import parse_manifest
-from promptline.policy import Located, load_yaml, read_text
+from promptline.policy import Located, Manifest, PolicyError, load_yaml, parse_manifest, read_text
 
 from ._signing import MANIFEST_FILE
 

@@ -8,12 +8,14 @@ never a weaker one: a missing loader is an error, not a fallback.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from promptline.sdk import PluginConfig, PromptTemplate, ToolResult, ToolSpec
-from ._errors import ToolError
+
 from ._discovery import DiscoveredPlugin
+from ._errors import ToolError
 
 DEFAULT_CALL_TIMEOUT = 30.0   # seconds a tool call may take before it becomes an error result
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from promptline.policy import PolicyError, Request, Verdict, load_policy_set
-
 from promptline.sdk import PluginConfig, ToolError, ToolResult, ToolSpec
+
 from ._approval import ApprovalStore, ApprovalSubject
 from ._discovery import DiscoveredPlugin, DiscoveryProblem, discover, manifest_from_tree, org_publishers
 from ._errors import ApprovalRequired, ApprovalStoreError, LoaderError, SignatureError
@@ -103,7 +104,7 @@ class PluginManager:
 
     # -- context manager -------------------------------------------------------------
 
-    def __enter__(self) -> "PluginManager":
+    def __enter__(self) -> PluginManager:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -16,10 +16,24 @@ import importlib.util
 import os
 import sys
 import threading
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from promptline.sdk import (Plugin, PromptTemplate, ToolError, ToolPlugin, ToolResult, ToolSpec, bind_manifest,
-                   call_with_recovery, error_result, invoke_tool, maybe_await, tool_spec)
+from promptline.sdk import (
+    Plugin,
+    PromptTemplate,
+    ToolError,
+    ToolPlugin,
+    ToolResult,
+    ToolSpec,
+    bind_manifest,
+    call_with_recovery,
+    error_result,
+    invoke_tool,
+    maybe_await,
+    tool_spec,
+)
+
 from ._errors import LoaderError
 from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 

@@ -23,7 +23,7 @@ log = logging.getLogger("promptline.reload")
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: "Watcher", kind: str, files: frozenset[str] | None) -> None:
+    def __init__(self, watcher: Watcher, kind: str, files: frozenset[str] | None) -> None:
         self.watcher = watcher
         self.kind = kind
         self.files = files   # None: any file under the directory counts

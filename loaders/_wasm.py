@@ -65,9 +65,16 @@ from typing import Any
 import wasmtime
 
 from promptline.policy import Request
+from promptline.sdk import (
+    TOOL_NAME,
+    ToolResult,
+    ToolSpec,
+    coerce_result,
+    compiled_validator,
+    schema_key,
+    validate_arguments,
+)
 
-from promptline.sdk import (TOOL_NAME, ToolResult, ToolSpec, coerce_result, compiled_validator, schema_key,
-                            validate_arguments)
 from ._errors import LoaderError, ToolError
 from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 
@@ -131,13 +138,13 @@ class WasmLoader:
         self._lock = threading.Lock()
 
     @property
-    def runtime(self) -> "_Runtime":
+    def runtime(self) -> _Runtime:
         with self._lock:   # created on first use: no engine or thread at construction
             if self._runtime is None:
                 self._runtime = _Runtime(self.cache_dir)
             return self._runtime
 
-    def load(self, ctx: LoadContext) -> "WasmPlugin":
+    def load(self, ctx: LoadContext) -> WasmPlugin:
         plugin = ctx.plugin
         pid = plugin.id
         manifest = getattr(ctx.info, "manifest", None) or plugin.manifest
@@ -180,7 +187,7 @@ class WasmPlugin(LoadedPlugin):
 
     sandbox = "wasm"
 
-    def __init__(self, plugin_id: str, version: str, runtime: "_Runtime", compiled: "_Compiled", *,
+    def __init__(self, plugin_id: str, version: str, runtime: _Runtime, compiled: _Compiled, *,
                  name: str, preopens: Sequence[Preopen], env: Sequence[tuple[str, str]],
                  fuel: int, memory_bytes: int, max_output_bytes: int, notes: Sequence[str] = ()) -> None:
         self.id = plugin_id
@@ -266,7 +273,7 @@ class WasmPlugin(LoadedPlugin):
             specs[spec.name] = spec
         self._specs = specs
 
-    def _run(self, request: bytes, timeout: float) -> "_Run":
+    def _run(self, request: bytes, timeout: float) -> _Run:
         return self._runtime.run(self._compiled, request, timeout=timeout, fuel=self.fuel,
                                  memory_bytes=self.memory_bytes, max_output=self.max_output_bytes,
                                  preopens=self.preopens, env=self._env, argv=(self.module_name,))

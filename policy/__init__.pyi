@@ -1,17 +1,32 @@
-from ._capabilities import env_matches, glob, host_matches, in_cidr, within
+from ._capabilities import env_matches, expand_path, glob, host_matches, in_cidr, is_glob, user_home, within
+from ._cel import available_backends, cel_string
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError, PromptLineError
-from ._models import (API_VERSION, Capabilities, Entry, Manifest, PolicyFile, Rule, Settings,
-                      load_manifest, load_policy_file)
-from ._policyset import (EffectiveSettings, Explanation, PluginInfo, PolicySet, RuleTrace,
-                         expand_policy_paths, load_policy_set)
-from ._request import ACTIONS, Request
-from ._cel import available_backends, cel_string
-from ._models import parse_manifest
-from ._yaml import Located, load_yaml, read_text
-from ._capabilities import expand_path, is_glob, user_home
+from ._models import (
+                      API_VERSION,
+                      Capabilities,
+                      Entry,
+                      Manifest,
+                      PolicyFile,
+                      Rule,
+                      Settings,
+                      load_manifest,
+                      load_policy_file,
+                      parse_manifest,
+)
 from ._netspec import DEFAULT_PORTS, parse_net
+from ._policyset import (
+                      EffectiveSettings,
+                      Explanation,
+                      PluginInfo,
+                      PolicySet,
+                      RuleTrace,
+                      expand_policy_paths,
+                      load_policy_set,
+)
+from ._request import ACTIONS, Request
 from ._testing import run_test_file, uncovered_rules
+from ._yaml import Located, load_yaml, read_text
 
 __all__ = [
     "ACTIONS",

@@ -15,7 +15,8 @@ the cel-expr-python backend, so the differential test against cel-python checks 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._capabilities import HELPERS, matcher
 

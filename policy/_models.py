@@ -94,7 +94,7 @@ class Entry(_Strict):
     wasm: str | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Entry":
+    def _exactly_one(self) -> Entry:
         given = [k for k in ("python", "command", "wasm") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("entry needs exactly one of `python`, `command`, `wasm`")
@@ -163,7 +163,7 @@ class Settings(_Strict):
     locked: tuple[str, ...] = ()
 
     @model_validator(mode="after")
-    def _locked_known(self) -> "Settings":
+    def _locked_known(self) -> Settings:
         for name in self.locked:
             if name not in SETTING_NAMES:
                 raise ValueError(f"cannot lock unknown setting `{name}`")

@@ -63,7 +63,7 @@ class Request:
                                 self.scheme, self.url, self.name, self.argv, self.tool, self.args))
 
     @classmethod
-    def tool_call(cls, plugin: str, tool: str, args: Any = None) -> "Request":
+    def tool_call(cls, plugin: str, tool: str, args: Any = None) -> Request:
         return cls("tool.call", plugin, tool=tool,
                    args=json.dumps(args if args is not None else {}, sort_keys=True, default=str))
 

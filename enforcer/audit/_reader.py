@@ -27,8 +27,8 @@ import fnmatch
 import json
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 from ._records import GENESIS, AuditError, check_record, line_hash, rotated_files
 
@@ -292,7 +292,7 @@ def parse_when(text: str, now: _dt.datetime | None = None) -> str:
     """A time bound as the records write it: ``30m``/``2h``/``7d`` ago, or ISO 8601
     (naive times are UTC)."""
     text = text.strip()
-    now = now or _dt.datetime.now(_dt.timezone.utc)
+    now = now or _dt.datetime.now(_dt.UTC)
     m = _RELATIVE.match(text)
     if m:
         t = now - _dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
@@ -303,8 +303,8 @@ def parse_when(text: str, now: _dt.datetime | None = None) -> str:
             raise ValueError(f"cannot read time `{text}`: use ISO 8601 "
                              f"(2025-01-31T12:00) or an age like 30m, 2h, 7d") from None
         if t.tzinfo is None:
-            t = t.replace(tzinfo=_dt.timezone.utc)
-    return t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            t = t.replace(tzinfo=_dt.UTC)
+    return t.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def select(records: Iterable[dict], *, plugin: str | None = None, action: str | None = None,

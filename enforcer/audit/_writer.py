@@ -39,9 +39,20 @@ except ImportError:  # Windows
 import filelock
 import platformdirs
 
-from ._records import (GENESIS, LIFECYCLE_EVENTS, SCHEMA_VERSION, AuditError, canonical,
-                       check_record, host_name, line_hash, plain, rotated_files,
-                       rotated_name, utc_now)
+from ._records import (
+    GENESIS,
+    LIFECYCLE_EVENTS,
+    SCHEMA_VERSION,
+    AuditError,
+    canonical,
+    check_record,
+    host_name,
+    line_hash,
+    plain,
+    rotated_files,
+    rotated_name,
+    utc_now,
+)
 from ._redact import Redactor
 
 LOG_ENV = "PROMPTLINE_AUDIT_LOG"

@@ -9,6 +9,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from calculator_plugin import CalculationError, CalculatorPlugin, evaluate  # noqa: E402
+
 from promptline import PluginConfig  # noqa: E402
 from promptline.sdk import invoke_tool_sync  # noqa: E402
 

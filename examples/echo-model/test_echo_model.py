@@ -7,6 +7,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from echo_model_plugin import EchoModelPlugin  # noqa: E402
+
 from promptline import LanguageModel, PluginConfig  # noqa: E402
 
 

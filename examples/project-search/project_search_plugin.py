@@ -59,7 +59,7 @@ class SearchTool(Tool):
                                           "description": "e.g. *.py or src/*.md"}},
                   "required": ["query"], "additionalProperties": False}
 
-    def __init__(self, plugin: "ProjectSearchPlugin") -> None:
+    def __init__(self, plugin: ProjectSearchPlugin) -> None:
         self.plugin = plugin
 
     def execute(self, args):
@@ -73,7 +73,7 @@ class ReadTool(Tool):
     parameters = {"type": "object", "properties": {"path": {"type": "string", "minLength": 1}},
                   "required": ["path"], "additionalProperties": False}
 
-    def __init__(self, plugin: "ProjectSearchPlugin") -> None:
+    def __init__(self, plugin: ProjectSearchPlugin) -> None:
         self.plugin = plugin
 
     def execute(self, args):

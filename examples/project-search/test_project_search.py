@@ -7,6 +7,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from project_search_plugin import ProjectSearchPlugin, search_files  # noqa: E402
+
 from promptline import PluginConfig  # noqa: E402
 
 

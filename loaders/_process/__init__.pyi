@@ -3,5 +3,6 @@ from ._jsonrpc import ClosedError, ProtocolError, RpcError
 from ._landlock import landlock_abi
 from ._launch import SandboxSpec, sandbox_spec, scrub_env
 from ._loader import ProcessLoader, ProcessPlugin
+
 __all__ = ["CallTimeout", "ClosedError", "MCPClient", "ProcessLoader", "ProcessPlugin", "ProtocolError",
            "RpcError", "SandboxSpec", "landlock_abi", "sandbox_spec", "scrub_env"]

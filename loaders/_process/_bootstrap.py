@@ -76,7 +76,7 @@ class Inbox:
         import queue
         import threading
         self._reader = reader
-        self._lines: "queue.SimpleQueue" = queue.SimpleQueue()   # bytes, or the exception that ended input
+        self._lines: queue.SimpleQueue = queue.SimpleQueue()   # bytes, or the exception that ended input
         self._waiting: dict[str, list] = {}                      # ask id -> [Event, Response | None]
         self._lock = threading.Lock()
         self._ended = False
@@ -226,10 +226,22 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
 
     import jsonschema  # noqa: F401 - argument validation needs it; imported here, as the host
 
-    from promptline.sdk import (ContextPlugin, ModelPlugin, PluginConfig, PromptPlugin, ToolError, ToolPlugin,
-                                ToolResult, bind_manifest, coerce_result, error_result, invoke_tool, tool_spec,
-                                validate_arguments)
     from promptline.policy import load_manifest, load_policy_set
+    from promptline.sdk import (
+        ContextPlugin,
+        ModelPlugin,
+        PluginConfig,
+        PromptPlugin,
+        ToolError,
+        ToolPlugin,
+        ToolResult,
+        bind_manifest,
+        coerce_result,
+        error_result,
+        invoke_tool,
+        tool_spec,
+        validate_arguments,
+    )
 
     from . import _jsonrpc as rpc
     from ._server import MCPBackend, serve_mcp_loop, tool_result_to_mcp
@@ -263,7 +275,7 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
     with guard():
         import importlib
         module = importlib.import_module(module_name)
-        cls = getattr(module, class_name) if class_name else getattr(module, "Plugin")
+        cls = getattr(module, class_name) if class_name else module.Plugin
         plugin = bind_manifest(cls(), manifest)
         data_dir = spec.get("data_dir")
         config = PluginConfig(plugin_id, spec.get("settings") or {}, data_dir and __import__("pathlib").Path(data_dir))

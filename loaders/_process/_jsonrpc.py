@@ -15,7 +15,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024   # one JSON-RPC line; a longer line is a protocol error
 READ_CHUNK = 256 * 1024                # bytes asked of os.read at a time
@@ -58,7 +58,7 @@ class RpcError(Exception):
 class Request:
     method: str
     params: Any
-    id: Union[int, str]
+    id: int | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +69,12 @@ class Notification:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    id: Union[int, str, None]
+    id: int | str | None
     result: Any = None
     error: RpcError | None = None
 
 
-Message = Union[Request, Notification, Response]
+Message = Request | Notification | Response
 
 
 def _short(data: bytes | str, limit: int = 60) -> str:

@@ -13,11 +13,11 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from promptline.policy import env_matches, expand_path, is_glob
-from promptline.policy import parse_net
+from promptline.policy import env_matches, expand_path, is_glob, parse_net
 
 from . import _landlock as ll
 

@@ -28,11 +28,12 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from promptline.policy import user_home
-
 from promptline.sdk import TOOL_NAME, PromptTemplate, ToolResult, ToolSpec
+
 from .._errors import LoaderError, ToolError
 from .._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 from . import _jsonrpc as rpc
@@ -108,7 +109,7 @@ class ProcessLoader:
         self.rlimits = dict(rlimits or {})
         self.stderr_dir = stderr_dir
 
-    def load(self, ctx: LoadContext) -> "ProcessPlugin":
+    def load(self, ctx: LoadContext) -> ProcessPlugin:
         plugin = ctx.plugin
         manifest = plugin.manifest
         if plugin.kind not in ("python", "command"):
@@ -596,7 +597,7 @@ class ProcessPlugin(LoadedPlugin):
             args = [a for a in args if isinstance(a, str)]
             try:
                 got = self._call("prompts/get", {"name": item["name"],
-                                                 "arguments": {a: "{{ %s }}" % a for a in args}}, LIST_TIMEOUT)
+                                                 "arguments": {a: "{{ " + a + " }}" for a in args}}, LIST_TIMEOUT)
                 msgs = got.get("messages") or []
                 text = "\n".join(m["content"]["text"] for m in msgs
                                  if isinstance(m, dict) and isinstance(m.get("content"), dict)
@@ -751,8 +752,7 @@ class ProcessPlugin(LoadedPlugin):
 def _ask_arguments(plugin_id: str, params: Any):
     """A child's ``promptline/ask`` params as (Request, ASK Decision); raises ValueError,
     TypeError or KeyError on anything malformed."""
-    from promptline.policy import DecidedBy, Decision, Effect, RuleRef, Verdict
-    from promptline.policy import Request
+    from promptline.policy import DecidedBy, Decision, Effect, Request, RuleRef, Verdict
     if type(params) is not dict or type(params.get("request")) is not dict \
             or type(params.get("decision")) is not dict:
         raise ValueError("`request` and `decision` must be objects")

@@ -9,7 +9,8 @@ goes on — the client is trusted less than the server, never the other way roun
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import _jsonrpc as rpc
 

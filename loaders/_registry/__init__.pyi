@@ -1,12 +1,21 @@
-from ._archive import (MAX_ARCHIVE_BYTES, MAX_MEMBER_BYTES, MAX_MEMBERS, MAX_TOTAL_BYTES, build_archive,
-                       extract_archive)
+from ._archive import MAX_ARCHIVE_BYTES, MAX_MEMBER_BYTES, MAX_MEMBERS, MAX_TOTAL_BYTES, build_archive, extract_archive
 from ._errors import RegistryError
 from ._index import DEFAULT_INDEX, INDEX_ENV, INDEX_FILE, INDEX_FORMAT, Index, IndexEntry
-from ._install import (STATE_FILE, CapabilityCheck, InstallPlan, Installed, Registry, capability_checks,
-                       decide_approval, default_index, default_plugins_dir)
+from ._install import (
+                       STATE_FILE,
+                       CapabilityCheck,
+                       Installed,
+                       InstallPlan,
+                       Registry,
+                       capability_checks,
+                       decide_approval,
+                       default_index,
+                       default_plugins_dir,
+)
 from ._publish import publish
 from ._sources import Source, fetch_git, parse_source
 from ._versions import SemVer, requires_ok
+
 __all__ = [
     "CapabilityCheck", "DEFAULT_INDEX", "INDEX_ENV", "INDEX_FILE", "INDEX_FORMAT", "Index", "IndexEntry",
     "InstallPlan", "Installed", "MAX_ARCHIVE_BYTES", "MAX_MEMBERS", "MAX_MEMBER_BYTES", "MAX_TOTAL_BYTES",

@@ -39,7 +39,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 
 from .._errors import SignatureError
-from .._signing import key_id as _key_id, parse_public_key
+from .._signing import key_id as _key_id
+from .._signing import parse_public_key
 from ._archive import MAX_ARCHIVE_BYTES
 from ._errors import RegistryError
 from ._versions import SemVer, is_semver, requires_ok, spec_admits, version_spec
@@ -133,7 +134,7 @@ class Index:
     plugins: dict[str, dict[str, IndexEntry]] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, location: str | os.PathLike) -> "Index":
+    def open(cls, location: str | os.PathLike) -> Index:
         """Read ``index.json`` from an http(s)/file URL or a directory (or the file itself)."""
         base = index_base(location)
         data = _read(_join(base, INDEX_FILE), MAX_INDEX_BYTES, what="index")

@@ -49,17 +49,22 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from promptline.enforcer import write_atomic
-from promptline.policy import Manifest, PolicyError, Request, load_policy_set
-from promptline.policy import DEFAULT_PORTS, parse_net
+from promptline.policy import DEFAULT_PORTS, Manifest, PolicyError, Request, load_policy_set, parse_net
 
-from .._approval import ApprovalStatus, ApprovalStore, ApprovalSubject, CapabilityDiff, capability_diff, \
-    capability_lines
+from .._approval import (
+    ApprovalStatus,
+    ApprovalStore,
+    ApprovalSubject,
+    CapabilityDiff,
+    capability_diff,
+    capability_lines,
+)
 from .._discovery import current_version, manifest_from_tree, plugin_search_path, read_manifest
 from .._errors import SignatureError
 from .._signing import MANIFEST_FILE, SIGNATURE_FILE, VerifiedPlugin, materialize, verify_plugin
 from ._archive import extract_archive
 from ._errors import RegistryError
-from ._index import INDEX_ENV, DEFAULT_INDEX, Index, IndexEntry
+from ._index import DEFAULT_INDEX, INDEX_ENV, Index, IndexEntry
 from ._sources import Source, fetch_git, parse_source
 from ._versions import SemVer, requires_ok
 
@@ -117,7 +122,7 @@ class InstallPlan:
     """A verified plugin waiting in staging for approval. ``commit`` installs it,
     ``discard`` (or leaving the ``with`` block) deletes the staging directory."""
 
-    registry: "Registry"
+    registry: Registry
     source: Source
     manifest: Manifest
     verified: VerifiedPlugin
@@ -161,7 +166,7 @@ class InstallPlan:
         return (f"`--yes` cannot approve code no trusted key signed ({self.verified.note or 'unsigned'}) from "
                 f"{self.source.describe()}: the policy asks a person to review what it may do")
 
-    def __enter__(self) -> "InstallPlan":
+    def __enter__(self) -> InstallPlan:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -424,7 +429,7 @@ class Registry:
         executable = ()
         if plan.manifest.entry.command and plan.manifest.entry.command[0] in plan.verified.files:
             executable = (plan.manifest.entry.command[0],)
-        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         record = Installed(pid, plan.version, target, plan.source, plan.verified.digest, plan.verified.key_id, now)
         approve = plan.approval_needed
         with self._locked():

@@ -28,11 +28,20 @@ from filelock import FileLock, Timeout
 from promptline.enforcer import write_atomic
 from promptline.policy import PolicyError
 
+from .._approval import capability_lines
 from .._discovery import manifest_from_tree
 from .._errors import SignatureError
-from .._signing import (SIGNATURE_FILE, PluginTree, format_public_key, load_private_key, materialize, read_tree,
-                        sign_plugin, tree_digest, verify_plugin)
-from .._approval import capability_lines
+from .._signing import (
+    SIGNATURE_FILE,
+    PluginTree,
+    format_public_key,
+    load_private_key,
+    materialize,
+    read_tree,
+    sign_plugin,
+    tree_digest,
+    verify_plugin,
+)
 from ._archive import MAX_ARCHIVE_BYTES, build_archive
 from ._errors import RegistryError
 from ._index import INDEX_FILE, INDEX_FORMAT, IndexEntry, _read, index_base, parse_index
@@ -67,7 +76,7 @@ def publish(plugin_dir: str | os.PathLike, index_dir: str | os.PathLike, *,
         capabilities=tuple(sorted(capability_lines(manifest.capabilities, manifest.sandbox))),
         name=manifest.name, description=manifest.description,
         key=snapshot.public_key, key_id=snapshot.key_id,
-        published_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        published_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     if private is not None:
         if format_public_key(private.public_key()) != snapshot.public_key:  # pragma: no cover - same key
             raise RegistryError("the key changed while publishing", reason="signature", plugin=manifest.id)

@@ -72,7 +72,7 @@ class Source:
                                   ("plugin_id", self.plugin_id)) if v is not None}
 
     @classmethod
-    def from_json(cls, data: Any) -> "Source":
+    def from_json(cls, data: Any) -> Source:
         if not isinstance(data, dict) or data.get("kind") not in ("path", "archive", "git", "index") or \
                 not isinstance(data.get("location"), str):
             raise RegistryError("the record of where a plugin came from is malformed", reason="bad-source",

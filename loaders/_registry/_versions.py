@@ -39,7 +39,7 @@ class SemVer:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SemVer) and self._key() == other._key()
 
-    def __lt__(self, other: "SemVer") -> bool:
+    def __lt__(self, other: SemVer) -> bool:
         return self._key() < other._key()
 
     def __hash__(self) -> int:

@@ -14,8 +14,8 @@ from cel_expr_python import cel
 
 from .._capabilities import HELPERS
 from .._errors import CelCompileError, CelEvalError
-from ._limits import MAX_EXPRESSION_CHARS
 from ._inline import inline_helpers
+from ._limits import MAX_EXPRESSION_CHARS
 from ._static import check
 
 _T = cel.Type

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 try:  # Python 3.11+: the regex parser moved to re._parser
-    from re import _constants as _sre_c, _parser as _sre_parse  # type: ignore[attr-defined]
+    from re import _constants as _sre_c  # type: ignore[attr-defined]
+    from re import _parser as _sre_parse
 except ImportError:  # pragma: no cover
     import sre_constants as _sre_c  # type: ignore[no-redef]
     import sre_parse as _sre_parse  # type: ignore[no-redef]
@@ -23,9 +24,14 @@ from .._capabilities import HELPERS
 from .._errors import CelCompileError
 from .._request import PLUGIN_FIELDS, REQUEST_FIELDS
 from ._celpy import decode_string, parse  # the shared parser is celpy's grammar
-
-from ._limits import (MAX_AST_NODES, MAX_COMPREHENSION_DEPTH, MAX_EXPRESSION_CHARS,
-                      MAX_PARSE_DEPTH, MAX_REGEX_CHARS, MAX_STRING_LITERAL_CHARS)
+from ._limits import (
+    MAX_AST_NODES,
+    MAX_COMPREHENSION_DEPTH,
+    MAX_EXPRESSION_CHARS,
+    MAX_PARSE_DEPTH,
+    MAX_REGEX_CHARS,
+    MAX_STRING_LITERAL_CHARS,
+)
 
 REQUEST_FIELD_SET = frozenset(REQUEST_FIELDS)
 PLUGIN_FIELD_SET = frozenset(PLUGIN_FIELDS)

@@ -66,7 +66,7 @@ def _terminal_approval(status) -> bool:
 
 
 def report_load(report) -> None:
-    for pid, why in report.refused:
+    for _pid, why in report.refused:
         click.echo(f"not loaded: {why}", err=True)
     for problem in report.problems:
         click.echo(f"problem: {problem}", err=True)

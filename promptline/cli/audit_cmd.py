@@ -16,8 +16,16 @@ import time
 
 import click
 
-from promptline.enforcer.audit import (AuditError, canonical, default_log_path, parse_when,
-                            read_records, select, stats, verify)
+from promptline.enforcer.audit import (
+    AuditError,
+    canonical,
+    default_log_path,
+    parse_when,
+    read_records,
+    select,
+    stats,
+    verify,
+)
 
 EXIT_BROKEN = 1
 EXIT_UNREADABLE = 2

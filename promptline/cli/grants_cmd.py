@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from ._common import console
+from promptline.enforcer import GrantError, GrantStore, escape_for_terminal
 
-from promptline.enforcer import GrantError, GrantStore
-from promptline.enforcer import escape_for_terminal
+from ._common import console
 
 
 def _grants_option(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import click
 
-from promptline.loaders import SignatureError
-from promptline.loaders import generate_key, key_id, parse_public_key
+from promptline.loaders import SignatureError, generate_key, key_id, parse_public_key
 
 from ._common import console, fail
 

@@ -26,8 +26,7 @@ def learn_cmd(directory, calls, policies) -> None:
     learn only plugins you trust (your own). Refusals by explicit deny rules (e.g. ~/.ssh)
     are not lifted; they are listed so you can see what the policy will never grant.
     """
-    from promptline.loaders import LoaderError
-    from promptline.loaders import learn, parse_calls
+    from promptline.loaders import LoaderError, learn, parse_calls
     from promptline.policy import PolicyError
     try:
         learned = learn(directory, parse_calls(calls), policy_files=list(policies) or _default_policies())

@@ -11,10 +11,20 @@ from typing import Any
 
 import click
 
-from promptline.loaders import ApprovalStore
-from promptline.loaders import DiscoveredPlugin, DiscoveryReport, discover, inspect_plugin, manifest_from_tree, read_manifest
-from promptline.loaders import ApprovalStoreError, SignatureError
-from promptline.loaders import MANIFEST_FILE, sign_plugin, verify_plugin
+from promptline.loaders import (
+    MANIFEST_FILE,
+    ApprovalStore,
+    ApprovalStoreError,
+    DiscoveredPlugin,
+    DiscoveryReport,
+    SignatureError,
+    discover,
+    inspect_plugin,
+    manifest_from_tree,
+    read_manifest,
+    sign_plugin,
+    verify_plugin,
+)
 from promptline.policy import PolicyError, load_policy_set
 
 from ._common import console, fail

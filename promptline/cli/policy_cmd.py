@@ -7,9 +7,7 @@ import os
 
 import click
 
-from promptline.policy import PolicyError, Request, load_policy_set
-from promptline.policy import available_backends
-from promptline.policy import run_test_file, uncovered_rules
+from promptline.policy import PolicyError, Request, available_backends, load_policy_set, run_test_file, uncovered_rules
 
 from ._common import EXIT_FAILED, console, fail
 
@@ -103,8 +101,8 @@ def explain_cmd(plugin, action, path, host, port, scheme, url, name, argv, tool,
                                           "considered": t.considered, "matched": t.matched, "why": t.why}
                                          for t in ex.traces if t.considered or show_all]}, indent=2))
         return
-    from rich.table import Table
     from rich.markup import escape
+    from rich.table import Table
     con = console(140)
     colour = {"allow": "green", "deny": "red", "ask": "yellow"}[d.verdict.value]
     con.print(f"[bold {colour}]{d.verdict.value.upper()}[/] {escape(request.action)} "

@@ -13,8 +13,17 @@ from typing import Any
 
 import click
 
-from promptline.loaders import LoaderError
-from promptline.loaders import DEFAULT_INDEX, INDEX_ENV, Index, InstallPlan, Registry, decide_approval, default_plugins_dir, publish
+from promptline.loaders import (
+    DEFAULT_INDEX,
+    INDEX_ENV,
+    Index,
+    InstallPlan,
+    LoaderError,
+    Registry,
+    decide_approval,
+    default_plugins_dir,
+    publish,
+)
 from promptline.policy import PolicyError
 
 from ._common import console, fail
@@ -247,9 +256,7 @@ def publish_cmd(directory: str, index_dir: str, key: str | None, unsigned: bool)
 @_errors
 def search_cmd(query: str, index: str | None, as_json: bool) -> None:
     """List the index's plugins whose id, name or description holds QUERY (all without one)."""
-    from promptline.loaders import current_version
-    from promptline.loaders import requires_ok
-    from promptline.loaders import default_index
+    from promptline.loaders import current_version, default_index, requires_ok
 
     idx = Index.open(index or default_index())
     found = idx.search(query)

@@ -79,12 +79,12 @@ class ToolResult:
             object.__setattr__(self, "error", ToolError(self.content or "tool failed"))
 
     @classmethod
-    def success(cls, content: str = "", data: Any = None) -> "ToolResult":
+    def success(cls, content: str = "", data: Any = None) -> ToolResult:
         return cls(ok=True, content=content, data=data)
 
     @classmethod
     def failure(cls, error: ToolError | str, *, tool: str | None = None,
-                kind: str = "failed") -> "ToolResult":
+                kind: str = "failed") -> ToolResult:
         if isinstance(error, str):
             error = ToolError(error, tool=tool, kind=kind)
         return cls(ok=False, content=error.message, error=error)
@@ -98,7 +98,7 @@ class ToolResult:
         return out
 
     @classmethod
-    def from_dict(cls, value: Any, *, tool: str | None = None) -> "ToolResult":
+    def from_dict(cls, value: Any, *, tool: str | None = None) -> ToolResult:
         """Parse :meth:`to_dict` output (e.g. from a sandboxed plugin); anything malformed
         becomes an error result rather than an exception."""
         return coerce_result(value, tool=tool)
@@ -116,8 +116,8 @@ class RecoveryAction:
     kind: Literal["propagate", "retry", "fallback"]
     result: ToolResult | None = None
 
-    PROPAGATE: ClassVar["RecoveryAction"]
-    RETRY: ClassVar["RecoveryAction"]
+    PROPAGATE: ClassVar[RecoveryAction]
+    RETRY: ClassVar[RecoveryAction]
 
     def __post_init__(self) -> None:
         if self.kind not in ("propagate", "retry", "fallback"):
@@ -126,7 +126,7 @@ class RecoveryAction:
             raise ValueError("a fallback recovery action carries exactly one ToolResult")
 
     @classmethod
-    def fallback(cls, result: ToolResult) -> "RecoveryAction":
+    def fallback(cls, result: ToolResult) -> RecoveryAction:
         return cls("fallback", result)
 
 
@@ -229,7 +229,7 @@ class Plugin(ABC):
         """Called once after loading, before any other hook."""
         self.config = config
 
-    def shutdown(self) -> None | Awaitable[None]:
+    def shutdown(self) -> None | Awaitable[None]:  # noqa: B027 - optional hook, not abstract
         """Called once before unloading; release what ``initialize`` acquired."""
 
 
@@ -462,7 +462,7 @@ async def invoke_tool(tool: Tool, args: Any, *, timeout: float | None = None,
 
     try:
         value = await (asyncio.wait_for(run(), timeout) if timeout is not None else run())
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return ToolResult.failure(ToolError(f"did not answer within {timeout:g} s", tool=name,
                                             kind="timeout", retryable=True))
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - plugin failures become results

@@ -64,7 +64,7 @@ class ToolError(PromptLineError):
         return out
 
     @classmethod
-    def from_dict(cls, data: Any, *, tool: str | None = None) -> "ToolError":
+    def from_dict(cls, data: Any, *, tool: str | None = None) -> ToolError:
         if not isinstance(data, dict) or not isinstance(data.get("message"), str):
             return cls(f"malformed error value `{_short(data)}`", tool=tool, kind="malformed-result")
         kind = data.get("kind") if isinstance(data.get("kind"), str) else "failed"

@@ -9,11 +9,11 @@ import threading
 import time
 
 import pytest
+from audit_helpers import PY, REPO, decision
 from click.testing import CliRunner
 
-from audit_helpers import PY, REPO, decision
-from promptline.enforcer.audit import AuditLog
 from promptline.cli.audit_cmd import audit_group
+from promptline.enforcer.audit import AuditLog
 
 
 @pytest.fixture

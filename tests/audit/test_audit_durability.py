@@ -11,8 +11,8 @@ import threading
 import time
 
 import pytest
-
 from audit_helpers import PY, REPO, decision, lines, records, run_py
+
 from promptline.enforcer.audit import AuditLog, AuditSettings, verify
 from promptline.enforcer.audit._records import rotated_files
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from audit_helpers import decision, records
+
 from promptline.enforcer.audit import AuditLog, AuditSettings
 
 SECRETS = {

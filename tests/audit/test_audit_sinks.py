@@ -8,6 +8,7 @@ import re
 import socket
 
 from audit_helpers import decision
+
 from promptline.enforcer.audit import AuditLog, StdoutSink, SyslogSink, line_hash, verify
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from audit_helpers import decision, lines, set_lines, write_log
 from click.testing import CliRunner
 
-from audit_helpers import decision, lines, set_lines, write_log
-from promptline.enforcer.audit import AuditError, AuditLog, canonical, line_hash, verify
 from promptline.cli.audit_cmd import audit_group
+from promptline.enforcer.audit import AuditError, AuditLog, canonical, line_hash, verify
 
 
 def _edit(raw: bytes, **changes) -> bytes:

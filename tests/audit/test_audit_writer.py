@@ -6,13 +6,21 @@ import json
 import os
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from audit_helpers import decision, lines, records, run_py
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import promptline.enforcer.audit as audit
-from promptline.enforcer.audit import (GENESIS, AuditError, AuditLog, AuditSettings, canonical,
-                            line_hash, verify, writing)
-
-from audit_helpers import decision, lines, records, run_py
+from promptline.enforcer.audit import (
+    GENESIS,
+    AuditError,
+    AuditLog,
+    AuditSettings,
+    canonical,
+    line_hash,
+    verify,
+    writing,
+)
 
 
 def test_all_matches_public_names():

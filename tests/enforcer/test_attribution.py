@@ -13,8 +13,6 @@ import pytest
 
 from promptline.enforcer import PolicyViolation, privileged
 
-
-
 SRC = """
 import threading, concurrent.futures, asyncio, os, weakref
 
@@ -195,7 +193,7 @@ def attempt():
 
 
 def test_plugin_may_not_enter_privileged(plugins, load_module):
-    enf = plugins.make({})
+    plugins.make({})
     m = load_module(plugins.plugin_dir("p1"), """
 from promptline import enforcer
 def escape():
@@ -234,7 +232,7 @@ def read(path):
     with open(path) as fh:
         return fh.read()
 """
-    enf = plugins.make({})
+    plugins.make({})
     host_dir = tmp_path / "host"
     host_dir.mkdir()
     m = load_module(plugins.plugin_dir("p1"), src)

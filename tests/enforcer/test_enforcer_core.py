@@ -4,15 +4,13 @@ install, audit mode, ask without/with a prompter, the audit log."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sys
 
 import pytest
 
 from promptline import enforcer
-from promptline.enforcer import Enforcer, PolicyViolation
-from promptline.enforcer import _hook
-from promptline.policy import DecidedBy, Decision, Request, Verdict
+from promptline.enforcer import Enforcer, PolicyViolation, _hook
+from promptline.policy import Request, Verdict
 
 
 def test_all_matches_public_names():
@@ -134,7 +132,7 @@ def test_denies_are_logged_before_the_call_fails(plugins, fake_log):
 
 
 def test_real_audit_log_records_a_deny(plugins, tmp_path):
-    from promptline.enforcer.audit import AuditLog, read_log
+    from promptline.enforcer.audit import AuditLog
     log = AuditLog(str(tmp_path / "audit.jsonl"))
     enf = plugins.make({}, audit_log=log)
     with enf.guard("p1"), pytest.raises(PolicyViolation):

@@ -10,10 +10,10 @@ import threading
 import pytest
 from click.testing import CliRunner
 
+from promptline.cli.grants_cmd import grants_group
 from promptline.enforcer._grants import GrantError, GrantStore, default_grants_path
 from promptline.policy._decision import Effect, RuleRef
 from promptline.policy._request import Request
-from promptline.cli.grants_cmd import grants_group
 
 HOSTILE = '") || true || ("\u202e\n\\'  # no NUL: cel-expr-python refuses those (fail closed)
 

@@ -12,8 +12,15 @@ import tty
 import pytest
 
 from promptline.enforcer._grants import GrantStore
-from promptline.enforcer._prompt import (Answer, CallbackPrompter, DenyPrompter, Prompter,
-                              TerminalPrompter, escape_for_terminal, resolve_ask)
+from promptline.enforcer._prompt import (
+    Answer,
+    CallbackPrompter,
+    DenyPrompter,
+    Prompter,
+    TerminalPrompter,
+    escape_for_terminal,
+    resolve_ask,
+)
 from promptline.policy._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from promptline.policy._request import Request
 

@@ -23,8 +23,6 @@ import weakref
 
 import pytest
 
-from promptline.enforcer import PolicyViolation
-
 UNSTOPPABLE = "in-process hooks cannot stop this; see process sandbox"
 
 

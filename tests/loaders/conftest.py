@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from loader_helpers import make_plugin
+
 from promptline.loaders._signing import generate_key
 
 

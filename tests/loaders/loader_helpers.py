@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-
 MANIFEST = """\
 id: {id}
 name: {name}

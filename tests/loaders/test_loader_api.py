@@ -7,11 +7,27 @@ import asyncio
 import pytest
 
 from promptline.sdk import (
-    ContextPlugin, LanguageModel, ModelPlugin, PluginConfig, PromptPlugin, PromptTemplate,
-    RecoveryAction, Tool, ToolPlugin, ToolResult, bind_manifest, call_with_recovery, coerce_result,
-    invoke_tool, invoke_tool_sync, plugin_types, tool_spec, validate_arguments,
+    ContextPlugin,
+    LanguageModel,
+    LoaderError,
+    ModelPlugin,
+    PluginConfig,
+    PromptPlugin,
+    PromptTemplate,
+    RecoveryAction,
+    Tool,
+    ToolError,
+    ToolPlugin,
+    ToolResult,
+    bind_manifest,
+    call_with_recovery,
+    coerce_result,
+    invoke_tool,
+    invoke_tool_sync,
+    plugin_types,
+    tool_spec,
+    validate_arguments,
 )
-from promptline.sdk import LoaderError, ToolError
 
 
 class Calc(Tool):

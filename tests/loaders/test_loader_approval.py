@@ -7,15 +7,18 @@ import stat
 import threading
 
 import pytest
+from loader_helpers import make_plugin
 
 from promptline.loaders._approval import (
-    ApprovalStore, ApprovalSubject, capability_diff, capability_lines, default_approvals_path,
+    ApprovalStore,
+    ApprovalSubject,
+    capability_diff,
+    capability_lines,
+    default_approvals_path,
 )
 from promptline.loaders._errors import ApprovalRequired, ApprovalStoreError
 from promptline.loaders._signing import key_id, parse_public_key, sign_plugin, verify_plugin
 from promptline.policy import load_manifest
-
-from loader_helpers import make_plugin
 
 BASE = frozenset({"network: https://api.example.com", "filesystem.read: ~/.config/demo/", "sandbox: process"})
 

@@ -10,8 +10,8 @@ import textwrap
 
 import pytest
 from click.testing import CliRunner
-
 from loader_helpers import make_plugin
+
 from promptline.cli import main
 from promptline.cli.plugin_cmd import render_scaffold
 

@@ -6,10 +6,15 @@ import os
 import textwrap
 
 import pytest
-
 from loader_helpers import make_plugin
+
 from promptline.loaders._discovery import (
-    CONFIG_ENV, PLUGIN_PATH_ENV, default_config_path, discover, manifest_from_tree, plugin_search_path,
+    CONFIG_ENV,
+    PLUGIN_PATH_ENV,
+    default_config_path,
+    discover,
+    manifest_from_tree,
+    plugin_search_path,
 )
 from promptline.loaders._signing import read_tree
 

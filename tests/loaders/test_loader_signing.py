@@ -11,7 +11,13 @@ import pytest
 
 from promptline.loaders._errors import SignatureError
 from promptline.loaders._signing import (
-    IGNORED_DIRS, generate_key, key_id, load_private_key, parse_public_key, read_tree, sign_plugin,
+    IGNORED_DIRS,
+    generate_key,
+    key_id,
+    load_private_key,
+    parse_public_key,
+    read_tree,
+    sign_plugin,
     verify_plugin,
 )
 from promptline.policy._errors import PromptLineError

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from promptline.enforcer.audit import AuditLog, read_records, verify
-from promptline.loaders import ApprovalStore, PluginManager, sign_plugin, generate_key
+from promptline.loaders import ApprovalStore, PluginManager, generate_key, sign_plugin
 
 PLUGIN_CODE = '''
 import os, time

@@ -5,12 +5,21 @@ from __future__ import annotations
 import sys
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import promptline.policy._cel as cel_pkg
-from promptline.policy._cel import (MAX_AST_NODES, MAX_COMPREHENSION_DEPTH, MAX_EXPRESSION_CHARS,
-                         MAX_PARSE_DEPTH, MAX_REGEX_CHARS, MAX_STRING_LITERAL_CHARS,
-                         available_backends, cel_string, get_backend)
+from promptline.policy._cel import (
+    MAX_AST_NODES,
+    MAX_COMPREHENSION_DEPTH,
+    MAX_EXPRESSION_CHARS,
+    MAX_PARSE_DEPTH,
+    MAX_REGEX_CHARS,
+    MAX_STRING_LITERAL_CHARS,
+    available_backends,
+    cel_string,
+    get_backend,
+)
 from promptline.policy._errors import CelCompileError, CelEvalError
 from promptline.policy._request import Request
 

@@ -64,7 +64,8 @@ def test_native_equals_reference(src):
         assert fn(req) is want, (src, req)
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from promptline.policy._capabilities import HELPERS, matcher  # noqa: E402
 

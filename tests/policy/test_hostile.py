@@ -1,9 +1,9 @@
 """Manifest strings are data: hostile values cannot change what a compiled rule means."""
 
-import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from promptline.policy import Manifest, Request, load_policy_set
 from promptline.policy._capabilities import expand_path, is_glob, within

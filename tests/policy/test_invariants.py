@@ -1,8 +1,10 @@
 """Decision invariants (hypothesis) and the differential test between the CEL backends."""
 
 import os
+
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from promptline.policy import Manifest, Request, load_policy_set
 from promptline.policy._cel import available_backends

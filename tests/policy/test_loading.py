@@ -6,7 +6,6 @@ import pytest
 
 from promptline.policy import PolicyError, load_manifest, load_policy_set
 
-
 GOOD_MANIFEST = """\
 id: notes
 version: 0.1.0

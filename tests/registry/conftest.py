@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from registry_helpers import write_policy
 
 from promptline.loaders._signing import generate_key
-from registry_helpers import write_policy
 
 
 @pytest.fixture(scope="session")

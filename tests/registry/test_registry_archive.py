@@ -5,10 +5,9 @@ from __future__ import annotations
 import tarfile
 
 import pytest
-
-from promptline.loaders._registry import RegistryError, build_archive, extract_archive
-from promptline.loaders._registry import _archive
 from registry_helpers import huge_header, member, snapshot, tar_gz
+
+from promptline.loaders._registry import RegistryError, _archive, build_archive, extract_archive
 
 MANIFEST = b"id: demo\nversion: 0.1.0\nentry: {python: demo:Plugin}\n"
 

@@ -7,13 +7,13 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from registry_helpers import snapshot, write_plugin
 
 import promptline.loaders._registry as registry
-from promptline.enforcer.audit import read_records
-from promptline.loaders._registry import Index, RegistryError, publish
 from promptline.cli import registry_cmd
 from promptline.cli.registry_cmd import install_cmd, publish_cmd, remove_cmd, search_cmd, update_cmd
-from registry_helpers import snapshot, write_plugin
+from promptline.enforcer.audit import read_records
+from promptline.loaders._registry import Index, RegistryError, publish
 
 
 def run(cmd, *args, input=None):
@@ -47,6 +47,7 @@ def test_publish_writes_archive_checksum_signature_and_index(env):
 
 def test_publish_from_a_git_checkout_leaves_git_out(env):
     import tarfile
+
     from registry_helpers import git
     src = write_plugin(env.src)
     git("init", "--quiet", "-b", "main", str(src))

@@ -6,14 +6,21 @@ import hashlib
 import json
 
 import pytest
+from registry_helpers import git_repo, huge_header, member, snapshot, tar_gz, write_plugin
 
 from promptline.enforcer.audit import read_records
 from promptline.loaders._approval import ApprovalStore
-from promptline.loaders._registry import (Index, RegistryError, Source, build_archive, decide_approval, parse_source,
-                               publish)
+from promptline.loaders._registry import (
+    Index,
+    RegistryError,
+    Source,
+    build_archive,
+    decide_approval,
+    parse_source,
+    publish,
+)
 from promptline.loaders._registry._index import INDEX_FILE
 from promptline.loaders._signing import load_private_key, read_tree
-from registry_helpers import git_repo, huge_header, member, snapshot, tar_gz, write_plugin
 
 
 def _installed_ok(env, pid="demo", version="0.1.0"):
@@ -255,8 +262,9 @@ def _rewrite_index(env, fn):
 
 
 def _resign(env, entry: dict) -> None:
-    from dataclasses import replace
     import base64
+    from dataclasses import replace
+
     from promptline.loaders._registry._index import parse_index
     doc = {"format": "promptline-index/v1", "plugins": {entry["id"]: {"versions": {entry["version"]: entry}}}}
     parsed = parse_index(json.dumps(doc).encode(), "x")[entry["id"]][entry["version"]]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from registry_helpers import snapshot, write_plugin
 
 from promptline.enforcer.audit import read_records
 from promptline.loaders._approval import ApprovalStore
 from promptline.loaders._registry import RegistryError, SemVer, publish
-from registry_helpers import snapshot, write_plugin
 
 
 def _publish(env, version, **kw):

@@ -10,12 +10,12 @@ from typing import Any
 
 from promptline.enforcer import Enforcer
 from promptline.enforcer.audit import AuditLog
-from promptline.sdk import PluginConfig
 from promptline.loaders._discovery import discover
 from promptline.loaders._loader import LoadContext
 from promptline.loaders._process import ProcessLoader
 from promptline.loaders._signing import read_tree
 from promptline.policy import load_policy_set
+from promptline.sdk import PluginConfig
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY = REPO / "policies" / "default.yaml"

@@ -14,7 +14,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from sandbox_helpers import load, write_command_plugin
 
 mcp = pytest.importorskip("mcp")

@@ -11,12 +11,12 @@ from sandbox_helpers import DEFAULT_POLICY, load, write_command_plugin, write_py
 
 from promptline.enforcer import Answer, CallbackPrompter, Enforcer, GrantStore
 from promptline.enforcer.audit import read_records
-from promptline.sdk import PluginConfig
 from promptline.loaders._discovery import discover
 from promptline.loaders._loader import LoadContext
 from promptline.loaders._process import ProcessLoader
 from promptline.loaders._signing import read_tree
 from promptline.policy import load_policy_set
+from promptline.sdk import PluginConfig
 
 WRITE_PROBE = '''
 def probe(arg):
@@ -229,8 +229,9 @@ def test_hostile_child_asks_are_denied_and_the_host_keeps_working(tmp_path):
 
 
 def test_malformed_asks_are_answered_deny():
-    from promptline.loaders._process._loader import _ask_arguments
     import pytest
+
+    from promptline.loaders._process._loader import _ask_arguments
     for params in (None, [], {"request": {}, "decision": {}},
                    {"request": {"action": "fs.write", "path": "/x", "port": -1}, "decision": {"verdict": "ask"}},
                    {"request": {"action": "fs.write", "path": "/x"}, "decision": {"verdict": "deny"}},

@@ -8,7 +8,6 @@ import json
 import os
 
 import pytest
-
 from sandbox_helpers import load, write_python_plugin
 
 CODE = '''

@@ -11,11 +11,11 @@ import threading
 import time
 
 import pytest
+from sandbox_helpers import load, pid_gone, run, write_probe_plugin
 
 from promptline.loaders._errors import LoaderError
 from promptline.loaders._process import ProcessLoader, scrub_env
 from promptline.loaders._process import _jsonrpc as rpc
-from sandbox_helpers import load, pid_gone, run, write_probe_plugin
 
 HOST_ENV = {"PL_GRANTED": "yes", "PL_PREFIX_ONE": "1", "PL_SECRET_TOKEN": "s3cr3t",
             "LD_LIBRARY_PATH": "/nonexistent/evil", "PYTHONPATH": "/nonexistent/evil",
@@ -404,8 +404,9 @@ def test_missing_landlock_is_refused_clearly(tmp_path, monkeypatch):
 
 
 def test_missing_landlock_with_hooks_only_policy_runs_python_plugins_without_it(tmp_path, monkeypatch):
-    import promptline.loaders._process._loader as mod
     from sandbox_helpers import write_python_plugin
+
+    import promptline.loaders._process._loader as mod
     monkeypatch.setattr(mod, "landlock_abi", lambda: 0)
     root = write_python_plugin(tmp_path / "plugins", "hooksonly", "def probe(arg):\n    return 1\n")
     loaded = load(root, tmp_path, loader=ProcessLoader(landlock_missing="hooks-only"))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from wasm_helpers import World
 
 from promptline.loaders._wasm import WasmLoader, WasmPlugin
-from wasm_helpers import World
 
 
 @pytest.fixture(scope="session")

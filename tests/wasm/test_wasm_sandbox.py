@@ -5,7 +5,6 @@ Every check runs the C probe (fixtures/probe.c) inside the real wasmtime sandbox
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 

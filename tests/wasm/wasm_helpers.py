@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 from promptline.enforcer import Enforcer
-from promptline.sdk import PluginConfig
 from promptline.loaders._discovery import DiscoveredPlugin, read_manifest
 from promptline.loaders._loader import LoadContext
 from promptline.loaders._wasm import WasmLoader, WasmPlugin
 from promptline.policy import load_policy_set
+from promptline.sdk import PluginConfig
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROBE = FIXTURES / "probe.wasm"
