@@ -21,6 +21,10 @@ REQUEST_FIELDS = ("action", "plugin", "path", "host", "port", "scheme", "url", "
                   "argv", "tool", "args")
 """Fields visible to CEL as ``request.<field>``; absent fields read as empty values."""
 
+_STR_FIELDS = ("action", "plugin", "path", "host", "scheme", "url", "name", "tool", "args")
+MAX_FIELD_CHARS = 65536   # characters of one field read from the wire
+MAX_ARGV = 256            # argv items read from the wire
+
 PLUGIN_FIELDS = ("id", "version", "publisher", "signed", "sandbox", "trusted", "capabilities")
 """Fields visible to CEL as ``plugin.<field>``."""
 
@@ -110,6 +114,32 @@ class Request:
             if v not in ("", 0, ()):
                 out[f] = list(v) if isinstance(v, tuple) else v
         return out
+
+    @classmethod
+    def from_dict(cls, data: Any, *, plugin: str | None = None) -> Request:
+        """The inverse of :meth:`to_dict`, validated (wire input is hostile): ValueError
+        names the first bad field. ``plugin`` overrides whatever plugin the data names (a
+        sandboxed child speaks only for itself)."""
+        if type(data) is not dict:
+            raise ValueError("a request must be an object")
+        extra = set(data) - set(REQUEST_FIELDS)
+        if extra:
+            raise ValueError(f"unknown request field `{sorted(extra)[0][:40]}`")
+        fields: dict[str, Any] = {}
+        for name in _STR_FIELDS:
+            value = data.get(name, "")
+            if type(value) is not str or len(value) > MAX_FIELD_CHARS:
+                raise ValueError(f"`{name}` must be a string of at most {MAX_FIELD_CHARS} characters")
+            fields[name] = value
+        port = data.get("port", 0)
+        if type(port) is not int or not 0 <= port <= 65535:
+            raise ValueError("`port` must be an integer in 0..65535")
+        argv = data.get("argv", [])
+        if type(argv) is not list or len(argv) > MAX_ARGV or not all(type(a) is str for a in argv):
+            raise ValueError(f"`argv` must be a list of at most {MAX_ARGV} strings")
+        if plugin is not None:
+            fields["plugin"] = plugin
+        return cls(port=port, argv=tuple(argv), **fields)
 
 
 def normalize_path(path: str) -> str:
