@@ -195,6 +195,12 @@ class Enforcer:
     def mode(self) -> str:
         return self._mode
 
+    @property
+    def audit_log(self):
+        """The audit sink decisions are written to (None when not logging); host code only."""
+        self._host_only("audit_log")
+        return self._audit_log
+
     def use(self, policy_set) -> None:
         """Swap in a new PolicySet atomically; decisions already running finish on the old."""
         self._host_only("use")

@@ -231,7 +231,7 @@ def test_hostile_child_asks_are_denied_and_the_host_keeps_working(tmp_path):
 def test_malformed_asks_are_answered_deny():
     import pytest
 
-    from promptline.loaders._process._loader import _ask_arguments
+    from promptline.loaders._process._bridge import ask_arguments as _ask_arguments
     for params in (None, [], {"request": {}, "decision": {}},
                    {"request": {"action": "fs.write", "path": "/x", "port": -1}, "decision": {"verdict": "ask"}},
                    {"request": {"action": "fs.write", "path": "/x"}, "decision": {"verdict": "deny"}},
