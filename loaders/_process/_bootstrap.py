@@ -26,13 +26,19 @@ import os
 import sys
 from typing import Any
 
-DECISION_NOTIFICATION = "notifications/promptline/decision"
-CONTEXT_METHOD = "promptline/context"
-COMPLETE_METHOD = "promptline/complete"   # {prompt, options} -> a ToolResult dict (content = the text)
-ASK_METHOD = "promptline/ask"   # child -> host request: {request, decision} -> {answer, verdict, grant?}
+if __package__:
+    from ._protocol import (
+        ASK_ID_PREFIX,
+        ASK_METHOD,
+        BOOT_ENV,
+        DECISION_NOTIFICATION,
+        check_version,
+        versioned,
+    )
+else:   # run as a file by the shim: only main() runs here, and it re-enters as the package module
+    BOOT_ENV = "PROMPTLINE_BOOTSTRAP"
+
 ASK_TIMEOUT_S = 120.0           # an ask the host has not answered by then is a deny
-ASK_ID_PREFIX = "promptline-ask-"
-BOOT_ENV = "PROMPTLINE_BOOTSTRAP"   # the spec; removed from the environment before plugin code runs
 
 
 def _import_root() -> str:
@@ -59,9 +65,9 @@ class ForwardingAuditLog:
         from ._jsonrpc import Notification, encode
         if type(decision) is not dict:
             decision = decision.to_dict()
-        self._send(encode(Notification(DECISION_NOTIFICATION, {
+        self._send(encode(Notification(DECISION_NOTIFICATION, versioned({
             "action": action, "resource": resource, "decision": decision,
-            "request": request, "message": message})))
+            "request": request, "message": message}))))
 
 
 class Inbox:
@@ -187,12 +193,16 @@ class HostPrompter:
 
         from . import _jsonrpc as rpc
         rid = f"{ASK_ID_PREFIX}{next(self._ids)}"
-        data = rpc.encode(rpc.Request(ASK_METHOD, {"request": request.to_dict(),
-                                                   "decision": decision.to_dict()}, rid))
+        data = rpc.encode(rpc.Request(ASK_METHOD, versioned({"request": request.to_dict(),
+                                                             "decision": decision.to_dict()}), rid))
         resp = self._inbox.exchange(rid, lambda: self._send(data), self.timeout)
         if resp is None or resp.error is not None or type(resp.result) is not dict:
             return Answer.DENY
         result = resp.result
+        try:
+            check_version(result)
+        except ValueError:
+            return Answer.DENY
         answer = result.get("answer")
         if type(answer) is not str or answer not in ("once", "always", "deny", "never"):
             return Answer.DENY
@@ -223,28 +233,15 @@ class HostPrompter:
 
 def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
     import asyncio
+    import contextlib
 
     import jsonschema  # noqa: F401 - argument validation needs it; imported here, as the host
 
     from promptline.policy import load_manifest, load_policy_set
-    from promptline.sdk import (
-        ContextPlugin,
-        ModelPlugin,
-        PluginConfig,
-        PromptPlugin,
-        ToolError,
-        ToolPlugin,
-        ToolResult,
-        bind_manifest,
-        coerce_result,
-        error_result,
-        invoke_tool,
-        tool_spec,
-        validate_arguments,
-    )
 
     from . import _jsonrpc as rpc
-    from ._server import MCPBackend, serve_mcp_loop, tool_result_to_mcp
+    from ._backend import ChildPlugin, PluginBackend
+    from ._server import serve_mcp_loop
 
     writer = rpc.Writer(proto_out)
     plugin_id = spec["plugin_id"]
@@ -265,144 +262,15 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
         enforcer = Enforcer(policy_set, audit_log=audit, prompter=host, grants=host,
                             mode=spec.get("mode") or "enforce")
         enforcer.install()
-
-    import contextlib
     guard = (lambda: enforcer.guard(plugin_id)) if enforcer is not None else contextlib.nullcontext
 
-    module_name, _, class_name = spec["entry"].partition(":")
-    code_root = spec["code_root"]
-    sys.path.insert(0, code_root)
-    with guard():
-        import importlib
-        module = importlib.import_module(module_name)
-        cls = getattr(module, class_name) if class_name else module.Plugin
-        plugin = bind_manifest(cls(), manifest)
-        data_dir = spec.get("data_dir")
-        config = PluginConfig(plugin_id, spec.get("settings") or {}, data_dir and __import__("pathlib").Path(data_dir))
-        loop.run_until_complete(_maybe(plugin.initialize(config)))
-        tools = {}
-        if isinstance(plugin, ToolPlugin):
-            for t in loop.run_until_complete(_maybe(plugin.tools())):
-                s = tool_spec(t, plugin=plugin_id)
-                tools[s.name] = (t, s)
-        templates = {}
-        if isinstance(plugin, PromptPlugin):
-            for tpl in loop.run_until_complete(_maybe(plugin.templates())):
-                templates[tpl.name] = tpl
-
-    import inspect
-    sync_tools = {n: not inspect.iscoroutinefunction(t.execute) for n, (t, _) in tools.items()}
-
-    def _call_sync(tool, name, arguments):
-        """invoke_tool without an event loop turn, for plain ``def execute`` (the common case)."""
-        try:
-            clean = validate_arguments(tool, arguments)
-        except ToolError as exc:
-            return ToolResult(False, exc.message, None, exc)
-        try:
-            value = tool.execute(clean)
-            if inspect.isawaitable(value):
-                value = loop.run_until_complete(_maybe(value))
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - plugin failures become results
-            return error_result(exc, tool=name)
-        return coerce_result(value, tool=name)
-
-    def complete(prompt: str, options: dict) -> ToolResult:
-        """The model's completion as a ToolResult; the plugin's failures become error results."""
-        with guard():
-            try:
-                model = plugin.provider()
-                text = loop.run_until_complete(_maybe(model.complete(prompt, **options)))
-            except BaseException as exc:  # noqa: BLE001 - SystemExit and friends become results
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                return error_result(exc, tool="complete")
-        if not isinstance(text, str):
-            return ToolResult.failure(ToolError(f"the model returned `{type(text).__name__}`, not a string",
-                                                tool="complete", kind="malformed-result"))
-        return coerce_result(ToolResult.success(text), tool="complete")
-
-    class PluginBackend(MCPBackend):
-        name = plugin_id
-        version = manifest.version
-
-        def capabilities(self):
-            caps: dict[str, Any] = {"tools": {"listChanged": False}}
-            if templates:
-                caps["prompts"] = {"listChanged": False}
-            return caps
-
-        def list_tools(self):
-            return [s.to_mcp() for _, s in tools.values()]
-
-        def call_tool(self, name, arguments):
-            entry = tools.get(name)
-            if entry is None:
-                err = ToolError(f"unknown tool `{name[:64]}`", tool=name, kind="invalid-arguments")
-                return tool_result_to_mcp(error_result(err, tool=name))
-            tool = entry[0]
-            with guard():
-                if sync_tools.get(name):
-                    result = _call_sync(tool, name, arguments)
-                else:
-                    try:
-                        result = loop.run_until_complete(invoke_tool(tool, arguments))
-                    except BaseException as exc:  # noqa: BLE001 - SystemExit and friends become results
-                        if isinstance(exc, KeyboardInterrupt):
-                            raise
-                        result = error_result(exc, tool=name)
-            return tool_result_to_mcp(result)
-
-        def list_prompts(self):
-            return [{"name": t.name, "description": t.description,
-                     "arguments": [{"name": v, "required": True} for v in t.variables],
-                     "_meta": {"promptline/template": t.template}} for t in templates.values()]
-
-        def get_prompt(self, name, arguments):
-            t = templates.get(name)
-            if t is None:
-                raise rpc.RpcError(rpc.INVALID_PARAMS, f"unknown prompt `{name[:64]}`")
-            try:
-                text = t.render(**arguments)
-            except ValueError as exc:
-                raise rpc.RpcError(rpc.INVALID_PARAMS, str(exc)) from None
-            return {"description": t.description,
-                    "messages": [{"role": "user", "content": {"type": "text", "text": text}}]}
-
-        def extra(self, method, params):
-            if method == CONTEXT_METHOD and isinstance(plugin, ContextPlugin):
-                query = params.get("query")
-                if not isinstance(query, str):
-                    raise rpc.RpcError(rpc.INVALID_PARAMS, "`query` must be a string")
-                with guard():
-                    text = loop.run_until_complete(_maybe(plugin.get_context(query)))
-                if not isinstance(text, str):
-                    raise rpc.RpcError(rpc.INTERNAL_ERROR, "get_context returned no string")
-                return {"text": text}
-            if method == COMPLETE_METHOD and isinstance(plugin, ModelPlugin):
-                prompt, options = params.get("prompt"), params.get("options") or {}
-                if not isinstance(prompt, str):
-                    raise rpc.RpcError(rpc.INVALID_PARAMS, "`prompt` must be a string")
-                if not isinstance(options, dict):
-                    raise rpc.RpcError(rpc.INVALID_PARAMS, "`options` must be an object")
-                return complete(prompt, options).to_dict()
-            return super().extra(method, params)
-
+    sys.path.insert(0, spec["code_root"])
+    child = ChildPlugin.load(plugin_id, manifest, spec["entry"], loop=loop, guard=guard,
+                             settings=spec.get("settings") or {}, data_dir=spec.get("data_dir"))
     try:
-        serve_mcp_loop(PluginBackend(), inbox.next_line, writer.send_bytes)
+        serve_mcp_loop(PluginBackend(child), inbox.next_line, writer.send_bytes)
     finally:
-        with guard():
-            try:
-                loop.run_until_complete(_maybe(plugin.shutdown()))
-            except Exception:  # noqa: BLE001
-                pass
-
-
-async def _maybe(value):
-    import inspect
-    if inspect.isawaitable(value):
-        return await value
-    return value
+        child.shutdown()
 
 
 def main(argv: list[str]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from promptline.policy import DecidedBy, Decision, Request, Verdict
 
-from ._bootstrap import DECISION_NOTIFICATION
+from ._protocol import DECISION_NOTIFICATION, check_version, versioned
 
 MAX_CHILD_DECISIONS_PER_S = 2000   # decision reports a child may send per second (a flood is cut)
 MAX_LOG_LINE = 2000                # characters of one `notifications/message` logged
@@ -23,8 +23,7 @@ log = logging.getLogger("promptline.process")
 def ask_arguments(plugin_id: str, params: Any) -> tuple[Request, Decision]:
     """A child's ``promptline/ask`` params as (Request, ASK Decision); raises ValueError
     on anything malformed. The request is always this plugin's."""
-    if type(params) is not dict:
-        raise ValueError("ask params must be an object")
+    check_version(params)
     request = Request.from_dict(params.get("request"), plugin=plugin_id)
     decision = Decision.from_dict(params.get("decision"))
     if decision.verdict is not Verdict.ASK:
@@ -61,7 +60,7 @@ class HostBridge:
         """The child's enforcer met an ASK: the host's enforcer asks its prompter (and its
         GrantStore), always on behalf of this plugin whatever the child claims. Anything odd
         in what the child sent is a deny, never an exception."""
-        deny = {"answer": "deny", "verdict": "deny"}
+        deny = versioned({"answer": "deny", "verdict": "deny"})
         ask = getattr(self.enforcer, "ask", None)
         if not callable(ask):
             return deny
@@ -77,7 +76,7 @@ class HostBridge:
             allowed = False
         else:
             return deny
-        out: dict[str, Any] = {"verdict": d.verdict.value, "decided_by": d.decided_by.value}
+        out: dict[str, Any] = versioned({"verdict": d.verdict.value, "decided_by": d.decided_by.value})
         grant = d.rules[-1] if d.rules and d.rules[-1] not in decision.rules and d.rules[-1].layer == "user" else None
         if d.decided_by is DecidedBy.PROMPT_ALWAYS or (d.decided_by is DecidedBy.RULE and grant is not None):
             # remembered (now or earlier): the child's decision says prompt-always, citing the grant
@@ -107,6 +106,11 @@ class HostBridge:
             budget[0] -= 1
             return
         budget[0] -= 1
+        try:
+            check_version(params)
+        except ValueError as exc:
+            log.warning("plugin `%s`: decision report refused: %s", self.id, exc)
+            return
         if not (isinstance(action, str) and isinstance(resource, str) and isinstance(decision, dict)):
             log.warning("plugin `%s`: malformed decision report ignored", self.id)
             return

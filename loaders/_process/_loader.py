@@ -30,11 +30,11 @@ from promptline.sdk import TOOL_NAME, PromptTemplate, ToolResult, ToolSpec, coer
 from .._errors import LoaderError, ToolError
 from .._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 from . import _jsonrpc as rpc
-from ._bootstrap import COMPLETE_METHOD, CONTEXT_METHOD
 from ._bridge import HostBridge
 from ._child import START_TIMEOUT, Child
 from ._client import CallTimeout, MCPClient
 from ._landlock import landlock_abi
+from ._protocol import COMPLETE_METHOD, CONTEXT_METHOD
 from ._server import content_text
 from ._spec import build_spec
 

@@ -19,8 +19,8 @@ from promptline.policy import user_home
 from .._errors import LoaderError
 from .._loader import LoadContext
 from . import _landlock as ll
-from ._bootstrap import BOOT_ENV
 from ._launch import SandboxSpec, sandbox_spec
+from ._protocol import BOOT_ENV
 
 BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap.py")
 log = logging.getLogger("promptline.process")

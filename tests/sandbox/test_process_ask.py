@@ -239,7 +239,9 @@ def test_malformed_asks_are_answered_deny():
                     "decision": {"verdict": "ask", "rules": [{"id": "r", "effect": "maybe"}]}}):
         with pytest.raises((ValueError, TypeError, KeyError)):
             _ask_arguments("p", params)
-    request, decision = _ask_arguments("p", {"request": {"action": "fs.write", "path": "/x", "plugin": "other"},
+    with pytest.raises(ValueError, match="protocol version"):   # the same ask without a version
+        _ask_arguments("p", {"request": {"action": "fs.write", "path": "/x"}, "decision": {"verdict": "ask"}})
+    request, decision = _ask_arguments("p", {"v": 1, "request": {"action": "fs.write", "path": "/x", "plugin": "other"},
                                              "decision": {"verdict": "ask", "rules": [
                                                  {"id": "r", "effect": "ask", "layer": "org", "origin": "f:1"}]}})
     assert request.plugin == "p", "a child speaks only for itself"
