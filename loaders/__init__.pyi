@@ -11,7 +11,7 @@ from ._discovery import (
 from ._errors import ApprovalRequired, ApprovalStoreError, LoaderError, SignatureError, ToolError
 from ._learn import learn, parse_calls
 from ._loader import LoadContext, LoadedPlugin, Loader
-from ._manager import LoadReport, PluginManager
+from ._manager import LoadReport, ManagerConfig, PluginManager
 from ._process._jsonrpc import INVALID_PARAMS, RpcError
 from ._process._server import MCPBackend, serve_mcp_loop, stream_io, tool_result_to_mcp
 from ._registry import (
@@ -26,11 +26,15 @@ from ._registry import (
     requires_ok,
 )
 from ._registry._install import default_index
-from ._reload import DEBOUNCE_S, Watcher, watch_policy
+from ._reload import DEBOUNCE_S, ReloadTarget, Watcher, watch_policy
 from ._signing import MANIFEST_FILE, generate_key, key_id, parse_public_key, sign_plugin, verify_plugin
+from ._swap import rebuild_and_swap
 from ._wasm import WasmLoader
 
 __all__ = [
+    "ManagerConfig",
+    "ReloadTarget",
+    "rebuild_and_swap",
     "DEBOUNCE_S",
     "DEFAULT_INDEX",
     "INDEX_ENV",

@@ -28,6 +28,7 @@ from ._discovery import DiscoveredPlugin, DiscoveryProblem, discover, manifest_f
 from ._errors import ApprovalRequired, ApprovalStoreError, LoaderError, SignatureError
 from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 from ._signing import verify_plugin
+from ._swap import rebuild_and_swap
 
 # Where each sandbox's loader lives; imported lazily so a host without wasmtime still runs
 # the others. A missing loader refuses the plugin: there is no fallback to a weaker sandbox.
@@ -60,35 +61,69 @@ class _Candidate:
     key_id: str | None
 
 
-class PluginManager:
-    """Loads plugins under policy and serves their tools to the host."""
+@dataclass(frozen=True)
+class ManagerConfig:
+    """Everything a PluginManager is configured with (all optional).
 
-    def __init__(self, *, policy_files: Sequence[str | os.PathLike] = (),
-                 search_path: Sequence[str | os.PathLike] | None = None,
-                 config_path: str | os.PathLike | None = None,
-                 entry_points: bool = True,
-                 audit_log: Any = None, prompter: Any = None,
-                 approvals: ApprovalStore | None = None, approve_all: bool = False,
-                 approve_callback: Callable[[Any], bool] | None = None,
-                 grants: str | os.PathLike | None = None, backend: str | None = None,
-                 settings: Mapping[str, Mapping[str, Any]] | None = None,
-                 call_timeout: float = DEFAULT_CALL_TIMEOUT, install_hook: bool = True,
-                 data_dir: str | os.PathLike | None = None, watch: bool = False) -> None:
-        self.policy_files = [os.fspath(p) for p in policy_files]
-        self.search_path = search_path
-        self.config_path = config_path
-        self.entry_points = entry_points
-        self.audit_log = audit_log
-        self.prompter = prompter
-        self.approvals = approvals or ApprovalStore()
-        self.approve_all = approve_all
-        self.approve_callback = approve_callback
-        self.grants = os.fspath(grants) if grants is not None else None
-        self.backend = backend
-        self.plugin_settings = dict(settings or {})
-        self.call_timeout = call_timeout
-        self.install_hook = install_hook
-        self.data_dir = Path(data_dir) if data_dir else None
+    ``policy_files`` the policy files (org, project, user layers); ``search_path``,
+    ``config_path`` and ``entry_points`` where plugins are discovered; ``audit_log`` the audit
+    sink; ``prompter`` who answers asks; ``approvals``/``approve_all``/``approve_callback`` how
+    approval is decided; ``grants`` the user's remembered answers; ``backend`` the CEL backend;
+    ``settings`` per-plugin settings (plugin id -> mapping); ``call_timeout`` seconds per call;
+    ``install_hook`` whether in-process plugins get the audit hook; ``data_dir`` where each
+    plugin's data directory lives; ``watch`` hot reload.
+    """
+
+    policy_files: Sequence[str | os.PathLike] = ()
+    search_path: Sequence[str | os.PathLike] | None = None
+    config_path: str | os.PathLike | None = None
+    entry_points: bool = True
+    audit_log: Any = None
+    prompter: Any = None
+    approvals: ApprovalStore | None = None
+    approve_all: bool = False
+    approve_callback: Callable[[Any], bool] | None = None
+    grants: str | os.PathLike | None = None
+    backend: str | None = None
+    settings: Mapping[str, Mapping[str, Any]] | None = None
+    call_timeout: float = DEFAULT_CALL_TIMEOUT
+    install_hook: bool = True
+    data_dir: str | os.PathLike | None = None
+    watch: bool = False
+
+
+class PluginManager:
+    """Loads plugins under policy and serves their tools to the host.
+
+        PluginManager(ManagerConfig(policy_files=[...]))      # or the same fields as keywords
+        PluginManager(policy_files=[...], loaders={"process": MyLoader()})
+
+    ``loaders`` replaces the loader of a sandbox level (tests use a fake one); the others are
+    imported on first use from :data:`LOADER_MODULES`.
+    """
+
+    def __init__(self, config: ManagerConfig | None = None, /, *, loaders: Mapping[str, Any] | None = None,
+                 **fields: Any) -> None:
+        if config is None:
+            config = ManagerConfig(**fields)
+        elif fields:
+            config = replace(config, **fields)
+        self.config = config
+        self.policy_files = [os.fspath(p) for p in config.policy_files]
+        self.search_path = config.search_path
+        self.config_path = config.config_path
+        self.entry_points = config.entry_points
+        self.audit_log = config.audit_log
+        self.prompter = config.prompter
+        self.approvals = config.approvals or ApprovalStore()
+        self.approve_all = config.approve_all
+        self.approve_callback = config.approve_callback
+        self.grants = os.fspath(config.grants) if config.grants is not None else None
+        self.backend = config.backend
+        self.plugin_settings = dict(config.settings or {})
+        self.call_timeout = config.call_timeout
+        self.install_hook = config.install_hook
+        self.data_dir = Path(config.data_dir) if config.data_dir else None
         self.enforcer = None
         self.policy_set = None
         self._plugins: dict[str, LoadedPlugin] = {}
@@ -96,9 +131,9 @@ class PluginManager:
         self._inflight: dict[int, int] = {}          # id(LoadedPlugin) -> calls running on it
         self._idle = threading.Condition(threading.RLock())
         self._lock = self._idle
-        self._loaders: dict[str, Any] = {}
+        self._loaders: dict[str, Any] = dict(loaders or {})
         self._reload_lock = threading.Lock()          # one reload at a time
-        self.watch = watch
+        self.watch = config.watch
         self.watcher = None
         self.last_reload_error: str = ""
 
@@ -157,18 +192,10 @@ class PluginManager:
         """Compile the policy files aside and swap them in; on error keep the old policy,
         record why (audit log, ``last_reload_error``) and return False."""
         with self._reload_lock:
-            try:
-                ps = self._build_policy(list(self._candidates.values()))
-            except (PolicyError, OSError) as exc:
-                self.last_reload_error = str(exc)
-                if self.audit_log is not None:
-                    self.audit_log.policy_reload(False, self.policy_set.version if self.policy_set else "", str(exc))
-                return False
-            self._install_policy(ps)
-            self.last_reload_error = ""
-            if self.audit_log is not None:
-                self.audit_log.policy_reload(True, ps.version)
-            return True
+            self.last_reload_error = rebuild_and_swap(
+                lambda: self._build_policy(list(self._candidates.values())), self._install_policy,
+                audit_log=self.audit_log, current=self.policy_set)
+            return not self.last_reload_error
 
     def reload_plugins(self) -> LoadReport:
         """Rediscover plugins: load new and changed ones beside the old (new calls switch,

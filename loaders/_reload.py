@@ -12,14 +12,31 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
+
+from ._swap import rebuild_and_swap
 
 DEBOUNCE_S = 0.05        # quiet time after the last event before reloading
 QUIET_CHECKS = 1         # debounce periods with no event and no size/mtime change
 
 log = logging.getLogger("promptline.reload")
+
+
+class ReloadTarget(Protocol):
+    """What a Watcher watches and reloads: a PluginManager, or a bare Enforcer's stand-in."""
+
+    policy_files: Sequence[str]
+    grants: str | None
+    search_path: Any
+    last_reload_error: str
+
+    def reload_policy(self) -> bool: ...
+
+    def reload_plugins(self) -> Any: ...
 
 
 class _Handler(FileSystemEventHandler):
@@ -46,7 +63,7 @@ class _Handler(FileSystemEventHandler):
 class Watcher:
     """Watches a PluginManager's policy files, grants and plugin dirs; reloads on change."""
 
-    def __init__(self, manager, *, debounce: float = DEBOUNCE_S) -> None:
+    def __init__(self, manager: ReloadTarget, *, debounce: float = DEBOUNCE_S) -> None:
         self.manager = manager
         self.debounce = debounce
         self._observer = Observer()
@@ -166,19 +183,11 @@ class _PolicyOnly:
         return None
 
     def reload_policy(self) -> bool:
-        from promptline.policy import PolicyError, load_policy_set
-        try:
-            ps = load_policy_set(self.policy_files, self.manifests, **self.load_kwargs)
-        except (PolicyError, OSError) as exc:
-            self.last_reload_error = str(exc)
-            if self.audit_log is not None:
-                self.audit_log.policy_reload(False, self.enforcer.policy_set.version, str(exc))
-            return False
-        self.enforcer.use(ps)
-        self.last_reload_error = ""
-        if self.audit_log is not None:
-            self.audit_log.policy_reload(True, ps.version)
-        return True
+        from promptline.policy import load_policy_set
+        self.last_reload_error = rebuild_and_swap(
+            lambda: load_policy_set(self.policy_files, self.manifests, **self.load_kwargs), self.enforcer.use,
+            audit_log=self.audit_log, current=self.enforcer.policy_set)
+        return not self.last_reload_error
 
 
 def watch_policy(enforcer, policy_files, manifests=(), *, audit_log=None, **load_kwargs) -> Watcher:
