@@ -32,10 +32,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
-
-from promptline.policy import Located, Manifest, PolicyError, load_yaml, parse_manifest, read_text
+from promptline.policy import (
+    Located,
+    Manifest,
+    PolicyError,
+    load_yaml,
+    parse_manifest,
+    promptline_version,
+    read_text,
+    requires_ok,
+)
 
 from ._signing import MANIFEST_FILE
 
@@ -143,7 +149,7 @@ def default_config_path() -> Path:
 
 
 def current_version() -> str:
-    return importlib_metadata.version("promptline-plugins")
+    return promptline_version()
 
 
 # ---------------------------------------------------------------------------------------
@@ -473,21 +479,11 @@ def _locate_manifest(dist: Any, parts: list[str]) -> tuple[Path, str] | None:
 
 def _check_versions(found: list[DiscoveredPlugin], problems: list[DiscoveryProblem],
                     version: str) -> list[DiscoveredPlugin]:
-    try:
-        current = Version(version)
-    except InvalidVersion:
-        return found
     out = []
     for p in found:
         requires = p.manifest.requires
         if requires:
-            try:
-                spec = SpecifierSet(requires)
-            except InvalidSpecifier:
-                problems.append(DiscoveryProblem(p.origin, f"requires `{requires}` is not a version specifier",
-                                                 plugin_id=p.id, fix="write it like `>=0.1,<1.0`"))
-                continue
-            if not spec.contains(current, prereleases=True):
+            if not requires_ok(requires, version):
                 problems.append(DiscoveryProblem(
                     p.origin, f"plugin `{p.id}` {p.version} requires PromptLine `{requires}`, this is {version}",
                     plugin_id=p.id, fix="install a version of the plugin made for this PromptLine"))

@@ -26,9 +26,16 @@ from ._policyset import (
 )
 from ._request import ACTIONS, Request
 from ._testing import run_test_file, uncovered_rules
+from ._versions import DISTRIBUTION, SemVer, is_semver, parse_requires, promptline_version, requires_ok
 from ._yaml import Located, load_yaml, read_text
 
 __all__ = [
+    "DISTRIBUTION",
+    "SemVer",
+    "is_semver",
+    "parse_requires",
+    "promptline_version",
+    "requires_ok",
     "ACTIONS",
     "API_VERSION",
     "DEFAULT_PORTS",

@@ -6,11 +6,11 @@ import os
 import re
 from typing import Any, Literal
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ._errors import PolicyError
 from ._request import ACTIONS
+from ._versions import is_semver, parse_requires
 from ._yaml import Located, load_yaml, load_yaml_file, read_text
 
 API_VERSION = "promptline/v1"
@@ -19,7 +19,6 @@ MAX_RULES = 5_000          # per policy file; far beyond any real policy
 MAX_CAPABILITY_ENTRIES = 500  # per capability list in a manifest
 
 PLUGIN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 ENV_PATTERN = re.compile(r"^(\*|[A-Za-z_][A-Za-z0-9_]*\*?|\*[A-Za-z0-9_]+)$")
 PLUGIN_GLOB = re.compile(r"^[a-z0-9*?\[\]!-]{1,64}$")
@@ -135,7 +134,7 @@ class Manifest(_Strict):
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
-        if not SEMVER.match(str(v)):
+        if not is_semver(v):
             raise ValueError(f"version `{v}` is not semantic versioning (MAJOR.MINOR.PATCH)")
         return v
 
@@ -143,10 +142,7 @@ class Manifest(_Strict):
     @classmethod
     def _requires(cls, v: str) -> str:
         if v:
-            try:
-                SpecifierSet(v)
-            except InvalidSpecifier:
-                raise ValueError(f"requires `{v}` is not a version specifier like `>=0.1,<1.0`") from None
+            parse_requires(v)
         return v
 
 

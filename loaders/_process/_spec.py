@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from promptline.policy import user_home
+from promptline.policy import promptline_version, user_home
 
 from .._errors import LoaderError
 from .._loader import LoadContext
@@ -28,11 +28,7 @@ log = logging.getLogger("promptline.process")
 
 def host_version() -> str:
     """This PromptLine's version, as the host announces it to children."""
-    try:
-        import importlib.metadata
-        return importlib.metadata.version("promptline-plugins")
-    except Exception:  # noqa: BLE001
-        return "0"
+    return promptline_version()
 
 
 def code_dirs() -> list[str]:

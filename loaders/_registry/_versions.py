@@ -1,69 +1,12 @@
-"""Semantic versions (precedence per semver.org §11) and ``requires`` checks."""
+"""The registry's wanted-version filters (``install x@1.2.0`` or ``@>=1,<2``); versions and
+``requires`` themselves are :mod:`promptline.policy`'s (one grammar)."""
 
 from __future__ import annotations
-
-import re
-from functools import total_ordering
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-                    r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
-                    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$")
-
-
-@total_ordering
-class SemVer:
-    """A parsed semantic version; build metadata is kept but ignored in comparisons."""
-
-    __slots__ = ("text", "core", "pre")
-
-    def __init__(self, text: str) -> None:
-        m = SEMVER.match(str(text))
-        if m is None:
-            raise ValueError(f"version `{text}` is not semantic versioning (MAJOR.MINOR.PATCH)")
-        self.text = str(text)
-        self.core = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
-        self.pre = tuple(int(p) if p.isdigit() else p for p in m.group(4).split(".")) if m.group(4) else ()
-
-    def _key(self) -> tuple:
-        # a release sorts after its pre-releases; numeric identifiers sort before alphanumeric ones
-        pre = tuple((0, p, "") if isinstance(p, int) else (1, 0, p) for p in self.pre)
-        return (self.core, 1 if not self.pre else 0, pre)
-
-    @property
-    def prerelease(self) -> bool:
-        return bool(self.pre)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SemVer) and self._key() == other._key()
-
-    def __lt__(self, other: SemVer) -> bool:
-        return self._key() < other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return f"SemVer({self.text!r})"
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def is_semver(text: str) -> bool:
-    return SEMVER.match(str(text)) is not None
-
-
-def requires_ok(requires: str, current: str) -> bool:
-    """True when the PEP 440 specifier ``requires`` (empty: any) admits PromptLine ``current``."""
-    if not requires:
-        return True
-    try:
-        return SpecifierSet(requires).contains(Version(current), prereleases=True)
-    except (InvalidSpecifier, InvalidVersion):
-        return False
+from promptline.policy import SemVer, is_semver, requires_ok
 
 
 def version_spec(text: str | None) -> SpecifierSet | None:

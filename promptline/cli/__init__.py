@@ -20,7 +20,7 @@ _GROUPS = (
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="promptline")
+@click.version_option(package_name="promptline-plugins")
 def main() -> None:
     """PromptLine plugins: load third-party plugins under a declarative policy.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, BinaryIO, TextIO
 
 from promptline.loaders import INVALID_PARAMS, MCPBackend, RpcError, serve_mcp_loop, stream_io, tool_result_to_mcp
+from promptline.policy import promptline_version
 
 INSTRUCTIONS = ("Tools of the plugins loaded by PromptLine. Every call is decided by the "
                 "PromptLine policy; refusals come back as tool errors.")
@@ -25,11 +26,7 @@ class ManagerBackend(MCPBackend):
 
     def __init__(self, manager: Any) -> None:
         self.manager = manager
-        try:
-            import importlib.metadata
-            self.version = importlib.metadata.version("promptline-plugins")
-        except Exception:  # noqa: BLE001
-            self.version = "0"
+        self.version = promptline_version()
 
     def list_tools(self) -> list[dict[str, Any]]:
         out = []
