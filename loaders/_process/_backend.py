@@ -9,7 +9,6 @@ become error results, never a dead child.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
 from collections.abc import Callable
@@ -43,10 +42,29 @@ from ._protocol import COMPLETE_METHOD, CONTEXT_METHOD
 from ._server import MCPBackend, tool_result_to_mcp
 
 
+class LazyLoop:
+    """Runs what plugin code returns: a plain value as it is, an awaitable on an event loop
+    made on first need under ``host()`` (asyncio, and with it ``subprocess`` and
+    ``_posixsubprocess``, is imported only by a plugin that is async)."""
+
+    def __init__(self, host: Callable[[], AbstractContextManager[Any]]) -> None:
+        self._host = host
+        self._loop: Any = None
+
+    def run(self, value: Any) -> Any:
+        if not inspect.isawaitable(value):
+            return value
+        if self._loop is None:
+            with self._host():
+                import asyncio
+                self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(maybe_await(value))
+
+
 class ChildPlugin:
     """One plugin loaded in the child, with its tools and templates."""
 
-    def __init__(self, plugin_id: str, version: str, plugin: Plugin, *, loop: asyncio.AbstractEventLoop,
+    def __init__(self, plugin_id: str, version: str, plugin: Plugin, *, loop: LazyLoop,
                  guard: Callable[[], AbstractContextManager[Any]], tools: dict[str, tuple[Tool, ToolSpec]],
                  templates: dict[str, PromptTemplate]) -> None:
         self.id = plugin_id
@@ -59,7 +77,7 @@ class ChildPlugin:
         self.sync_tools = {n: not inspect.iscoroutinefunction(t.execute) for n, (t, _) in tools.items()}
 
     @classmethod
-    def load(cls, plugin_id: str, manifest: Any, entry: str, *, loop: asyncio.AbstractEventLoop,
+    def load(cls, plugin_id: str, manifest: Any, entry: str, *, loop: LazyLoop,
              guard: Callable[[], AbstractContextManager[Any]], settings: dict[str, Any],
              data_dir: str | None) -> ChildPlugin:
         """Import ``entry`` (``module:Class``) as the plugin, bind and initialize it."""
@@ -69,15 +87,15 @@ class ChildPlugin:
             plugin_cls = getattr(module, class_name) if class_name else module.Plugin
             plugin = bind_manifest(plugin_cls(), manifest)
             config = PluginConfig(plugin_id, settings, Path(data_dir) if data_dir else None)
-            loop.run_until_complete(maybe_await(plugin.initialize(config)))
+            loop.run(plugin.initialize(config))
             tools: dict[str, tuple[Tool, ToolSpec]] = {}
             if isinstance(plugin, ToolPlugin):
-                for t in loop.run_until_complete(maybe_await(plugin.tools())):
+                for t in loop.run(plugin.tools()):
                     spec = tool_spec(t, plugin=plugin_id)
                     tools[spec.name] = (t, spec)
             templates: dict[str, PromptTemplate] = {}
             if isinstance(plugin, PromptPlugin):
-                for tpl in loop.run_until_complete(maybe_await(plugin.templates())):
+                for tpl in loop.run(plugin.templates()):
                     templates[tpl.name] = tpl
         return cls(plugin_id, manifest.version, plugin, loop=loop, guard=guard, tools=tools, templates=templates)
 
@@ -91,7 +109,7 @@ class ChildPlugin:
             if self.sync_tools.get(name):
                 return self._call_sync(tool, name, arguments)
             try:
-                return self.loop.run_until_complete(invoke_tool(tool, arguments))
+                return self.loop.run(invoke_tool(tool, arguments))
             except BaseException as exc:  # noqa: BLE001 - SystemExit and friends become results
                 if isinstance(exc, KeyboardInterrupt):
                     raise
@@ -106,21 +124,21 @@ class ChildPlugin:
         try:
             value = tool.execute(clean)
             if inspect.isawaitable(value):
-                value = self.loop.run_until_complete(maybe_await(value))
+                value = self.loop.run(value)
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - plugin failures become results
             return error_result(exc, tool=name)
         return coerce_result(value, tool=name)
 
     def context(self, query: str) -> Any:
         with self.guard():
-            return self.loop.run_until_complete(maybe_await(self.plugin.get_context(query)))  # type: ignore[attr-defined]
+            return self.loop.run(self.plugin.get_context(query))  # type: ignore[attr-defined]
 
     def complete(self, prompt: str, options: dict[str, Any]) -> ToolResult:
         """The model's completion as a ToolResult; the plugin's failures become error results."""
         with self.guard():
             try:
                 model = self.plugin.provider()  # type: ignore[attr-defined]
-                text = self.loop.run_until_complete(maybe_await(model.complete(prompt, **options)))
+                text = self.loop.run(model.complete(prompt, **options))
             except BaseException as exc:  # noqa: BLE001 - SystemExit and friends become results
                 if isinstance(exc, KeyboardInterrupt):
                     raise
@@ -133,7 +151,7 @@ class ChildPlugin:
     def shutdown(self) -> None:
         with self.guard():
             try:
-                self.loop.run_until_complete(maybe_await(self.plugin.shutdown()))
+                self.loop.run(self.plugin.shutdown())
             except Exception:  # noqa: BLE001
                 pass
 

@@ -232,7 +232,6 @@ class HostPrompter:
 
 
 def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
-    import asyncio
     import contextlib
 
     import jsonschema  # noqa: F401 - argument validation needs it; imported here, as the host
@@ -240,7 +239,7 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
     from promptline.policy import load_manifest, load_policy_set
 
     from . import _jsonrpc as rpc
-    from ._backend import ChildPlugin, PluginBackend
+    from ._backend import ChildPlugin, LazyLoop, PluginBackend
     from ._server import serve_mcp_loop
 
     writer = rpc.Writer(proto_out)
@@ -252,7 +251,6 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
     policy_set = load_policy_set(spec.get("policy_files") or (), [manifest_path],
                                  grants=spec.get("grants"),
                                  plugin_facts={plugin_id: spec.get("facts") or {}})
-    loop = asyncio.new_event_loop()   # made before the hook: its self-pipe is host business
     inbox = Inbox(rpc.LineReader(proto_in))   # its reader thread starts before the hook, as the host
     enforcer = None
     if spec.get("hooks", True):
@@ -263,7 +261,11 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
                             mode=spec.get("mode") or "enforce")
         enforcer.install()
     guard = (lambda: enforcer.guard(plugin_id)) if enforcer is not None else contextlib.nullcontext
+    # an async plugin's event loop (its self-pipe, asyncio's imports) is host business
+    loop = LazyLoop(enforcer.privileged if enforcer is not None else contextlib.nullcontext)
 
+    if manifest.capabilities.native:
+        import ctypes  # noqa: F401 - granted: imported as the host, like every other child import
     sys.path.insert(0, spec["code_root"])
     child = ChildPlugin.load(plugin_id, manifest, spec["entry"], loop=loop, guard=guard,
                              settings=spec.get("settings") or {}, data_dir=spec.get("data_dir"))

@@ -1,4 +1,4 @@
-"""The cel-python backend (pure Python, the reference) and the shared CEL parser.
+"""The cel-python backend (pure Python, the reference).
 
 This is the only module that imports ``celpy``. celpy raises the interpreter's recursion
 limit to 2500 as a process-wide side effect (``celpy.Environment.__init__``); every entry into
@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._capabilities import HELPERS
-from .._errors import CelCompileError, CelEvalError
+from .._errors import CelEvalError
+from ._parser import parse
 
 
 @contextlib.contextmanager
@@ -30,35 +31,8 @@ with _keep_recursion_limit():
     import celpy
     import lark
     from celpy import celtypes
-    from celpy.celparser import CELParseError, CELParser
     from celpy.evaluation import CELEvalError
 
-    _PARSER = CELParser(tree_class=lark.Tree)
-
-
-def parse(source: str) -> lark.Tree:
-    """Parse ``source`` with celpy's grammar; syntax errors become ``CelCompileError``."""
-    try:
-        return _PARSER.parse(source)
-    except CELParseError as exc:
-        line = getattr(exc, "line", None)
-        column = getattr(exc, "column", None)
-        raise CelCompileError(
-            "syntax error" + _near(source, line, column), line=line, column=column,
-            fix="check brackets, quotes and operators") from None
-    except (lark.exceptions.LarkError, ValueError) as exc:  # pragma: no cover - defensive
-        raise CelCompileError(f"syntax error: {str(exc).splitlines()[0]}", line=1, column=1,
-                              fix="check brackets, quotes and operators") from None
-
-
-def _near(source: str, line: int | None, column: int | None) -> str:
-    if not line or not column:
-        return ""
-    lines = source.splitlines() or [""]
-    if line > len(lines):
-        return " at end of expression"
-    rest = lines[line - 1][column - 1:column + 19]
-    return f" near `{rest}`" if rest else " at end of line"
 
 
 def _helper(name: str, fn: Any) -> Any:
@@ -166,10 +140,3 @@ class CelPythonBackend:
 
     def __repr__(self) -> str:
         return "<CelPythonBackend>"
-
-
-def decode_string(token: Any) -> str:
-    """The value of a CEL string literal token, as cel-python decodes it."""
-    from celpy.evaluation import celstr
-
-    return str(celstr(token))

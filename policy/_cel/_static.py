@@ -23,7 +23,6 @@ from lark import Token, Tree
 from .._capabilities import HELPERS
 from .._errors import CelCompileError
 from .._request import PLUGIN_FIELDS, REQUEST_FIELDS
-from ._celpy import decode_string, parse  # the shared parser is celpy's grammar
 from ._limits import (
     MAX_AST_NODES,
     MAX_COMPREHENSION_DEPTH,
@@ -32,6 +31,7 @@ from ._limits import (
     MAX_REGEX_CHARS,
     MAX_STRING_LITERAL_CHARS,
 )
+from ._parser import decode_string, parse  # the one shared parser (celpy's grammar)
 
 REQUEST_FIELD_SET = frozenset(REQUEST_FIELDS)
 PLUGIN_FIELD_SET = frozenset(PLUGIN_FIELDS)

@@ -25,7 +25,6 @@ error :class:`ToolResult` values, so a broken plugin never raises into the host.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import json
@@ -457,11 +456,16 @@ async def invoke_tool(tool: Tool, args: Any, *, timeout: float | None = None,
 
     async def run() -> Any:
         if offload_sync and not inspect.iscoroutinefunction(tool.execute):
+            import asyncio
             return await maybe_await(await asyncio.to_thread(tool.execute, clean))
         return await maybe_await(tool.execute(clean))
 
     try:
-        value = await (asyncio.wait_for(run(), timeout) if timeout is not None else run())
+        if timeout is not None:
+            import asyncio
+            value = await asyncio.wait_for(run(), timeout)
+        else:
+            value = await run()
     except TimeoutError:
         return ToolResult.failure(ToolError(f"did not answer within {timeout:g} s", tool=name,
                                             kind="timeout", retryable=True))
@@ -472,6 +476,7 @@ async def invoke_tool(tool: Tool, args: Any, *, timeout: float | None = None,
 
 def invoke_tool_sync(tool: Tool, args: Any) -> ToolResult:
     """:func:`invoke_tool` for synchronous callers (tests, scripts) outside an event loop."""
+    import asyncio  # not with the API: asyncio imports subprocess (and _posixsubprocess)
     return asyncio.run(invoke_tool(tool, args))
 
 
