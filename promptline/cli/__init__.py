@@ -6,20 +6,60 @@ import importlib
 
 import click
 
-# (module, attribute) of each command group; a group whose module is missing is skipped so
-# a partial checkout still has a working CLI.
-_GROUPS = (
-    ("promptline.cli.policy_cmd", "policy_group"),
-    ("promptline.cli.audit_cmd", "audit_group"),
-    ("promptline.cli.keys_cmd", "keys_group"),
-    ("promptline.cli.plugin_cmd", "plugin_group"),
-    ("promptline.cli.tool_cmd", "tool_group"),
-    ("promptline.cli.grants_cmd", "grants_group"),
-    ("promptline.cli.run_cmd", "run_command"),
-)
+# name -> (module, attribute, one-line help) of each command; a command's module is imported
+# only when that command runs, so `promptline --help` does not load the engine.
+# tests/loaders/test_loader_cli.py checks each one-line help against the command's own.
+COMMANDS = {
+    "policy": ("promptline.cli.policy_cmd", "policy_group", "Validate, explain and test policy files."),
+    "audit": ("promptline.cli.audit_cmd", "audit_group", "Read and check the audit log (hash-chained JSON Lines)."),
+    "keys": ("promptline.cli.keys_cmd", "keys_group", "Publisher keys for signing plugins (ed25519)."),
+    "plugin": ("promptline.cli.plugin_cmd", "plugin_group", "Find, inspect, approve, sign and scaffold plugins."),
+    "tool": ("promptline.cli.tool_cmd", "tool_group", "List and call plugin tools under policy."),
+    "grants": ("promptline.cli.grants_cmd", "grants_group",
+               'Remembered prompt answers ("always" / "never"): list and revoke them.'),
+    "run": ("promptline.cli.run_cmd", "run_command",
+            "Load every plugin under policy and serve tool calls on stdin/stdout."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _load_command(name: str) -> click.Command | None:
+    module_name, attr, _ = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:   # a partial checkout still has a working CLI
+        if exc.name != module_name:
+            raise
+        return None
+    cmd = getattr(module, attr)
+    if name == "plugin":   # `plugin install|publish|update|remove|search|learn` live in their own modules
+        from . import learn_cmd, registry_cmd
+        for extra in (registry_cmd.install_cmd, registry_cmd.publish_cmd, registry_cmd.update_cmd,
+                      registry_cmd.remove_cmd, registry_cmd.search_cmd, learn_cmd.learn_cmd):
+            cmd.add_command(extra)
+    return cmd
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported when used (click's documented lazy pattern);
+    the top-level help lists them from :data:`COMMANDS` without importing them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            cmd = _load_command(cmd_name)
+            if cmd is not None:
+                self.add_command(cmd, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="promptline-plugins")
 def main() -> None:
     """PromptLine plugins: load third-party plugins under a declarative policy.
@@ -39,27 +79,3 @@ def main() -> None:
     PROMPTLINE_AUDIT_LOG, PROMPTLINE_APPROVALS, PROMPTLINE_GRANTS, PROMPTLINE_CONFIG.
     """
 
-
-for _mod, _attr in _GROUPS:
-    try:
-        _module = importlib.import_module(_mod)
-    except ModuleNotFoundError as exc:
-        if exc.name != _mod:
-            raise
-        continue
-    main.add_command(getattr(_module, _attr))
-
-# `promptline plugin install|publish|update|remove|search` live in the registry module
-try:
-    from . import registry_cmd as _registry
-except ModuleNotFoundError as exc:  # pragma: no cover - partial checkout
-    if exc.name != "promptline.cli.registry_cmd":
-        raise
-else:
-    _plugin = main.commands.get("plugin")
-    if _plugin is not None:
-        for _cmd in (_registry.install_cmd, _registry.publish_cmd, _registry.update_cmd,
-                     _registry.remove_cmd, _registry.search_cmd):
-            _plugin.add_command(_cmd)
-        from .learn_cmd import learn_cmd as _learn
-        _plugin.add_command(_learn)
