@@ -4,7 +4,7 @@
 
 Rows:
 - writer stage, batched: records/s the background writer sustains (chain + canonical JSON
-  + SHA-256 + append) on records already built, in batches of 1,000 — the number DESIGN.md
+  + SHA-256 + append) on records already built, in batches of 1,000 — the number docs/design.md
   §12 sets at > 100,000/s;
 - allow path end to end: ``decision()`` calls from one thread plus the final ``flush()``
   (building and redacting each record in the caller, the writer thread sharing the GIL);

@@ -1,4 +1,4 @@
-"""Decision benchmark (DESIGN.md §12, issue 2 "Benchmark").
+"""Decision benchmark (docs/design.md §12, issue 2 "Benchmark").
 
     python benchmarks/decide.py               # 100,000 requests (about 20% distinct)
     python benchmarks/decide.py --quick       # 5,000 requests: a smoke run
@@ -576,7 +576,7 @@ def run(n_requests: int = 100_000, rounds: int = 3, celpy_sample: int = 2000, se
     cedar = best(miss["cedarpy"])[0]
     casb = best(miss["pycasbin"])[0]
     log("")
-    log("targets (DESIGN.md §12, cache miss, p50):")
+    log("targets (docs/design.md §12, cache miss, p50):")
     log(f"  {ref_name} / plain Python = {ours / plain:.1f}x   (target: within 3x)  "
         f"{'MET' if ours <= 3 * plain else 'NOT MET'}")
     log(f"  cedarpy / {ref_name}   = {cedar / ours:.1f}x   (target: > 1x, ours faster)  "

@@ -1,4 +1,4 @@
-"""Overhead of the enforcer's audit hook, as ratios measured in one run (DESIGN.md §12).
+"""Overhead of the enforcer's audit hook, as ratios measured in one run (docs/design.md §12).
 
     python benchmarks/overhead.py [--files 10000] [--repeat 5]
 

@@ -1,4 +1,4 @@
-"""Process plugin call round trip (DESIGN.md §12: under 0.5 ms) and start-up time.
+"""Process plugin call round trip (docs/design.md §12: under 0.5 ms) and start-up time.
 
     python benchmarks/process_call.py [--calls 2000]
 

@@ -1,4 +1,4 @@
-"""Reload latency: from a policy file write to new decisions in effect (DESIGN.md §12: < 100 ms
+"""Reload latency: from a policy file write to new decisions in effect (docs/design.md §12: < 100 ms
 for a 200-rule policy). Real files, a real watchdog observer, the real PluginManager.
 
     python benchmarks/reload.py [--rules 200] [--saves 30]
@@ -73,7 +73,7 @@ def main() -> None:
     print(f"reload_policy() alone (warm):             p50 {statistics.median(compile_ms):6.1f} ms")
     print(f"file write -> new decisions in effect:    p50 {statistics.median(latencies):6.1f} ms   "
           f"p95 {q[-1]:6.1f} ms   max {max(latencies):6.1f} ms")
-    print(f"target (DESIGN.md §12): < 100 ms -> {'MET' if statistics.median(latencies) < 100 else 'NOT MET'} (p50)")
+    print(f"target (docs/design.md §12): < 100 ms -> {'MET' if statistics.median(latencies) < 100 else 'NOT MET'} (p50)")
 
 
 if __name__ == "__main__":

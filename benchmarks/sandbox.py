@@ -1,4 +1,4 @@
-"""Sandbox call round trips and start-up, side by side (DESIGN.md §12; issue [5/7]):
+"""Sandbox call round trips and start-up, side by side (docs/design.md §12; issue [5/7]):
 process plugin call (target < 0.5 ms) and wasm tool call with a cached module (< 1 ms).
 
     python benchmarks/sandbox.py [--calls N]

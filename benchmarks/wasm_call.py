@@ -1,4 +1,4 @@
-"""WebAssembly tool-call benchmark (DESIGN.md §12: "wasm tool call (cached module): under 1 ms").
+"""WebAssembly tool-call benchmark (docs/design.md §12: "wasm tool call (cached module): under 1 ms").
 
     python benchmarks/wasm_call.py            # 2,000 calls per case
     python benchmarks/wasm_call.py --quick    # 200 calls: a smoke run

@@ -1,4 +1,4 @@
-"""The decision workload of DESIGN.md §12, generated from a fixed seed.
+"""The decision workload of docs/design.md §12, generated from a fixed seed.
 
 20 plugins with 2-6 capabilities each, 30 org rules (deny/ask/allow, using the CEL helpers
 within/glob/host_matches/in_cidr/env_matches), and a request stream (fs/net/env mix) in which
@@ -180,7 +180,7 @@ def rule_cel(r: RuleSpec) -> str:
 
 def policy_document(rules=ORG_RULES) -> dict:
     return {"apiVersion": "promptline/v1", "kind": "Policy", "layer": "org",
-            "description": "Benchmark org policy (DESIGN.md §12)",
+            "description": "Benchmark org policy (docs/design.md §12)",
             "rules": [{"id": r.id, "effect": r.effect, "actions": list(r.actions),
                        "plugins": list(r.plugins), "when": rule_cel(r)} for r in rules]}
 

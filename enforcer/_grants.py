@@ -1,6 +1,6 @@
 """Remembered prompt answers ("always" / "never"), kept as an ordinary user-layer policy.
 
-The file is a policy a person can read and edit (DESIGN.md §4)::
+The file is a policy a person can read and edit (docs/design.md §4)::
 
     apiVersion: promptline/v1
     kind: Policy

@@ -1,7 +1,7 @@
 """DNS memory: which host names a plugin resolved to which addresses.
 
 A ``connect`` to an IP is judged by the host name the plugin resolved to get it
-(DESIGN.md §5); an IP nobody resolved is judged as itself (IP/CIDR rules).
+(docs/design.md §5); an IP nobody resolved is judged as itself (IP/CIDR rules).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ of ``Answer.ONCE`` (allow this request), ``ALWAYS`` (allow, and remember), ``DEN
 this request) or ``NEVER`` (refuse, and remember). Remembered answers are ordinary rules in
 the user layer, kept by ``GrantStore`` (``_grants.py``).
 
-The terminal prompter is hardened the way Deno's is (DESIGN.md §10): pending input is
+The terminal prompter is hardened the way Deno's is (docs/design.md §10): pending input is
 flushed before asking; control characters and Unicode bidi/invisible marks in everything
 shown are escaped; an answer needs a word or letter followed by Enter; no TTY, a terminal
 in raw (or no-echo) mode, a background process group, end of input or a timeout all mean

@@ -1,4 +1,4 @@
-"""Approvals: the user's consent to a plugin's declared capabilities (DESIGN.md §4).
+"""Approvals: the user's consent to a plugin's declared capabilities (docs/design.md §4).
 
 An approval is pinned to the manifest digest and the code digest of what the user saw, and
 records the capabilities as flat lines (``network: https://api.example.com``). Status:

@@ -1,6 +1,6 @@
 """`plugin learn`: run a plugin's tools in audit mode and propose the smallest manifest.
 
-The plugin runs with every would-be refusal allowed and logged (audit mode, DESIGN.md §4);
+The plugin runs with every would-be refusal allowed and logged (audit mode, docs/design.md §4);
 the would-be refusals are then folded into a ``capabilities:`` block that would have
 allowed them. Audit mode needs the in-process hooks, so learning runs the plugin's code in
 this process: use it on code you trust (your own plugin), never on a stranger's.

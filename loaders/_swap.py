@@ -1,4 +1,4 @@
-"""Rebuild-then-swap: the one way a running host changes its policy (DESIGN.md §9)."""
+"""Rebuild-then-swap: the one way a running host changes its policy (docs/design.md §9)."""
 
 from __future__ import annotations
 

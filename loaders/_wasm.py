@@ -1,4 +1,4 @@
-"""The ``wasm`` sandbox: WASI (preview1) modules run by wasmtime (DESIGN.md §7).
+"""The ``wasm`` sandbox: WASI (preview1) modules run by wasmtime (docs/design.md §7).
 
 This is the only module that imports wasmtime. A plugin is a WASI command module. Each
 call runs a fresh instance of the compiled module: one JSON request on stdin, one JSON

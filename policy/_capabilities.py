@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 
-# Addresses of the built-in `private` group (DESIGN.md §4).
+# Addresses of the built-in `private` group (docs/design.md §4).
 PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
     "169.254.0.0/16", "100.64.0.0/10", "0.0.0.0/8",

@@ -193,7 +193,7 @@ def path_cel(pattern: str, home: str | None = None) -> str:
 
 
 def builtin_rules(protected: list[tuple[str, str]], backend=None) -> list[CompiledRule]:
-    """Deny writes to the policy files, grants, audit log, plugin dirs and keys (DESIGN.md §4)."""
+    """Deny writes to the policy files, grants, audit log, plugin dirs and keys (docs/design.md §4)."""
     backend = backend or get_backend()
     out = []
     for i, (path, why) in enumerate(protected):

@@ -3,7 +3,7 @@
 Most rules — every manifest grant and most admin rules — are ORs and ANDs of helper calls on
 literal patterns, string comparisons and port checks. Evaluating them through a CEL runtime
 costs a conversion of the request plus a few µs per program; as closures over the Request they
-cost about what a hand-written checker costs (DESIGN.md §6, §12).
+cost about what a hand-written checker costs (docs/design.md §6, §12).
 
 ``translate(source, plugin)`` returns a closure ``f(request) -> True | False | ERROR`` or None
 when the expression uses anything outside the subset (then the CEL program runs). The subset

@@ -109,7 +109,7 @@ class Entry(_Strict):
 
 
 class Manifest(_Strict):
-    """A plugin's declaration of what it is and what it needs (DESIGN.md §3)."""
+    """A plugin's declaration of what it is and what it needs (docs/design.md §3)."""
 
     apiVersion: Literal["promptline/v1"] = API_VERSION
     id: str
@@ -208,7 +208,7 @@ class Rule(_Strict):
 
 
 class PolicyFile(_Strict):
-    """One admin-written policy file (DESIGN.md §4)."""
+    """One admin-written policy file (docs/design.md §4)."""
 
     apiVersion: str
     kind: Literal["Policy"]

@@ -1,6 +1,6 @@
 """PolicySet: an immutable, versioned set of compiled rules that decides requests.
 
-Order (DESIGN.md §4): any matching deny -> DENY; any matching ask without a remembered
+Order (docs/design.md §4): any matching deny -> DENY; any matching ask without a remembered
 answer -> ASK; any matching allow -> ALLOW; otherwise DENY by default. A deny (or ask) whose
 evaluation errors counts as matching (fail closed); an allow that errors does not match.
 """
@@ -394,7 +394,7 @@ def grant_hint(request: Request) -> str:
 # -- loading -------------------------------------------------------------------------------
 
 def _check_safe_location(path: str, layer: str) -> None:
-    """An org policy writable by others than its owner is refused (DESIGN.md §4)."""
+    """An org policy writable by others than its owner is refused (docs/design.md §4)."""
     if layer != "org":
         return
     for p in (path, os.path.dirname(os.path.abspath(path))):

@@ -13,7 +13,7 @@ ACTIONS = (
     "plugin.load", "tool.call", "fs.read", "fs.write", "net.resolve", "net.connect",
     "net.bind", "env.read", "env.write", "process.exec", "native.load",
 )
-"""Every action a request may carry (DESIGN.md §5)."""
+"""Every action a request may carry (docs/design.md §5)."""
 
 _ACTION_SET = frozenset(ACTIONS)
 

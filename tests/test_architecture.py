@@ -1,6 +1,6 @@
 """The layout (one import root), the dependency direction and the front doors.
 
-Packages and what each may import (DESIGN.md §1)::
+Packages and what each may import (docs/design.md §1)::
 
     promptline (facade, cli) -> promptline.loaders -> promptline.enforcer -> promptline.policy
                                         └──────────> promptline.sdk ─────────┘

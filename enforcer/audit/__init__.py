@@ -1,4 +1,4 @@
-"""The audit log: tamper-evident JSON Lines (DESIGN.md §10, schema in docs/audit-log.md).
+"""The audit log: tamper-evident JSON Lines (docs/design.md §10, schema in docs/audit-log.md).
 
 Writing::
 

@@ -1,6 +1,6 @@
 """The process sandbox: plugins in child processes speaking MCP (JSON-RPC 2.0) on stdio.
 
-Walls for every child (DESIGN.md §7): scrubbed environment, own working directory, no
+Walls for every child (docs/design.md §7): scrubbed environment, own working directory, no
 inherited fds, its own session, rlimits, no capabilities, ``no_new_privs``, a seccomp filter
 (``_seccomp``) and a Landlock ruleset derived from the manifest (``_landlock``). Python
 plugins also get the in-child Enforcer (``_bootstrap``), whose decisions reach the host's

@@ -1,4 +1,4 @@
-"""CEL backends: one small interface over cel-python and cel-expr-python (DESIGN.md §6).
+"""CEL backends: one small interface over cel-python and cel-expr-python (docs/design.md §6).
 
     backend = get_backend()                       # cel-expr-python when installed
     program = backend.compile('within(request.path, "/data")', expect_bool=True)

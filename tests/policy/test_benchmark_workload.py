@@ -1,7 +1,7 @@
 """The decision benchmark's workload: every engine decides every request like ours.
 
 Runs the benchmark's smoke workload (``benchmarks/decide.py --quick`` size) without timing —
-timings are never asserted (the machines are noisy; DESIGN.md §12).
+timings are never asserted (the machines are noisy; docs/design.md §12).
 """
 
 from __future__ import annotations
