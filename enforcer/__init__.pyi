@@ -14,8 +14,9 @@ from ._prompt import (
                       escape_for_terminal,
                       resolve_ask,
 )
+from ._protocols import AuditSink, GrantLookup, RememberedGrant
 
-__all__ = [
+__all__ = ["AuditSink", "GrantLookup", "RememberedGrant",
     "EVENT_TABLE",
     "Answer",
     "CallbackPrompter",

@@ -31,7 +31,8 @@ from ._errors import PolicyViolation
 from ._events import Refuse
 from ._netmemory import NetMemory
 from ._paths import TRUSTED_PATH_TYPES
-from ._prompt import resolve_ask
+from ._prompt import Prompter, resolve_ask
+from ._protocols import AuditSink, GrantLookup
 
 MODES = ("enforce", "audit")
 FRONT_CACHE_SIZE = 16_384  # allowed decisions the hook remembers per snapshot (then reset)
@@ -166,7 +167,8 @@ class Enforcer:
     __slots__ = ("_snap", "_audit_log", "_prompter", "_grants", "_mode", "_netmemory", "_extra_dirs",
                  "_code_roots", "_lock", "__weakref__")
 
-    def __init__(self, policy_set, *, audit_log=None, prompter=None, grants=None, mode: str = "enforce",
+    def __init__(self, policy_set, *, audit_log: AuditSink | None = None, prompter: Prompter | None = None,
+                 grants: GrantLookup | None = None, mode: str = "enforce",
                  plugin_dirs: dict[str, str] | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode `{mode}` — use enforce or audit")

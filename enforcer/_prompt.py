@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from promptline.policy import DecidedBy, Decision, Effect, Request, Verdict
 
 if TYPE_CHECKING:
-    from ._grants import GrantStore
+    from ._protocols import GrantLookup
 
 try:  # termios is POSIX-only; without it no terminal prompt is possible (deny)
     import termios
@@ -305,7 +305,7 @@ class DenyPrompter:
 # --------------------------------------------------------------------------- resolve
 
 def resolve_ask(prompter: Prompter, plugin_id: str, request: Request, decision: Decision,
-                grants: GrantStore | None = None) -> Decision:
+                grants: GrantLookup | None = None) -> Decision:
     """Turn an ASK decision into ALLOW or DENY; other decisions are returned unchanged.
 
     A remembered answer in ``grants`` decides first (``decided_by`` RULE, citing the grant).
