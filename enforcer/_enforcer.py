@@ -166,6 +166,16 @@ class Enforcer:
 
     __slots__ = ("_snap", "_audit_log", "_prompter", "_grants", "_mode", "_netmemory", "_extra_dirs",
                  "_code_roots", "_lock", "__weakref__")
+    # set once through object.__setattr__ (instances refuse attribute writes)
+    _snap: Snapshot
+    _audit_log: AuditSink | None
+    _prompter: Prompter | None
+    _grants: GrantLookup | None
+    _mode: str
+    _netmemory: NetMemory
+    _extra_dirs: dict[str, str]
+    _code_roots: Any
+    _lock: threading.Lock
 
     def __init__(self, policy_set, *, audit_log: AuditSink | None = None, prompter: Prompter | None = None,
                  grants: GrantLookup | None = None, mode: str = "enforce",
@@ -394,9 +404,8 @@ class Guard:
         self._tokens.append(ACTIVE.set(self.plugin))
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: object) -> None:
         ACTIVE.reset(self._tokens.pop())
-        return False
 
     def __call__(self, fn):
         plugin = self.plugin
@@ -426,9 +435,8 @@ class _Privileged:
         self._token = ACTIVE.set(Privileged(frame, prev if type(prev) is str else None))
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: object) -> None:
         ACTIVE.reset(self._token)
-        return False
 
 
 def privileged(fn=None):
