@@ -25,11 +25,13 @@ from ._policyset import (
                       load_policy_set,
 )
 from ._request import ACTIONS, Request
-from ._testing import run_test_file, uncovered_rules
+from ._testing import check_test_file, file_kind, run_test_file, uncovered_rules
 from ._versions import DISTRIBUTION, SemVer, is_semver, parse_requires, promptline_version, requires_ok
 from ._yaml import Located, load_yaml, read_text
 
 __all__ = [
+    "check_test_file",
+    "file_kind",
     "DISTRIBUTION",
     "SemVer",
     "is_semver",

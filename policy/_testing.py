@@ -68,8 +68,8 @@ class TestFileResult:
         return sum(not r.passed for r in self.results)
 
 
-def run_test_file(path: str, backend: str | None = None) -> TestFileResult:
-    """Load a PolicyTest file, build its PolicySet and run every case."""
+def _load_test_file(path: str, backend: str | None) -> tuple[_TestFile, PolicySet, list[tuple[_Case, Request, str]]]:
+    """The parsed test file, its PolicySet and each case's request (with its file:line)."""
     located = load_yaml_file(path)
     if not isinstance(located.data, dict):
         raise located.error((), "a policy test must be a YAML mapping", f"start with `apiVersion: {API_VERSION}`")
@@ -83,10 +83,9 @@ def run_test_file(path: str, backend: str | None = None) -> TestFileResult:
         sub = Located(raw, located.file, {k[3:]: v for k, v in located.marks.items() if k[:2] == ("plugins", i)})
         manifests.append(parse_manifest(sub))
     ps = load_policy_set([os.path.join(base, p) for p in spec.policies], manifests, backend=backend)
-    results = []
+    cases = []
     for i, case in enumerate(spec.cases):
         line = located.where(("cases", i))[0]
-        origin = f"{path}:{line}"
         fields = dict(case.request)
         try:
             if "argv" in fields:
@@ -98,6 +97,21 @@ def run_test_file(path: str, backend: str | None = None) -> TestFileResult:
         except (TypeError, ValueError) as exc:
             raise located.error(("cases", i, "request"), f"case `{case.name}`: bad request: {exc}",
                                 "use the fields action, plugin, path, host, port, name, argv, tool, args") from None
+        cases.append((case, req, f"{path}:{line}"))
+    return spec, ps, cases
+
+
+def check_test_file(path: str, backend: str | None = None) -> int:
+    """Validate a PolicyTest file without running it (schema, its policies and manifests
+    compile, every case's request is well formed); the number of cases. Raises PolicyError."""
+    return len(_load_test_file(path, backend)[2])
+
+
+def run_test_file(path: str, backend: str | None = None) -> TestFileResult:
+    """Load a PolicyTest file, build its PolicySet and run every case."""
+    _, ps, cases = _load_test_file(path, backend)
+    results = []
+    for case, req, origin in cases:
         d = ps.decide(req)
         got = d.verdict.value
         rule = d.rule.id if d.rule else ""
@@ -106,6 +120,17 @@ def run_test_file(path: str, backend: str | None = None) -> TestFileResult:
         results.append(CaseResult(case.name, origin, passed, case.expect + (f" by `{case.rule}`" if case.rule else ""),
                                   got + (f" by `{rule}`" if rule else ""), rule, detail))
     return TestFileResult(path, tuple(results), ps)
+
+
+def file_kind(path: str) -> str:
+    """The ``kind`` a YAML file declares (``Policy``, ``PolicyTest``...); PolicyError if it
+    is not a mapping with a string ``kind``."""
+    located = load_yaml_file(path)
+    kind = located.data.get("kind") if isinstance(located.data, dict) else None
+    if not isinstance(kind, str):
+        raise located.error((), "no `kind:`", "start the file with `apiVersion: promptline/v1` and "
+                            "`kind: Policy` (or `kind: PolicyTest`)")
+    return kind
 
 
 def uncovered_rules(results: list[TestFileResult]) -> list[tuple[str, str]]:
@@ -119,4 +144,4 @@ def uncovered_rules(results: list[TestFileResult]) -> list[tuple[str, str]]:
     return sorted(set(out))
 
 
-__all__ = ["run_test_file", "uncovered_rules", "TestFileResult", "CaseResult", "PolicyError"]
+__all__ = ["check_test_file", "file_kind", "run_test_file", "uncovered_rules", "TestFileResult", "CaseResult", "PolicyError"]

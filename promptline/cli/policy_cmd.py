@@ -7,7 +7,16 @@ import os
 
 import click
 
-from promptline.policy import PolicyError, Request, available_backends, load_policy_set, run_test_file, uncovered_rules
+from promptline.policy import (
+    PolicyError,
+    Request,
+    available_backends,
+    check_test_file,
+    file_kind,
+    load_policy_set,
+    run_test_file,
+    uncovered_rules,
+)
 
 from ._common import EXIT_FAILED, console, fail
 
@@ -44,15 +53,43 @@ def policy_group() -> None:
 @click.option("--all-backends", is_flag=True, help="Compile with every installed CEL backend.")
 @_backend_option
 def check_cmd(files, manifests, all_backends, backend) -> None:
-    """Validate and compile policy FILES (and manifests); exit 1 on the first error."""
+    """Validate FILES by their `kind:` (like `opa check`); exit 1 on the first error.
+
+    Policy files (`kind: Policy`, or directories of them) are compiled together with the
+    manifests; policy test files (`kind: PolicyTest`) are validated — schema, their own
+    policies and every case's request — without running them (`policy test` runs them).
+
+    \b
+    Example:
+      promptline policy check policies/*.yaml
+    """
     backends = available_backends() if all_backends else [None if backend == "auto" else backend]
-    for be in backends:
+    policies, tests = [], []
+    for f in files:
         try:
-            ps = load_policy_set(files, manifests, backend=be)
+            kind = "Policy" if os.path.isdir(f) else file_kind(f)
         except PolicyError as exc:
             fail(str(exc))
-        click.echo(f"ok: {len(ps.rules)} rules from {len(ps.sources)} file(s), "
-                   f"policy version {ps.version}, backend {ps.backend.name}")
+        if kind == "PolicyTest":
+            tests.append(f)
+        elif kind == "Policy":
+            policies.append(f)
+        else:
+            fail(f"{f}: `kind: {kind}` is neither Policy nor PolicyTest — check the file, or leave it out")
+    for be in backends:
+        if policies or manifests:
+            try:
+                ps = load_policy_set(policies, manifests, backend=be)
+            except PolicyError as exc:
+                fail(str(exc))
+            click.echo(f"ok: {len(ps.rules)} rules from {len(ps.sources)} file(s), "
+                       f"policy version {ps.version}, backend {ps.backend.name}")
+        for t in tests:
+            try:
+                n = check_test_file(t, backend=be)
+            except PolicyError as exc:
+                fail(str(exc))
+            click.echo(f"ok: {t}: policy test with {n} case(s)")
 
 
 def _request_from(plugin, action, path, host, port, scheme, url, name, argv, tool, args) -> Request:

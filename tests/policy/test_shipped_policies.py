@@ -42,3 +42,29 @@ cases:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert "FAIL" in out.stdout and "bad.test.yaml:5" in out.stdout
+
+
+def test_policy_check_validates_every_file_by_its_kind(tmp_path):
+    """`policy check policies/*.yaml` takes the test files beside the policies (like `opa check`)."""
+    every = sorted(glob.glob(os.path.join(ROOT, "policies", "*.yaml")))
+    out = subprocess.run([sys.executable, "-m", "promptline", "policy", "check", *every],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("policy test with") == len(TEST_FILES)
+    bad = tmp_path / "bad.test.yaml"
+    bad.write_text(f"""apiVersion: promptline/v1
+kind: PolicyTest
+policies: [{os.path.join(ROOT, 'policies', 'default.yaml')}]
+cases:
+  - name: a typo in the action
+    request: {{plugin: p, action: fs.reed}}
+    expect: deny
+""")
+    out = subprocess.run([sys.executable, "-m", "promptline", "policy", "check", str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "bad.test.yaml:6:" in out.stderr and "fs.reed" in out.stderr, out.stderr
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("apiVersion: promptline/v1\nkind: Nonsense\n")
+    out = subprocess.run([sys.executable, "-m", "promptline", "policy", "check", str(odd)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "Nonsense" in out.stderr
