@@ -1,6 +1,6 @@
 """The plugin registry: install, update, remove and publish plugins.
 
-    from promptline.loaders._registry import Registry, publish
+    from promptline.loaders import Registry, publish
     entry = publish("my-plugin", "/srv/index", key="~/.config/promptline/keys/me.pem")
     reg = Registry("~/.config/promptline/plugins", policy_files=["policies/default.yaml"],
                    index="https://plugins.example.com/")
