@@ -28,11 +28,24 @@ DIR_THRESHOLD = 2   # files under one directory before the directory itself is p
 
 @dataclass
 class Learned:
-    """What a learning run saw: the proposed capabilities and what policy still refuses."""
+    """What a learning run saw: the proposed capabilities and what policy still refuses.
+
+    ``capabilities`` is the smallest block covering what the plugin did (learned from a run
+    with no grants at all, so it is the same whatever the manifest declares today);
+    ``missing`` lists what the manifest's current capabilities do not cover, and ``unused``
+    the current entries nothing needed (``filesystem.read[1]: ~/old/``).
+    """
 
     capabilities: dict[str, Any]
     refused: list[tuple[str, str, str]] = field(default_factory=list)   # (action, resource, rule)
     results: list[tuple[str, bool, str]] = field(default_factory=list)  # (tool, ok, content)
+    missing: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+
+    @property
+    def covered(self) -> bool:
+        """True when the manifest's current capabilities already allow everything seen."""
+        return not self.missing
 
     def to_yaml(self) -> str:
         return yaml.safe_dump({"capabilities": self.capabilities}, sort_keys=False)
@@ -57,9 +70,12 @@ def learn(plugin_dir: str | os.PathLike, calls: Sequence[tuple[str, dict]], *,
         work = Path(tmp)
         copy = work / "plugins" / manifest.id
         shutil.copytree(src, copy, ignore=shutil.ignore_patterns("__pycache__", ".git", "plugin.sig"))
-        text = (copy / "plugin.yaml").read_text()
-        lines = [ln for ln in text.splitlines() if not ln.startswith("sandbox:")]
-        (copy / "plugin.yaml").write_text("\n".join(lines) + "\nsandbox: none\n")
+        # learn from no grants at all: every access is a would-be refusal, so the proposal is the
+        # smallest block whatever the manifest declares today (compared with it below)
+        data = yaml.safe_load((copy / "plugin.yaml").read_text(encoding="utf-8"))
+        data.pop("capabilities", None)
+        data["sandbox"] = "none"
+        (copy / "plugin.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         layer = work / "learn.yaml"
         layer.write_text(yaml.safe_dump({
             "apiVersion": "promptline/v1", "kind": "Policy", "layer": "user",
@@ -84,7 +100,48 @@ def learn(plugin_dir: str | os.PathLike, calls: Sequence[tuple[str, dict]], *,
                    if r.get("kind") == "decision" and (r.get("plugin") or {}).get("id") == manifest.id]
     learned = fold(records)
     learned.results = results
+    learned.missing, learned.unused = compare(records, src / "plugin.yaml", manifest, policy_files)
     return learned
+
+
+def compare(records: list[dict], manifest_path: Path, manifest: Any,
+            policy_files: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(what the manifest's current grants do not cover, which of its entries nothing used),
+    judged by the policy engine itself: each learned request is explained against the
+    policy files plus the manifest as it is."""
+    from promptline.policy import Request, Verdict, load_policy_set
+
+    ps = load_policy_set(list(policy_files), [manifest_path])
+    prefix = f"manifest:{manifest.id}:"
+    entries = {r.id[len(prefix):] for r in ps.rules if r.id.startswith(prefix)} - {"load"}
+    used: set[str] = set()
+    missing = set()
+    for r in records:
+        if not r.get("would_deny") or r.get("decision") == "deny":
+            continue
+        try:
+            request = Request.from_dict(r.get("request") or {})
+        except ValueError:
+            continue
+        ex = ps.explain(request)
+        used.update(t.rule.id[len(prefix):] for t in ex.traces if t.matched and t.rule.id.startswith(prefix))
+        if ex.decision.verdict is not Verdict.ALLOW:
+            missing.add(f"{request.action} {request.resource}")
+    used |= {e[: -len(".resolve")] for e in used if e.endswith(".resolve")}   # one network entry, two rules
+    unused = sorted(e for e in entries - used if not e.endswith(".resolve"))
+    return sorted(missing), [f"{e}: {_entry_value(manifest, e)}" for e in unused]
+
+
+def _entry_value(manifest: Any, entry: str) -> str:
+    """The manifest value behind a grant name such as ``filesystem.read[1]`` or ``network[0].resolve``."""
+    name, _, rest = entry.partition("[")
+    caps = manifest.capabilities
+    if name == "native":
+        return "true"
+    index = int(rest.split("]")[0]) if rest else 0
+    seq = {"filesystem.read": caps.filesystem.read, "filesystem.write": caps.filesystem.write,
+           "network": caps.network, "environment": caps.environment, "process": caps.process}.get(name, ())
+    return str(seq[index]) if index < len(seq) else "?"
 
 
 def fold(records: list[dict]) -> Learned:

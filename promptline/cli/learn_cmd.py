@@ -16,7 +16,8 @@ from .policy_cmd import _default_policies
               help="Policy files whose explicit denies still apply (default: the shipped default).")
 def learn_cmd(directory, calls, policies) -> None:
     """Run DIRECTORY's tools in audit mode and print the smallest `capabilities:` block
-    that would have allowed what they did.
+    that would have allowed what they did, and how the manifest's current one compares
+    (already covered? what is missing? which entries went unused?).
 
     \b
     Example:
@@ -37,3 +38,10 @@ def learn_cmd(directory, calls, policies) -> None:
     for action, resource, rule in learned.refused:
         click.echo(f"# refused by policy, not learnable: {action} {resource} ({rule})")
     click.echo(learned.to_yaml().rstrip() if learned.capabilities else "capabilities: {}")
+    if learned.covered:
+        click.echo("# the manifest's current capabilities already cover all of this")
+    else:
+        for what in learned.missing:
+            click.echo(f"# not covered by the current manifest: {what}")
+    for entry in learned.unused:
+        click.echo(f"# unused in the current manifest: {entry}")

@@ -63,7 +63,20 @@ def test_learned_manifest_then_runs_without_refusals(tmp_path):
     manifest.update(learned.capabilities and {"capabilities": learned.capabilities})
     (d / "plugin.yaml").write_text(yaml.safe_dump(manifest))
     again = learn(d, [("work", {"dir": str(data)})])
-    assert again.capabilities == {}, "nothing left to learn once the manifest grants it"
+    assert again.capabilities == learned.capabilities, "the proposal does not depend on today's manifest"
+    assert again.covered and again.missing == [] and again.unused == []
+
+
+def test_learn_compares_with_the_current_manifest(tmp_path):
+    d, data = make(tmp_path)
+    (d / "plugin.yaml").write_text(
+        "id: lrn\nversion: 0.1.0\nentry: {python: \"lrn_mod:P\"}\n"
+        f"capabilities:\n  filesystem: {{read: [\"{data}/\", \"/srv/never/\"]}}\n  network: [\"api.example.com:443\"]\n")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    learned = learn(d, [("work", {"dir": str(data)})], policy_files=[os.path.join(root, "policies", "default.yaml")])
+    assert learned.capabilities["filesystem"]["read"] == [str(data) + "/"]
+    assert not learned.covered and learned.missing == ["env.read LEARN_ME"]
+    assert learned.unused == ["filesystem.read[1]: /srv/never/", "network[0]: api.example.com:443"]
 
 
 def test_fold_prefers_files_until_a_directory_has_several():
@@ -84,6 +97,7 @@ def test_cli(tmp_path):
                           f'{{"dir": "{data}"}}'], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "capabilities:" in out.stdout and str(data) in out.stdout and "no-ssh-keys" in out.stdout
+    assert "not covered by the current manifest: fs.read" in out.stdout
     bad = subprocess.run([sys.executable, "-m", "promptline", "plugin", "learn", str(d), "--call", "work", "{nope"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "not JSON" in bad.stderr
