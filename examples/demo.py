@@ -20,13 +20,23 @@ ROOT = os.path.dirname(HERE)
 DEMO_DATA = "/tmp/promptline-demo"     # the directory the example manifests grant
 
 
+def make_demo_data() -> None:
+    """The directories the example manifests grant, with a few files to find."""
+    os.makedirs(f"{DEMO_DATA}/notes", exist_ok=True)
+    with open(f"{DEMO_DATA}/notes/todo.md", "w") as fh:
+        fh.write("# todo\n- buy milk\n- review the plugin policy\n")
+    os.makedirs(f"{DEMO_DATA}/project/src", exist_ok=True)
+    with open(f"{DEMO_DATA}/project/README.md", "w") as fh:
+        fh.write("# demo project\nTODO: write the docs\n")
+    with open(f"{DEMO_DATA}/project/src/app.py", "w") as fh:
+        fh.write("def main():\n    return 42  # todo: handle errors\n")
+
+
 def main() -> int:
     from promptline.enforcer.audit import AuditLog
     from promptline.loaders import ApprovalStore, PluginManager
 
-    os.makedirs(f"{DEMO_DATA}/notes", exist_ok=True)
-    with open(f"{DEMO_DATA}/notes/todo.md", "w") as fh:
-        fh.write("# todo\n- buy milk\n- review the plugin policy\n")
+    make_demo_data()
     state = tempfile.mkdtemp(prefix="promptline-demo-state-")
     log_path = os.path.join(state, "audit.jsonl")
     print(f"policy:    {ROOT}/policies/default.yaml")

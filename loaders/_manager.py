@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -162,9 +162,12 @@ class PluginManager:
         return discover(search_path=self.search_path, config_path=self.config_path,
                         entry_points=self.entry_points)
 
-    def load_all(self) -> LoadReport:
+    def load_all(self, only: Iterable[str] | None = None) -> LoadReport:
         """Discover every plugin, verify, check approval, build the policy, and load.
+        ``only``: load just these plugin ids (the others are not verified, asked about or
+        started — `promptline tool call notes.search` starts `notes` alone).
         With ``watch=True`` a watcher then reloads policies and plugins as files change."""
+        wanted = None if only is None else set(only)
         with self._reload_lock:
             report = LoadReport()
             found = self.discover()
@@ -172,6 +175,8 @@ class PluginManager:
             base = load_policy_set(self.policy_files, backend=self.backend, grants=self.grants)
             candidates: list[_Candidate] = []
             for plugin in found:
+                if wanted is not None and plugin.id not in wanted:
+                    continue
                 self._lifecycle(plugin.id, plugin.version, "discovered", plugin.origin)
                 cand = self._verify_and_approve(plugin, base.settings, report)
                 if cand is not None:

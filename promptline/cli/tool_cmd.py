@@ -21,11 +21,11 @@ def tool_group() -> None:
     """
 
 
-def _loaded(kw):
+def _loaded(kw, only=None):
     from promptline.policy import PolicyError
     pm = build_manager(**kw)
     try:
-        report = pm.load_all()
+        report = pm.load_all(only=only)
     except PolicyError as exc:
         fail(str(exc))
     report_load(report)
@@ -54,12 +54,19 @@ def list_cmd(as_json, **kw) -> None:
 @host_options
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
 def call_cmd(name, arguments, as_json, **kw) -> None:
-    """Call tool NAME (`plugin.tool`) with ARGUMENTS (a JSON object); exit 1 if it fails."""
+    """Call tool NAME (`plugin.tool`) with ARGUMENTS (a JSON object); exit 1 if it fails.
+
+    Only the tool's own plugin is loaded (and, on a terminal, asked about); `--yes` approves
+    that plugin alone."""
     try:
         args = json.loads(arguments)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="ARGUMENTS") from None
-    with _loaded(kw) as pm:
+    plugin_id = name.partition(".")[0]
+    with _loaded(kw, only=[plugin_id]) as pm:   # starts (and asks about) this plugin only
+        if plugin_id not in pm.plugins:
+            click.echo(f"error: no loaded plugin `{plugin_id}` — see `promptline plugin list`", err=True)
+            raise SystemExit(EXIT_FAILED)
         result = pm.call_tool(name, args)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
