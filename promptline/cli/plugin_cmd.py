@@ -227,7 +227,10 @@ def info_cmd(target: str, policies: tuple[str, ...], approvals: str | None, as_j
 @_policy_option
 @_approvals_option
 @click.option("--yes", "-y", is_flag=True, help="approve without asking (for scripts)")
-def approve_cmd(target: str, policies: tuple[str, ...], approvals: str | None, yes: bool) -> None:
+@click.option("--audit-log", "audit_log", type=click.Path(dir_okay=False),
+              help="Audit log for the `approved` record (default $PROMPTLINE_AUDIT_LOG or the user state dir).")
+def approve_cmd(target: str, policies: tuple[str, ...], approvals: str | None, yes: bool,
+                audit_log: str | None) -> None:
     """Approve a plugin's declared capabilities, pinned to its manifest and code digests.
 
     An update that asks for more needs approval again; this command shows what changed.
@@ -262,7 +265,25 @@ def approve_cmd(target: str, policies: tuple[str, ...], approvals: str | None, y
         store.approve(subject)
     except ApprovalStoreError as exc:
         fail(str(exc))
+    _audit_approval(audit_log, subject, store.path)
     click.echo(f"approved `{_show(subject.plugin_id)}` {_show(subject.version)} in {store.path}")
+
+
+def _audit_approval(audit_log: str | None, subject, store_path) -> None:
+    """The `approved` lifecycle record, as the manager writes it for approvals at load."""
+    from promptline.enforcer.audit import AuditError, AuditLog, default_log_path
+    path = audit_log or default_log_path()
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        log = AuditLog(path)
+        try:
+            log.lifecycle(subject.plugin_id, subject.version, "approved",
+                          f"by `promptline plugin approve` in {store_path}; capabilities: "
+                          + ", ".join(sorted(subject.capabilities)))
+        finally:
+            log.close()
+    except (AuditError, OSError) as exc:
+        fail(f"approved, but the audit record could not be written to {path}: {exc}")
 
 
 # ---------------------------------------------------------------------------------------

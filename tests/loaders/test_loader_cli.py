@@ -101,6 +101,9 @@ def test_list_info_approve_and_reapprove_after_growth(env):
     assert refused.exit_code == 1 and "rerun with --yes" in refused.output
     approved = invoke("plugin", "approve", "demo", "--yes")
     assert approved.exit_code == 0 and "+ network: https://api.example.com" in approved.output
+    from promptline.enforcer.audit import read_records
+    records = list(read_records(os.environ["PROMPTLINE_AUDIT_LOG"]))
+    assert [(r["event"], r["plugin"]["id"]) for r in records if r.get("kind") == "lifecycle"] == [("approved", "demo")]
     assert json.loads(invoke("plugin", "list", "--json").output)["plugins"][0]["approval"] == "approved (user)"
     assert "already approved" in invoke("plugin", "approve", "demo", "--yes").output
 
