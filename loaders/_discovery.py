@@ -539,9 +539,12 @@ class Inspection:
     def signature(self) -> str:
         if self.verified is None:
             return "refused"
-        if self.verified.signed:
-            return f"signed ({self.verified.key_id})"
-        return "unsigned" if self.verified.note == "not signed" else self.verified.note
+        v = self.verified
+        if v.state == "trusted":
+            return f"signed ({v.key_id})"
+        if v.state == "untrusted-key":
+            return f"untrusted key ({v.untrusted_key_id})"
+        return "unsigned"
 
     @property
     def approval(self) -> str:

@@ -251,8 +251,7 @@ class PluginManager:
         except SignatureError as exc:
             self._refuse(report, pid, version, str(exc))
             return None
-        self._lifecycle(pid, version, "verified",
-                        f"signed by {verified.key_id}" if verified.signed else "unsigned")
+        self._lifecycle(pid, version, "verified", verified.describe())
         rel = os.path.relpath(plugin.manifest_path, plugin.root)
         data = verified.files.get(rel.replace(os.sep, "/"))
         if data is None:

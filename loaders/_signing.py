@@ -178,6 +178,23 @@ class VerifiedPlugin(PluginTree):
     key_id: str | None = None
     public_key: str | None = None
     note: str = ""
+    untrusted_key_id: str | None = None   # signed, validly, by a key the policy does not trust
+
+    @property
+    def state(self) -> str:
+        """``trusted`` (signed by a trusted key), ``untrusted-key`` (validly signed by another
+        key) or ``unsigned`` — three states, reported alike by the audit log and the CLI."""
+        if self.signed:
+            return "trusted"
+        return "untrusted-key" if self.untrusted_key_id else "unsigned"
+
+    def describe(self) -> str:
+        """One phrase for messages and audit records."""
+        if self.signed:
+            return f"signed by trusted key {self.key_id}"
+        if self.untrusted_key_id:
+            return f"signed by untrusted key {self.untrusted_key_id}"
+        return "unsigned"
 
 
 def tree_digest(hashes: Mapping[str, str]) -> str:
@@ -391,7 +408,7 @@ def verify_plugin(root: str | os.PathLike, trusted_keys: Iterable[str], *,
                                  plugin=plugin, expected=f"one of {expected}", found=kid,
                                  fix=f"add `{doc['key']}` to `trusted_keys` in the org policy if you trust "
                                      "this publisher")
-        return _unsigned(tree, f"signed by untrusted key `{kid}`")
+        return _unsigned(tree, f"signed by untrusted key `{kid}`", untrusted_key_id=kid)
     return VerifiedPlugin(root=tree.root, files=tree.files, hashes=tree.hashes, digest=tree.digest,
                           signature_bytes=tree.signature_bytes, signed=True, key_id=kid,
                           public_key=doc["key"])
@@ -419,10 +436,10 @@ def materialize(tree: PluginTree, dest: str | os.PathLike, *, executable: Iterab
     return root
 
 
-def _unsigned(tree: PluginTree, note: str) -> VerifiedPlugin:
+def _unsigned(tree: PluginTree, note: str, untrusted_key_id: str | None = None) -> VerifiedPlugin:
     return VerifiedPlugin(root=tree.root, files=tree.files, hashes=tree.hashes, digest=tree.digest,
                           signature_bytes=tree.signature_bytes, signed=False, key_id=None,
-                          public_key=None, note=note)
+                          public_key=None, note=note, untrusted_key_id=untrusted_key_id)
 
 
 def _trusted(keys: Iterable[str]) -> dict[str, Ed25519PublicKey]:

@@ -254,3 +254,26 @@ def test_materialize_writes_exactly_the_verified_bytes(signed, keypair, tmp_path
     assert stat.S_IMODE(os.stat(copy).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(copy / "demo.py").st_mode) == 0o700
     assert stat.S_IMODE(os.stat(copy / "data" / "words.txt").st_mode) == 0o600
+
+
+def test_three_signature_states_are_kept_apart(signed, plugin_dir, keypair, other_keypair, tmp_path):
+    """Signed by a trusted key, validly signed by another key, and unsigned are three states
+    in the snapshot, in the audit log's `verified` record and in `plugin list`."""
+    from promptline.enforcer.audit import AuditLog, read_records
+    from promptline.loaders import ApprovalStore, PluginManager
+
+    trusted = verify_plugin(signed, [keypair[1]], require_signature=False)
+    untrusted = verify_plugin(signed, [other_keypair[1]], require_signature=False)
+    assert (trusted.state, untrusted.state) == ("trusted", "untrusted-key")
+    assert untrusted.untrusted_key_id == key_id(parse_public_key(keypair[1])) and not untrusted.signed
+    (signed / "plugin.sig").unlink()
+    assert verify_plugin(signed, [keypair[1]], require_signature=False).state == "unsigned"
+    sign_plugin(signed, keypair[0])
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    with PluginManager(search_path=[plugin_dir.parent], config_path=False, entry_points=False, audit_log=log,
+                       approvals=ApprovalStore(tmp_path / "approvals.yaml")) as pm:
+        pm.load_all()
+    log.close()
+    details = [r["detail"] for r in read_records(str(tmp_path / "audit.jsonl")) if r.get("event") == "verified"]
+    assert details == [f"signed by untrusted key {untrusted.untrusted_key_id}"]
