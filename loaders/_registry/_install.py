@@ -59,7 +59,7 @@ from .._approval import (
     capability_diff,
     capability_lines,
 )
-from .._discovery import current_version, manifest_from_tree, plugin_search_path, read_manifest
+from .._discovery import current_version, manifest_from_tree, org_publishers, plugin_search_path, read_manifest
 from .._errors import SignatureError
 from .._signing import MANIFEST_FILE, SIGNATURE_FILE, VerifiedPlugin, materialize, verify_plugin
 from ._archive import extract_archive
@@ -406,7 +406,7 @@ class Registry:
                                     f"{self.version}", reason="incompatible", plugin=manifest.id,
                                     fix="pick a version made for this promptline, or upgrade promptline")
             subject = ApprovalSubject.from_verified(manifest, verified)
-            status = self.approvals.status(subject, preapproved_publishers=settings.trusted_keys,
+            status = self.approvals.status(subject, preapproved_publishers=org_publishers(settings),
                                            mode=settings.approve)
             checks = capability_checks(self, manifest, verified)
             return InstallPlan(self, src, manifest, verified, staging, checks, status, subject, entry,

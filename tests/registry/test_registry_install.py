@@ -373,3 +373,25 @@ def test_hostile_archive_from_the_index_leaves_nothing_behind(env, http_index, n
     _refused(env, http_index, match, "too-large" if name == "huge" else "bad-archive")
     assert snapshot(env.tmp / "state") == before_tmp
     assert not list(env.tmp.rglob("escaped.txt"))
+
+
+def test_only_an_org_trusted_key_pre_approves(env):
+    """A trusted key in a user layer verifies the signature but approves nothing; the same key
+    in the org layer pre-approves — for install exactly as for plugin list and loading."""
+    from promptline.loaders import Registry, discover, inspect_plugin, sign_plugin
+    from promptline.policy import load_policy_set
+
+    src = write_plugin(env.src)
+    sign_plugin(src, env.key_path)
+    user_layer = env.tmp / "user-trust.yaml"
+    user_layer.write_text(f'apiVersion: promptline/v1\nkind: Policy\nlayer: user\nsettings:\n  trusted_keys: ["{env.pub}"]\n')
+    for policies, preapproved in (([env.open_policy, user_layer], False), ([env.trusting_policy], True)):
+        reg = Registry(env.plugins, policy_files=[str(p) for p in policies], approvals=env.approvals,
+                       index=str(env.index))
+        with reg.prepare_install(str(src)) as plan:
+            assert plan.approval_needed is not preapproved, policies
+        settings = load_policy_set([str(p) for p in policies]).settings
+        found = discover(search_path=[env.src], config_path=False, entry_points=False).get("demo")
+        listed = inspect_plugin(found, settings, ApprovalStore(env.approvals))
+        assert listed.signature.startswith("signed (")
+        assert (listed.status.state == "approved") is preapproved, (policies, listed.status)
