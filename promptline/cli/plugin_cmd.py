@@ -87,11 +87,19 @@ def _find(target: str, report: DiscoveryReport) -> DiscoveredPlugin:
                                 str(manifest_path), manifest.entry.kind)
     found = report.get(target)
     if found is None:
-        why = [str(p) for p in report.problems if p.plugin_id == target]
+        why = [str(p) for p in report.problems if p.plugin_id == target or _problem_dir(p.origin) == target]
+        if why:
+            fail(f"plugin `{_show(target)}` cannot be read: {_show(why[0])}")
         known = ", ".join(f"`{p.id}`" for p in report) or "none"
-        fail(f"no plugin `{_show(target)}` found" + (f": {_show(why[0])}" if why else "")
-             + f" — known plugins: {known}; see `promptline plugin list`")
+        fail(f"no plugin `{_show(target)}` found — known plugins: {known}; see `promptline plugin list`")
     return found
+
+
+def _problem_dir(origin: str) -> str:
+    """The directory name of a problem's manifest (`.../notes/plugin.yaml:4:1` -> `notes`):
+    a manifest that does not parse has no id, but its directory usually bears it."""
+    path = Path(origin.split(":", 1)[0])
+    return path.parent.name if path.name == MANIFEST_FILE else ""
 
 
 _policy_option = click.option("--policy", "policies", multiple=True, type=click.Path(),

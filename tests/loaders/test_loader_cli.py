@@ -162,3 +162,12 @@ def test_scaffold_names_avoid_shadowing_modules():
     files = render_scaffold("json")
     assert "json_plugin.py" in files and "python: json_plugin:JsonPlugin" in files["plugin.yaml"]
     assert "p3d_plugin.py" in render_scaffold("3d")
+
+
+def test_info_on_a_manifest_with_a_typo_shows_the_error_with_its_line(env):
+    root = make_plugin(env["plugins"], "typo")
+    (root / "plugin.yaml").write_text((root / "plugin.yaml").read_text() + "capabilites: {}\n")
+    out = invoke("plugin", "info", "typo")
+    assert out.exit_code == 1
+    assert "plugin `typo` cannot be read" in out.output and "plugin.yaml:" in out.output
+    assert "unknown key `capabilites`" in out.output and "no plugin" not in out.output
