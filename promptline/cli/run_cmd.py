@@ -41,6 +41,7 @@ def run_command(mcp, watch, **kw) -> None:
             fail("--watch is not available in this build")
         watcher = Watcher(pm)
         watcher.start()
+    _announce(pm, mcp, watch, sys.stdin.isatty())
     try:
         with pm:
             if mcp:
@@ -51,6 +52,17 @@ def run_command(mcp, watch, **kw) -> None:
     finally:
         if watcher is not None:
             watcher.stop()
+
+
+def _announce(pm, mcp: bool, watch: bool, terminal: bool) -> None:
+    """On a terminal, say what is served and how to stop (a silent prompt looks hung)."""
+    if not terminal:
+        return
+    tools = pm.list_tools()
+    how = "MCP (JSON-RPC 2.0)" if mcp else 'JSON lines, e.g. {"list": true}'
+    click.echo(f"serving {len(tools)} tool(s) of {len(pm.plugins)} plugin(s) as {how} on stdin/stdout"
+               + ("; reloading on file changes" if watch else ""), err=True)
+    click.echo("stop with Ctrl-D (end of input) or Ctrl-C", err=True)
 
 
 def _serve_lines(pm) -> None:
