@@ -3,6 +3,7 @@ how to stop, instead of sitting silent."""
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -39,3 +40,20 @@ def test_run_on_a_terminal_says_what_it_serves_and_how_to_stop(tmp_path):
     text = out.decode("utf-8", "replace")
     assert "serving 0 tool(s) of 0 plugin(s)" in text and "stop with Ctrl-D" in text, text
     assert code == 0
+
+
+def test_plugin_list_fits_80_columns_and_keeps_every_value(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, HOME=str(tmp_path), COLUMNS="80", LINES="50")
+    out, code = run_on_pty([sys.executable, "-m", "promptline", "plugin", "list", "--plugins",
+                            os.path.join(root, "examples")], env, until=b"\xe2\x94\x98")   # the table's last corner
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode("utf-8", "replace"))   # colours are not columns
+    lines = plain.replace("\r", "").splitlines()
+    assert code == 0 and any("project-search" in ln for ln in lines), lines
+    assert max(len(ln) for ln in lines) <= 80, max(lines, key=len)
+    text = "".join(ln.replace("│", "").replace(" ", "") for ln in lines)
+    for pid in ("calculator", "code-review", "echo-model", "notes", "project-search", "wasm-wordcount"):
+        assert pid in text
+    from promptline.loaders import key_id, parse_public_key
+    kid = key_id(parse_public_key(open(os.path.join(root, "examples", "keys", "examples.pub")).read()))
+    assert "untrusted" in text and f"({kid})" in text and "needs-approval" in text   # folded, never cut

@@ -131,11 +131,16 @@ def plugin_group() -> None:
 @plugin_group.command("list")
 @_policy_option
 @_approvals_option
+@click.option("--plugins", "plugin_dirs", multiple=True, type=click.Path(),
+              help="plugin directory to search, repeatable (default: the usual search path)")
+@click.option("--wide", is_flag=True, help="every column (types, source), however wide")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
-def list_cmd(policies: tuple[str, ...], approvals: str | None, as_json: bool) -> None:
+def list_cmd(policies: tuple[str, ...], approvals: str | None, plugin_dirs: tuple[str, ...], wide: bool,
+             as_json: bool) -> None:
     """List discovered plugins with their signature and approval status."""
     settings, policy_error = policy_settings(policies)
-    report = discover()
+    report = discover(search_path=list(plugin_dirs), config_path=False, entry_points=False) if plugin_dirs \
+        else discover()
     store = ApprovalStore(approvals)
     rows = [inspect_plugin(p, settings, store) for p in report]
     if as_json:
@@ -156,14 +161,17 @@ def list_cmd(policies: tuple[str, ...], approvals: str | None, as_json: bool) ->
         from rich.table import Table
         from rich.text import Text
 
+        columns = ("id", "version", "types", "source", "sandbox", "signature", "approval") if wide \
+            else ("id", "version", "sandbox", "signature", "approval")
         table = Table(title="plugins", title_justify="left")
-        for col in ("id", "version", "types", "source", "sandbox", "signature", "approval"):
-            table.add_column(col, overflow="fold", no_wrap=col != "signature")
+        for col in columns:   # at 80 columns long values fold onto more lines, never get cut
+            table.add_column(col, overflow="fold")
         for r in rows:
-            table.add_row(*(Text(_show(v)) for v in (
-                r.manifest.id, r.manifest.version, ",".join(r.manifest.types), r.plugin.source,
-                r.manifest.sandbox, r.signature, r.approval if not r.error else "refused")))
-        console().print(table)
+            values = {"id": r.manifest.id, "version": r.manifest.version, "types": ",".join(r.manifest.types),
+                      "source": r.plugin.source, "sandbox": r.manifest.sandbox, "signature": r.signature,
+                      "approval": r.approval if not r.error else "refused"}
+            table.add_row(*(Text(_show(values[c])) for c in columns))
+        console(200 if wide else 0).print(table)
         for r in rows:
             if r.error:
                 click.echo(f"refused: {_show(r.error)}", err=True)
