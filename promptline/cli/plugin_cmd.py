@@ -345,6 +345,8 @@ def verify_cmd(directory: str, keys: tuple[str, ...], policies: tuple[str, ...])
 # new
 
 
+from ._scaffold import KINDS, SANDBOXES, render_scaffold  # noqa: E402
+
 PLUGIN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 
@@ -353,14 +355,25 @@ PLUGIN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 @click.option("--dir", "parent", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="where to create the ID/ directory")
 @click.option("--description", default="", help="one line for plugin.yaml")
-def new_cmd(plugin_id: str, parent: Path, description: str) -> None:
-    """Scaffold a working tool plugin: plugin.yaml, code, a test and a README."""
+@click.option("--type", "kind", type=click.Choice(KINDS), default="tool", show_default=True,
+              help="what the plugin provides")
+@click.option("--sandbox", type=click.Choice(SANDBOXES), default="process", show_default=True,
+              help="where it runs (wasm plugins: start from examples/wasm-wordcount)")
+def new_cmd(plugin_id: str, parent: Path, description: str, kind: str, sandbox: str) -> None:
+    """Scaffold a working plugin of any type: plugin.yaml, code, a test and a README.
+
+    \b
+    Examples:
+      promptline plugin new my-tools
+      promptline plugin new my-model --type model
+      promptline plugin new my-notes --type context --sandbox none
+    """
     if not PLUGIN_ID.match(plugin_id):
         fail(f"plugin id `{_show(plugin_id)}` must be 1-64 of [a-z0-9-], not starting or ending with `-`")
     root = parent / plugin_id
     if root.exists():
         fail(f"`{root}` already exists — choose another ID or --dir")
-    files = render_scaffold(plugin_id, description)
+    files = render_scaffold(plugin_id, description, kind=kind, sandbox=sandbox)
     root.mkdir(parents=True)
     for name, text in files.items():
         (root / name).write_text(text, encoding="utf-8")
@@ -371,170 +384,4 @@ def new_cmd(plugin_id: str, parent: Path, description: str) -> None:
     click.echo(f"  PROMPTLINE_PLUGIN_PATH={root} promptline plugin approve {plugin_id}")
 
 
-def render_scaffold(plugin_id: str, description: str = "") -> dict[str, str]:
-    """The files of a new tool plugin, by name."""
-    base = plugin_id.replace("-", "_")
-    module = base if base.endswith("plugin") else f"{base}_plugin"
-    if module[0].isdigit():
-        module = f"p{module}"
-    cls = "".join(part.capitalize() for part in plugin_id.split("-")) + "Plugin"
-    if cls[0].isdigit():
-        cls = f"P{cls}"
-    title = " ".join(part.capitalize() for part in plugin_id.split("-"))
-    description = description or f"{title}: tools for PromptLine"
-    values = {"id": plugin_id, "module": module, "cls": cls, "title": title, "upper": base.upper(),
-              "description": json.dumps(description), "description_plain": description}
-    return {name.format(**values): text.format(**values) for name, text in _SCAFFOLD.items()} | {
-        f"test_{module}.py": _SCAFFOLD_TEST.format(**values)}
 
-
-_SCAFFOLD = {
-    "plugin.yaml": """\
-id: {id}
-name: {title}
-version: 0.1.0
-description: {description}
-requires: ">=0.1,<1.0"
-types: [tool]
-entry:
-  python: {module}:{cls}
-sandbox: process          # none | process | wasm; the policy may force a stricter one
-capabilities:             # ask only for what the tools need; users approve this list
-  network: []             # e.g. ["https://api.example.com"]
-  filesystem:
-    read: []              # e.g. ["~/.config/{id}/"]
-    write: []
-  environment: []         # e.g. [{upper}_TOKEN]
-  process: []
-  native: false
-config:                   # defaults handed to initialize() as PluginConfig.settings
-  greeting: Hello
-""",
-    "{module}.py": '''\
-"""{title}: a PromptLine tool plugin."""
-
-from __future__ import annotations
-
-from promptline import PluginConfig, Tool, ToolPlugin, ToolResult
-
-
-class WordCount(Tool):
-    name = "word_count"
-    description = "Count the words in a text"
-    parameters = {{
-        "type": "object",
-        "properties": {{"text": {{"type": "string", "description": "the text to count"}}}},
-        "required": ["text"],
-        "additionalProperties": False,
-    }}
-
-    def execute(self, args):
-        # args were validated against `parameters` before this runs
-        words = len(args["text"].split())
-        return ToolResult.success(f"{{words}} words", data={{"words": words}})
-
-
-class Greet(Tool):
-    name = "greet"
-    description = "Greet someone"
-    parameters = {{
-        "type": "object",
-        "properties": {{"name": {{"type": "string", "minLength": 1}}}},
-        "required": ["name"],
-        "additionalProperties": False,
-    }}
-
-    def __init__(self, greeting: str) -> None:
-        self.greeting = greeting
-
-    async def execute(self, args):  # tools may be sync or async
-        return ToolResult.success(f"{{self.greeting}}, {{args['name']}}!")
-
-
-class {cls}(ToolPlugin):
-    def initialize(self, config: PluginConfig) -> None:
-        self.config = config
-        self.greeting = str(config.get("greeting", "Hello"))
-
-    def tools(self):
-        return [WordCount(), Greet(self.greeting)]
-''',
-    "README.md": """\
-# {title}
-
-{description_plain}
-
-A PromptLine tool plugin with two tools: `word_count` and `greet`.
-
-| file | what |
-|---|---|
-| `plugin.yaml` | the manifest: id, version, entry point, sandbox, capabilities |
-| `{module}.py` | the plugin (`{cls}`) and its tools |
-| `test_{module}.py` | tests: `python -m pytest -q` in this directory |
-
-## Develop
-
-Tools declare their arguments as JSON Schema in `parameters`; PromptLine validates every
-call against it before `execute` runs. Return `ToolResult.success(text, data=...)` or raise
-`ToolError("what went wrong")`. Need the network, files or environment variables? Declare
-them under `capabilities:` in `plugin.yaml` — anything undeclared is refused.
-
-## Sign, install, approve
-
-```sh
-promptline keys generate --name me            # once
-promptline plugin sign . --key me             # after every change
-promptline plugin verify . --trusted-key "$(cat ~/.config/promptline/keys/me.pem.pub)"
-export PROMPTLINE_PLUGIN_PATH=$PWD            # or copy this directory into a plugin dir
-promptline plugin info {id}
-promptline plugin approve {id}
-```
-
-Changing any file after signing invalidates the signature; a new version that asks for
-more capabilities must be approved again.
-""",
-}
-
-_SCAFFOLD_TEST = '''\
-"""Tests for {title}: run `python -m pytest -q` in the plugin directory."""
-
-from __future__ import annotations
-
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from promptline.policy import load_manifest  # noqa: E402
-from promptline import PluginConfig, invoke_tool_sync  # noqa: E402
-
-from {module} import {cls}  # noqa: E402
-
-HERE = pathlib.Path(__file__).resolve().parent
-
-
-def tool(name, settings=None):
-    plugin = {cls}()
-    plugin.initialize(PluginConfig("{id}", settings or {{"greeting": "Hi"}}))
-    return next(t for t in plugin.tools() if t.name == name)
-
-
-def test_manifest_is_valid_and_points_at_the_plugin():
-    manifest = load_manifest(HERE / "plugin.yaml")
-    assert manifest.id == "{id}"
-    assert manifest.entry.python == "{module}:{cls}"
-
-
-def test_word_count():
-    result = invoke_tool_sync(tool("word_count"), {{"text": "one two  three"}})
-    assert result.ok and result.data == {{"words": 3}}
-
-
-def test_arguments_are_validated_before_the_tool_runs():
-    result = invoke_tool_sync(tool("word_count"), {{}})
-    assert not result.ok and result.error.field == "text"
-
-
-def test_greet_uses_the_config():
-    assert invoke_tool_sync(tool("greet"), {{"name": "Ada"}}).content == "Hi, Ada!"
-'''

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from loader_helpers import make_plugin
 
 from promptline.cli import main
-from promptline.cli.plugin_cmd import render_scaffold
+from promptline.cli._scaffold import render_scaffold
 
 
 @pytest.fixture
@@ -156,6 +156,23 @@ def test_scaffold_passes_its_own_test_and_is_discoverable_and_signable(env, tmp_
     trust(env, (env["keys"] / "default.pem.pub").read_text().strip())
     listed = json.loads(invoke("plugin", "list", "--json").output)["plugins"]
     assert listed[0]["id"] == "word-tools" and listed[0]["signature"].startswith("signed")
+
+
+@pytest.mark.parametrize("kind", ["model", "prompt", "context"])
+def test_every_plugin_type_scaffolds_a_plugin_that_passes_its_test_and_loads(env, kind):
+    out = invoke("plugin", "new", f"my-{kind}", "--type", kind, "--dir", str(env["plugins"]))
+    assert out.exit_code == 0, out.output
+    root = env["plugins"] / f"my-{kind}"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=root,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and " passed" in run.stdout and "failed" not in run.stdout, run.stdout + run.stderr
+    info = json.loads(invoke("plugin", "info", f"my-{kind}", "--json").output)
+    assert info["types"] == [kind] and info["sandbox"] == "process"
+
+
+def test_scaffold_at_sandbox_none_and_refuses_what_it_cannot_make():
+    assert "sandbox: none" in render_scaffold("x", sandbox="none")["plugin.yaml"]
+    assert invoke("plugin", "new", "w", "--sandbox", "wasm").exit_code == 2   # not a choice: usage error
 
 
 def test_scaffold_names_avoid_shadowing_modules():
