@@ -61,13 +61,21 @@ class _Candidate:
     key_id: str | None
 
 
+def _default_audit_log() -> Any:
+    from promptline.enforcer.audit import AuditLog, default_log_path
+    path = default_log_path()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return AuditLog(path)
+
+
 @dataclass(frozen=True)
 class ManagerConfig:
     """Everything a PluginManager is configured with (all optional).
 
     ``policy_files`` the policy files (org, project, user layers); ``search_path``,
     ``config_path`` and ``entry_points`` where plugins are discovered; ``audit_log`` the audit
-    sink; ``prompter`` who answers asks; ``approvals``/``approve_all``/``approve_callback`` how
+    sink (None: the user's default log, as the CLI writes it — ``$PROMPTLINE_AUDIT_LOG`` or
+    the user state dir; False: no audit log); ``prompter`` who answers asks; ``approvals``/``approve_all``/``approve_callback`` how
     approval is decided; ``grants`` the user's remembered answers; ``backend`` the CEL backend;
     ``settings`` per-plugin settings (plugin id -> mapping); ``call_timeout`` seconds per call;
     ``install_hook`` whether in-process plugins get the audit hook; ``data_dir`` where each
@@ -113,7 +121,7 @@ class PluginManager:
         self.search_path = config.search_path
         self.config_path = config.config_path
         self.entry_points = config.entry_points
-        self.audit_log = config.audit_log
+        self.audit_log = _default_audit_log() if config.audit_log is None else (config.audit_log or None)
         self.prompter = config.prompter
         self.approvals = config.approvals or ApprovalStore()
         self.approve_all = config.approve_all

@@ -1,5 +1,13 @@
 from .enforcer import Enforcer, PolicyViolation, privileged
-from .loaders import ApprovalRequired, ApprovalStore, LoaderError, LoadReport, PluginManager, SignatureError
+from .loaders import (
+                      ApprovalRequired,
+                      ApprovalStore,
+                      LoaderError,
+                      LoadReport,
+                      ManagerConfig,
+                      PluginManager,
+                      SignatureError,
+)
 from .policy import (
                       Decision,
                       Manifest,
@@ -31,7 +39,7 @@ from .sdk import (
 
 __all__ = [
     "ApprovalRequired", "ApprovalStore", "ContextPlugin", "Decision", "Enforcer", "LanguageModel",
-    "LoadReport", "LoaderError", "Manifest", "ModelPlugin", "Plugin", "PluginConfig", "PluginManager",
+    "LoadReport", "LoaderError", "ManagerConfig", "Manifest", "ModelPlugin", "Plugin", "PluginConfig", "PluginManager",
     "PolicyError", "PolicySet", "PolicyViolation", "PromptLineError", "PromptPlugin", "PromptTemplate",
     "RecoveryAction", "Request", "SignatureError", "Tool", "ToolError", "ToolPlugin", "ToolResult",
     "ToolSpec", "Verdict", "invoke_tool", "invoke_tool_sync", "load_manifest", "load_policy_set",

@@ -44,3 +44,19 @@ def test_the_user_walkthrough_runs_as_written(tmp_path):
             assert "DENY" in stdout and "no-ssh-keys" in stdout
     assert "may not fs.read `/etc/passwd`" in out.stderr
     assert "calculator.calculate" not in out.stderr   # tool call asked about nothing else
+
+
+def test_the_core_snippet_works_as_pasted_and_leaves_an_audit_trail(tmp_path):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", text.split("### As the core", 1)[1], re.S).group(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTLINE_")}
+    env["HOME"] = str(tmp_path)
+    subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py")], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "project-search" in out.stdout and "README.md:2: TODO: write the docs" in out.stdout
+    assert "deny - rule `no-ssh-keys`" in out.stdout
+    logs = list(tmp_path.rglob("audit.jsonl"))
+    assert len(logs) == 1 and "state" in str(logs[0]), logs   # the user state dir, as the CLI writes it
+    assert '"event":"loaded"' in logs[0].read_text()
