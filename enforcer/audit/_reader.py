@@ -7,7 +7,8 @@ in one pass and stops at the first break, which it classifies:
     dropped    records missing (seq gap, and the next record does not chain)
     reordered  a record appears before one with a lower seq
     inserted   a record that is not part of the chain (duplicate seq / foreign parent)
-    torn-tail  the last line is incomplete: a writer died mid-write (nothing after it)
+    torn-tail  (a note, not a break) the last line is incomplete: a writer died mid-write;
+               every record before it is whole, and the next writer repairs it
     corrupt    a line that is not a valid audit record
     foreign    a file that is not a PromptLine audit log at all
     anchor     the log does not contain the record an external anchor names
@@ -16,7 +17,10 @@ Limits, said plainly: a chain protects each record through its successor, so an 
 the very last record, or the removal of records from the end, needs an anchor kept
 elsewhere (``verify --anchor SEQ:HASH``; verify prints the head to keep, and the syslog
 sink ships each record's hash off the machine). Retention removes the oldest files, so a
-chain may start above seq 1; verify notes it.
+chain may start above seq 1, but only a real rotation explains that: the oldest kept file
+must start with the ``rotated`` record the writer put there, and retention must have
+removed every file before it (its ``removed_through``). A log whose first records were
+deleted by hand is reported as ``dropped``.
 """
 
 from __future__ import annotations
@@ -27,10 +31,14 @@ import fnmatch
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ._records import GENESIS, AuditError, check_record, line_hash, rotated_files
+
+MAX_LINE_BYTES = 16 * 1024 * 1024  # no record is longer; a longer line is skipped unread
+_READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +87,7 @@ class VerifyReport:
     head_hash: str | None = None
     problem: Problem | None = None
     notes: list[str] = field(default_factory=list)
+    torn_tail: str | None = None  # file:line of an incomplete last line (a crashed writer)
 
     @property
     def ok(self) -> bool:
@@ -89,7 +98,7 @@ class VerifyReport:
                 "first_seq": self.first_seq, "last_seq": self.last_seq,
                 "head_hash": self.head_hash,
                 "problem": self.problem.to_dict() if self.problem else None,
-                "notes": self.notes}
+                "torn_tail": self.torn_tail, "notes": self.notes}
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -113,10 +122,64 @@ def _entry(file: str, lineno: int, raw: bytes) -> LogEntry:
         return LogEntry(file, lineno, raw, None, "not UTF-8 text", newline)
     except ValueError:
         return LogEntry(file, lineno, raw, None, "not JSON", newline)
+    except RecursionError:
+        return LogEntry(file, lineno, raw, None, "nested too deeply for a record", newline)
     why = check_record(rec)
+    if why is None and (b"\\ud" in raw or b"\\uD" in raw) and _has_surrogate(rec):
+        why = "a lone surrogate (\\ud800-\\udfff) that no writer produces"
     if why is not None:
         return LogEntry(file, lineno, raw, None, why, newline)
     return LogEntry(file, lineno, raw, rec, None, newline)
+
+
+def _has_surrogate(value: object) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if type(v) is str:
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif type(v) is dict:
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif type(v) is list:
+            stack.extend(v)
+    return False
+
+
+def _open_log_file(file: str):
+    """``file`` opened for reading; AuditError unless it is a regular file."""
+    try:
+        f = open(file, "rb")
+    except OSError as exc:
+        raise AuditError(f"cannot read `{file}`: {exc.strerror or exc}: check --log or "
+                         f"$PROMPTLINE_AUDIT_LOG") from exc
+    st = os.fstat(f.fileno())
+    if not stat.S_ISREG(st.st_mode) or file.startswith("/proc/"):
+        f.close()
+        raise AuditError(f"`{file}` is not an audit log (not a regular file): pass the log "
+                         f"file with --log")
+    return f
+
+
+def _lines(f, file: str) -> Iterator[bytes]:
+    """The lines of ``f`` (with their newline); a line longer than any record comes back as
+    its first ``MAX_LINE_BYTES`` bytes plus one, and the rest of it is skipped."""
+    try:
+        while True:
+            raw = f.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while True:  # skip to the end of the line, a chunk at a time
+                    chunk = f.readline(_READ_CHUNK)
+                    if not chunk or chunk.endswith(b"\n"):
+                        break
+            yield raw
+    except OSError as exc:
+        raise AuditError(f"cannot read `{file}`: {exc.strerror or exc}") from exc
 
 
 def read_log(path: str | os.PathLike) -> Iterator[LogEntry]:
@@ -126,12 +189,12 @@ def read_log(path: str | os.PathLike) -> Iterator[LogEntry]:
         raise AuditError(f"no audit log at `{os.fspath(path)}`: check --log or "
                          f"$PROMPTLINE_AUDIT_LOG")
     for file in files:
-        try:
-            f = open(file, "rb")
-        except OSError as exc:
-            raise AuditError(f"cannot read `{file}`: {exc.strerror or exc}") from exc
-        with f:
-            for lineno, raw in enumerate(f, 1):
+        with _open_log_file(file) as f:
+            for lineno, raw in enumerate(_lines(f, file), 1):
+                if len(raw) > MAX_LINE_BYTES:
+                    yield LogEntry(file, lineno, raw[:64], None, "a line longer than any "
+                                   "record", True)
+                    continue
                 yield _entry(file, lineno, raw)
 
 
@@ -175,6 +238,10 @@ def verify(path: str | os.PathLike, anchor: tuple[int, str] | None = None) -> Ve
     h1 = h2 = None
     exp_seq: int | None = None
     anchor_seen = False
+    numbers = {p: n for n, p in rotated_files(os.path.abspath(os.fspath(path)))}
+    late: LogEntry | None = None  # the first record, when the chain starts above seq 1
+    late_by: LogEntry | None = None  # the `rotated` record that explains it
+    removed_through = 0  # highest file number retention removed (from `rotated` records)
 
     def fail(kind: str, e: LogEntry, msg: str, seq: int | None = None) -> VerifyReport:
         if seq is None and e.record is not None:
@@ -193,10 +260,13 @@ def verify(path: str | os.PathLike, anchor: tuple[int, str] | None = None) -> Ve
         rec = e.record
         if rec is None:
             if nxt is None and not e.newline:
-                whole = f"records up to seq {prev1.record['seq']} are intact" if prev1 else \
+                whole = f"records up to seq {prev1.record['seq']} are whole" if prev1 else \
                     "no whole record before it"
-                return fail("torn-tail", e, f"the last line is incomplete ({len(e.raw)} bytes): "
-                            f"a writer died mid-write; {whole}")
+                report.torn_tail = e.location
+                report.notes.append(f"{e.location}: torn-tail: the last line is incomplete "
+                                    f"({len(e.raw)} bytes), a writer died mid-write; {whole} "
+                                    f"(the next writer closes it with a `recovered` record)")
+                continue
             nrec = nxt.record if nxt is not None else None
             if (nrec is not None and nrec["kind"] == "recovered"
                     and nrec.get("torn_bytes") == len(e.raw)
@@ -212,13 +282,21 @@ def verify(path: str | os.PathLike, anchor: tuple[int, str] | None = None) -> Ve
         # The hash covers the line as written (the writer writes canonical JSON), so any
         # change to a line, even re-spacing, breaks the `prev` of the next record.
         h = line_hash(e.raw)
+        if rec["kind"] == "rotated" and type(rec.get("removed_through")) is int:
+            removed_through = max(removed_through, rec["removed_through"])
         if exp_seq is None:
             if seq != 1 or rec["prev"] != GENESIS:
-                report.notes.append(f"the chain starts at seq {seq} ({e.location}): older "
-                                    f"records were rotated away")
+                late = e
+                late_by = e if rec["kind"] == "rotated" else None
             report.first_seq = seq
         elif seq == exp_seq and rec["prev"] == h1:
-            pass
+            if late is not None and late_by is None:
+                # a torn first line and its `recovered` record may come before `rotated`
+                if (rec["kind"] == "rotated" and prev1 is late
+                        and late.record["kind"] == "recovered" and e.file == late.file):
+                    late_by = e
+                else:
+                    return _late_start(report, late, None, numbers, removed_through)
         elif seq == exp_seq:
             nrec = nxt.record if nxt is not None else None
             if nrec is not None and nrec["seq"] == seq and nrec["prev"] == h1:
@@ -265,6 +343,10 @@ def verify(path: str | os.PathLike, anchor: tuple[int, str] | None = None) -> Ve
         if nxt is None and not e.newline:
             report.notes.append(f"{e.location}: the last record has no final newline "
                                 f"(a writer died just before it); the record is whole")
+    if late is not None:
+        problem = _late_start(report, late, late_by, numbers, removed_through)
+        if problem is not None:
+            return problem
     if prev1 is not None:
         report.last_seq = prev1.record["seq"]
         report.head_hash = h1
@@ -280,6 +362,41 @@ def verify(path: str | os.PathLike, anchor: tuple[int, str] | None = None) -> Ve
                 f"seq {anchor[0]} is older than the oldest kept record "
                 f"(seq {report.first_seq}): cannot check the anchor")
     return report
+
+
+def _late_start(report: VerifyReport, first: LogEntry, rotated: LogEntry | None,
+                numbers: dict[str, int], removed_through: int) -> VerifyReport | None:
+    """A chain starting above seq 1 is fine only when a rotation explains it: the oldest
+    kept file starts with its ``rotated`` record, and retention removed every file before
+    it. Otherwise the first records were deleted: the report's problem says so."""
+    seq = first.record["seq"]
+    if rotated is None:
+        report.problem = Problem(
+            "dropped", first.file, first.line, seq,
+            f"the log starts at seq {seq}, and no rotation explains it (the first record is "
+            f"neither seq 1 nor the `rotated` record that starts a rotated file): the "
+            f"records before it were deleted")
+        return report
+    prior = rotated.record.get("file")
+    number = numbers.get(first.file)
+    if type(prior) is not int or (number is not None and prior != number - 1):
+        report.problem = Problem(
+            "dropped", rotated.file, rotated.line, rotated.record["seq"],
+            f"this file's `rotated` record follows file {prior}, but the file is "
+            f"`{os.path.basename(first.file)}`: log files were renamed or removed")
+        return report
+    if prior > removed_through:
+        gone = f"file {prior}" if prior == removed_through + 1 else \
+            f"files {removed_through + 1}..{prior}"
+        report.problem = Problem(
+            "dropped", rotated.file, rotated.line, rotated.record["seq"],
+            f"the log starts at seq {seq}, but rotated {gone} (seq 1.."
+            f"{rotated.record['seq'] - 1}) missing and retention never removed it: the "
+            f"records were deleted")
+        return report
+    report.notes.append(f"the chain starts at seq {seq} ({first.location}): older records "
+                        f"were rotated away (retention removed files 1..{removed_through})")
+    return None
 
 
 # -- filters --------------------------------------------------------------------------------

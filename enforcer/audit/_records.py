@@ -28,7 +28,7 @@ SCHEMA_VERSION = 1
 GENESIS = "0" * 64
 """``prev`` of the very first record of a log."""
 
-KINDS = ("decision", "lifecycle", "policy_reload", "dropped", "recovered")
+KINDS = ("decision", "lifecycle", "policy_reload", "dropped", "recovered", "rotated")
 """Every record ``kind``."""
 
 LIFECYCLE_EVENTS = ("discovered", "verified", "approved", "loaded", "reloaded", "unloaded",
@@ -169,7 +169,7 @@ def rotated_files(path: str) -> list[tuple[int, str]]:
     pat = re.compile(re.escape(root) + r"\.(\d{6,})" + re.escape(ext) + r"\Z")
     try:
         names = os.listdir(directory or ".")
-    except FileNotFoundError:
+    except OSError:  # no such directory, not a directory, a name too long...
         return []
     found = []
     for name in names:

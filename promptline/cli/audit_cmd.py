@@ -17,6 +17,7 @@ import time
 import click
 
 from promptline.enforcer.audit import (
+    KINDS,
     AuditError,
     canonical,
     default_log_path,
@@ -61,8 +62,7 @@ def _filters(fn):
         click.option("--decision", type=click.Choice(["allow", "deny", "ask"]),
                      help="Verdict."),
         click.option("--rule", metavar="ID", help="Records citing this rule id."),
-        click.option("--kind", type=click.Choice(["decision", "lifecycle", "policy_reload",
-                                                  "dropped", "recovered"]),
+        click.option("--kind", type=click.Choice(list(KINDS)),
                      help="Record kind."),
         click.option("--since", metavar="TIME", help="ISO 8601 (UTC if no zone) or an age: "
                      "30m, 2h, 7d."),
