@@ -149,19 +149,39 @@ def _has_surrogate(value: object) -> bool:
     return False
 
 
-def _open_log_file(file: str):
-    """``file`` opened for reading; AuditError unless it is a regular file."""
+_PSEUDO_FS = ("/proc/", "/sys/", "/dev/")
+
+
+def open_log_file(file: str):
+    """``file`` opened for binary reading; AuditError (naming the file and the fix) unless it
+    is a regular file on a real file system (never a device, FIFO or ``/proc`` file, whose
+    reads never end or fail)."""
     try:
-        f = open(file, "rb")
-    except OSError as exc:
-        raise AuditError(f"cannot read `{file}`: {exc.strerror or exc}: check --log or "
-                         f"$PROMPTLINE_AUDIT_LOG") from exc
-    st = os.fstat(f.fileno())
-    if not stat.S_ISREG(st.st_mode) or file.startswith("/proc/"):
-        f.close()
+        real = os.path.realpath(file)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer
+        fd = os.open(file, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise AuditError(f"cannot read `{file}`: {why}: check --log or "
+                         f"$PROMPTLINE_AUDIT_LOG") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or real.startswith(_PSEUDO_FS):
+        os.close(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise AuditError(f"cannot read `{file}`: it is a directory: pass the log file "
+                             f"with --log")
         raise AuditError(f"`{file}` is not an audit log (not a regular file): pass the log "
                          f"file with --log")
-    return f
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def parse_line(raw: bytes) -> dict | None:
+    """The valid record on one line (with or without its newline), or None."""
+    if len(raw) > MAX_LINE_BYTES:
+        return None
+    return _entry("", 0, raw).record
 
 
 def _lines(f, file: str) -> Iterator[bytes]:
@@ -189,7 +209,7 @@ def read_log(path: str | os.PathLike) -> Iterator[LogEntry]:
         raise AuditError(f"no audit log at `{os.fspath(path)}`: check --log or "
                          f"$PROMPTLINE_AUDIT_LOG")
     for file in files:
-        with _open_log_file(file) as f:
+        with open_log_file(file) as f:
             for lineno, raw in enumerate(_lines(f, file), 1):
                 if len(raw) > MAX_LINE_BYTES:
                     yield LogEntry(file, lineno, raw[:64], None, "a line longer than any "
@@ -412,7 +432,11 @@ def parse_when(text: str, now: _dt.datetime | None = None) -> str:
     now = now or _dt.datetime.now(_dt.UTC)
     m = _RELATIVE.match(text)
     if m:
-        t = now - _dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        try:
+            t = now - _dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        except (OverflowError, ValueError):
+            raise ValueError(f"`{text[:40]}` is further back than any date: use an age under "
+                             f"a few thousand years, or an ISO 8601 time") from None
     else:
         try:
             t = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

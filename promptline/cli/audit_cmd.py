@@ -21,6 +21,8 @@ from promptline.enforcer.audit import (
     AuditError,
     canonical,
     default_log_path,
+    open_log_file,
+    parse_line,
     parse_when,
     read_records,
     select,
@@ -31,6 +33,9 @@ from promptline.enforcer.audit import (
 EXIT_BROKEN = 1
 EXIT_UNREADABLE = 2
 _FOLLOW_POLL = 0.2  # seconds between checks of the log in `tail -f`
+_MAX_COUNT = sys.maxsize  # --limit, -n, --top: anything larger is refused by click
+_MAX_POLICY_BYTES = 16 * 1024 * 1024  # a --policy or --rules-file larger than this is refused
+_MAX_YAML_DEPTH = 100  # nesting a --policy file may have (the policy loader's own limit is lower)
 
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
@@ -42,12 +47,16 @@ def _safe(text: object) -> str:
 
 
 def _fail(message: str, code: int = EXIT_UNREADABLE) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {_safe(message)}", err=True)
     sys.exit(code)
 
 
 def _log_path(log: str | None) -> str:
-    return os.path.abspath(os.path.expanduser(log)) if log else default_log_path()
+    if not log:
+        return default_log_path()
+    if "\0" in log:
+        _fail("--log: a path cannot contain a NUL character: pass the log file's path")
+    return os.path.abspath(os.path.expanduser(log))
 
 
 _log_option = click.option(
@@ -81,7 +90,7 @@ def _filter_args(kw: dict) -> dict:
             try:
                 value = parse_when(value)
             except ValueError as exc:
-                raise click.BadParameter(str(exc), param_hint=f"--{bound}") from None
+                raise click.BadParameter(_safe(exc), param_hint=f"--{bound}") from None
         out[bound] = value
     return out
 
@@ -168,7 +177,8 @@ def audit_group() -> None:
 @audit_group.command("show")
 @_log_option
 @_filters
-@click.option("--limit", type=click.IntRange(min=1), help="Only the last N matching records.")
+@click.option("--limit", type=click.IntRange(min=1, max=_MAX_COUNT),
+              help="Only the last N matching records.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line (for jq).")
 def show_cmd(log: str | None, limit: int | None, as_json: bool, **kw) -> None:
     """Show records, oldest first, as a table or JSON Lines."""
@@ -181,7 +191,7 @@ def show_cmd(log: str | None, limit: int | None, as_json: bool, **kw) -> None:
 @audit_group.command("tail")
 @_log_option
 @_filters
-@click.option("-n", "--lines", "count", type=click.IntRange(min=0), default=10,
+@click.option("-n", "--lines", "count", type=click.IntRange(min=0, max=_MAX_COUNT), default=10,
               show_default=True, help="Show the last N matching records first.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing records as they arrive.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line.")
@@ -207,14 +217,19 @@ def _follow(path: str, flt: dict, as_json: bool) -> None:
     def emit_lines(data: bytes) -> bytes:
         *whole, rest = data.split(b"\n")
         for line in whole:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and any(True for _ in select([rec], **flt)):
+            rec = parse_line(line)
+            if rec is not None and any(True for _ in select([rec], **flt)):
                 click.echo(canonical(rec)) if as_json else _table([rec])
         sys.stdout.flush()
-        return rest
+        return rest if len(rest) <= _MAX_POLICY_BYTES else b""
+
+    def open_log(p: str):
+        try:
+            return open_log_file(p)
+        except AuditError as exc:
+            if os.path.lexists(p):
+                _fail(str(exc))
+            raise FileNotFoundError(p) from None
 
     def ident(st: os.stat_result) -> tuple[int, int]:
         return st.st_dev, st.st_ino
@@ -223,7 +238,7 @@ def _follow(path: str, flt: dict, as_json: bool) -> None:
     cur = None
     buf = b""
     try:
-        f = open(path, "rb")
+        f = open_log(path)
         f.seek(0, os.SEEK_END)  # what is there was printed by the caller
         cur = ident(os.fstat(f.fileno()))
     except FileNotFoundError:
@@ -260,14 +275,14 @@ def _follow(path: str, flt: dict, as_json: bool) -> None:
             f = None
         for rp in newer:
             try:
-                with open(rp, "rb") as g:
+                with open_log(rp) as g:
                     buf = emit_lines(b"" + g.read())
             except FileNotFoundError:
                 pass
         buf = b""
         if now is not None:
             try:
-                f = open(path, "rb")
+                f = open_log(path)
                 cur = ident(os.fstat(f.fileno()))
             except FileNotFoundError:
                 f, cur = None, None
@@ -311,37 +326,73 @@ def verify_cmd(log: str | None, anchor: str | None, as_json: bool) -> None:
                f"--anchor)")
 
 
+def _read_small(path: str, what: str) -> bytes:
+    """A --policy/--rules-file file's bytes: a regular file, not too large."""
+    try:
+        with open_log_file(path) as f:
+            data = f.read(_MAX_POLICY_BYTES + 1)
+    except AuditError:
+        if os.path.isdir(path):
+            _fail(f"`{path}` is a directory: pass a file to {what}")
+        _fail(f"cannot read `{path}`: pass a readable regular file to {what}")
+    if len(data) > _MAX_POLICY_BYTES:
+        _fail(f"`{path}` is larger than {_MAX_POLICY_BYTES >> 20} MiB: pass the policy file "
+              f"itself to {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        _fail(f"{path}:{line}: not UTF-8 text — save the file as UTF-8")
+
+
+def _yaml_docs(path: str) -> list:
+    """The YAML documents of a --policy file, refusing aliases and deep nesting."""
+    import yaml
+
+    text = _read_small(path, "--policy")
+    try:
+        depth = 0
+        for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(ev, yaml.AliasEvent):
+                m = ev.start_mark
+                _fail(f"{path}:{m.line + 1}:{m.column + 1}: YAML aliases (`*name`) are not "
+                      f"allowed in policy files — write the value out")
+            if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > _MAX_YAML_DEPTH:
+                    m = ev.start_mark
+                    _fail(f"{path}:{m.line + 1}:{m.column + 1}: nested more than "
+                          f"{_MAX_YAML_DEPTH} levels deep — flatten the file")
+            elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+        return list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        _fail(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc} — fix the "
+              f"syntax there")
+    except RecursionError:
+        _fail(f"{path}: nested too deeply — flatten the file")
+
+
 def _rule_ids_from_files(paths: tuple[str, ...], rules_file: str | None) -> list[str] | None:
     if not paths and not rules_file:
         return None
     ids: list[str] = []
     if rules_file:
-        try:
-            with open(rules_file, encoding="utf-8") as f:
-                ids += [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
-        except OSError as exc:
-            _fail(f"cannot read `{rules_file}`: {exc.strerror or exc}")
-    if paths:
-        import yaml
-
-        for p in paths:
-            try:
-                with open(p, encoding="utf-8") as f:
-                    docs = list(yaml.safe_load_all(f))
-            except OSError as exc:
-                _fail(f"cannot read `{p}`: {exc.strerror or exc}")
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                where = f"{p}:{mark.line + 1}" if mark else p
-                _fail(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}")
-            found = False
-            for doc in docs:
-                rules = doc.get("rules") if isinstance(doc, dict) else None
-                if isinstance(rules, list):
-                    found = True
-                    ids += [str(r["id"]) for r in rules if isinstance(r, dict) and "id" in r]
-            if not found:
-                _fail(f"`{p}` has no `rules:` list: pass policy files to --policy")
+        text = _read_small(rules_file, "--rules-file")
+        ids += [ln.strip() for ln in text.splitlines()
+                if ln.strip() and not ln.lstrip().startswith("#")]
+    for p in paths:
+        found = False
+        for doc in _yaml_docs(p):
+            rules = doc.get("rules") if isinstance(doc, dict) else None
+            if isinstance(rules, list):
+                found = True
+                ids += [str(r["id"]) for r in rules if isinstance(r, dict) and "id" in r
+                        and isinstance(r["id"], (str, int))]
+        if not found:
+            _fail(f"`{p}` has no `rules:` list: pass policy files to --policy")
     return ids
 
 
@@ -351,7 +402,7 @@ def _rule_ids_from_files(paths: tuple[str, ...], rules_file: str | None) -> list
 @click.option("--policy", "policies", multiple=True, metavar="FILE",
               help="Policy file(s) whose rule ids are checked for dead rules (repeatable).")
 @click.option("--rules-file", metavar="FILE", help="A file of rule ids, one per line.")
-@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--top", type=click.IntRange(min=1, max=_MAX_COUNT), default=10, show_default=True,
               help="How many refused resources to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 def stats_cmd(log: str | None, policies: tuple[str, ...], rules_file: str | None, top: int,
