@@ -16,6 +16,7 @@ from ._errors import PolicyError
 
 MAX_FILE_BYTES = 1 << 20   # policies and manifests are small; 1 MiB stops memory abuse early
 MAX_NODES = 100_000        # bounds alias expansion and absurdly large documents
+MAX_DEPTH = 64             # nesting levels; bounds the recursion (and an alias inside itself)
 
 # libyaml's parser when PyYAML was built with it (10x faster); both compose the same safe nodes
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -105,6 +106,11 @@ def _convert(node: yaml.Node, path: tuple, located: Located, loader, counter: li
     if counter[0] > MAX_NODES:
         raise located.error(path, f"document has more than {MAX_NODES} values (alias bomb?)",
                             "remove YAML aliases and shrink the document")
+    if len(path) > MAX_DEPTH:
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        raise PolicyError(f"nested more than {MAX_DEPTH} levels deep (or an alias that "
+                          f"contains itself)", file=located.file, line=line, column=col,
+                          fix="flatten the document and write aliased values out")
     located.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     located.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1,
                             getattr(node, "style", None))
