@@ -26,7 +26,7 @@ from ._registry import (
     requires_ok,
 )
 from ._registry._install import default_index
-from ._reload import DEBOUNCE_S, ReloadTarget, Watcher, watch_policy
+from ._reload import DEBOUNCE_S, END_MARKER, ReloadTarget, Watcher, watch_policy
 from ._signing import MANIFEST_FILE, generate_key, key_id, parse_public_key, sign_plugin, verify_plugin
 from ._swap import rebuild_and_swap
 from ._wasm import WasmLoader
@@ -36,6 +36,7 @@ __all__ = [
     "ReloadTarget",
     "rebuild_and_swap",
     "DEBOUNCE_S",
+    "END_MARKER",
     "DEFAULT_INDEX",
     "INDEX_ENV",
     "INVALID_PARAMS",

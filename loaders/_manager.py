@@ -28,7 +28,7 @@ from ._discovery import DiscoveredPlugin, DiscoveryProblem, discover, manifest_f
 from ._errors import ApprovalRequired, ApprovalStoreError, LoaderError, SignatureError
 from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 from ._signing import verify_plugin
-from ._swap import rebuild_and_swap
+from ._swap import STALE, rebuild_and_swap
 
 # Where each sandbox's loader lives; imported lazily so a host without wasmtime still runs
 # the others. A missing loader refuses the plugin: there is no fallback to a weaker sandbox.
@@ -201,14 +201,18 @@ class PluginManager:
 
     # -- reloading (called by the watcher; safe to call by hand) -----------------------
 
-    def reload_policy(self) -> bool:
+    def reload_policy(self, settled: Callable[[], bool] | None = None) -> bool:
         """Compile the policy files aside and swap them in; on error keep the old policy,
-        record why (audit log, ``last_reload_error``) and return False."""
+        record why (audit log, ``last_reload_error``) and return False. ``settled`` (the
+        watcher's) is asked after compiling: False means the files changed meanwhile, and
+        nothing is swapped or recorded."""
         with self._reload_lock:
-            self.last_reload_error = rebuild_and_swap(
+            why = rebuild_and_swap(
                 lambda: self._build_policy(list(self._candidates.values())), self._install_policy,
-                audit_log=self.audit_log, current=self.policy_set)
-            return not self.last_reload_error
+                audit_log=self.audit_log, current=self.policy_set, settled=settled)
+            if why is not STALE:
+                self.last_reload_error = why
+            return not why
 
     def reload_plugins(self) -> LoadReport:
         """Rediscover plugins: load new and changed ones beside the old (new calls switch,

@@ -213,7 +213,9 @@ def test_reload_under_load(setup):
                     fh.write(policy_text(i))
             if n % 10 == 5:
                 write_plugin(plugins, n)                          # 20 plugin updates
-            time.sleep(0.01)
+            # short pauses, and every 10th a longer one: the files settle, so reloads
+            # happen while the callers run (a burst is applied once it has settled)
+            time.sleep(0.15 if n % 10 == 9 else 0.01)
         write_atomic(pol, policy_text(7))
         assert wait_for(lambda: denied(pm, 7), timeout=10)
     finally:
