@@ -32,7 +32,7 @@ KINDS = ("decision", "lifecycle", "policy_reload", "dropped", "recovered", "rota
 """Every record ``kind``."""
 
 LIFECYCLE_EVENTS = ("discovered", "verified", "approved", "loaded", "reloaded", "unloaded",
-                    "failed")
+                    "failed", "protocol_error")
 """Every ``event`` of a lifecycle record."""
 
 VERDICTS = ("allow", "deny", "ask")

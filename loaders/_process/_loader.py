@@ -30,7 +30,7 @@ from promptline.sdk import TOOL_NAME, PromptTemplate, ToolResult, ToolSpec, coer
 from .._errors import LoaderError, ToolError
 from .._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 from . import _jsonrpc as rpc
-from ._bridge import HostBridge
+from ._bridge import HostBridge, child_policy
 from ._child import START_TIMEOUT, Child
 from ._client import CallTimeout, MCPClient
 from ._landlock import landlock_abi
@@ -127,7 +127,8 @@ class ProcessPlugin(LoadedPlugin):
         stderr_log = ctx.options.get("stderr_log") or (
             os.path.join(loader.stderr_dir, f"{self.id}.stderr.log") if loader.stderr_dir else None)
         self.bridge = HostBridge(self.id, self.version, enforcer=ctx.enforcer, audit=self._host_audit_log(),
-                                 on_tools_changed=self._mark_tools_stale)
+                                 on_tools_changed=self._mark_tools_stale,
+                                 child_policy=child_policy(self.spec))
         self.child = Child(self.id, self.spec, on_started=self._on_started,
                            on_notification=self.bridge.notification,
                            on_ask=self.bridge.answer_ask if ctx.plugin.kind == "python" else None,
@@ -162,6 +163,7 @@ class ProcessPlugin(LoadedPlugin):
         return self.child.call(method, params, timeout)
 
     def _on_started(self, client: MCPClient) -> None:
+        self.bridge.child_started()
         self._tools = self._list_tools(client)
 
     def _mark_tools_stale(self) -> None:
