@@ -70,10 +70,20 @@ def _settings_or_fail(files: tuple[str, ...]) -> Any:
     return settings
 
 
+_MAX_TARGET = 4096  # a plugin id or directory longer than any path the kernel accepts
+
+
 def _find(target: str, report: DiscoveryReport) -> DiscoveredPlugin:
     """A plugin by id (from discovery) or by directory."""
+    if len(target) > _MAX_TARGET or "\0" in target:
+        fail(f"`{_show(target[:80])}…` is not a plugin id or directory (ids are short names) — "
+             f"see `promptline plugin list`")
     path = Path(target).expanduser()
-    if (path / MANIFEST_FILE).is_file() or path.name == MANIFEST_FILE:
+    try:
+        is_plugin_dir = (path / MANIFEST_FILE).is_file() or path.name == MANIFEST_FILE
+    except OSError as exc:   # a name the file system refuses (too long...): not a directory
+        fail(f"`{_show(target[:80])}`: {exc.strerror or exc} — pass a plugin id or directory")
+    if is_plugin_dir:
         manifest_path = path if path.name == MANIFEST_FILE else path / MANIFEST_FILE
         try:
             manifest = read_manifest(manifest_path)

@@ -62,6 +62,9 @@ def call_cmd(name, arguments, as_json, **kw) -> None:
         args = json.loads(arguments)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="ARGUMENTS") from None
+    except RecursionError:
+        raise click.BadParameter("nested too deeply: pass a flatter JSON object",
+                                 param_hint="ARGUMENTS") from None
     plugin_id = name.partition(".")[0]
     with _loaded(kw, only=[plugin_id]) as pm:   # starts (and asks about) this plugin only
         if plugin_id not in pm.plugins:

@@ -43,3 +43,24 @@ def test_plugin_list_prints_no_traceback(tmp_path, monkeypatch, text):
     r = CliRunner().invoke(main, ["plugin", "list"])
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exc_info
     assert "Traceback" not in r.output and "good" in r.output
+
+
+@pytest.mark.parametrize("args", [
+    ["plugin", "info", "x" * 100_000], ["plugin", "approve", "x" * 100_000, "--yes"],
+    ["plugin", "info", "a\u202eb"], ["plugin", "info", "/tmp/a\0b"],
+    ["tool", "call", "x.y", "[" * 100_000 + "]" * 100_000],
+    ["tool", "call", "x.y", '{"a":' * 100_000 + "1" + "}" * 100_000],
+], ids=["long-name", "long-approve", "bidi-name", "nul-name", "nested-list-args",
+        "nested-object-args"])
+def test_hostile_cli_arguments_are_one_clear_error(tmp_path, monkeypatch, args):
+    from promptline.cli import main
+
+    monkeypatch.setenv("PROMPTLINE_PLUGIN_PATH", str(tmp_path))
+    monkeypatch.setenv("PROMPTLINE_CONFIG", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("PROMPTLINE_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    monkeypatch.setenv("PROMPTLINE_APPROVALS", str(tmp_path / "approvals.yaml"))
+    r = CliRunner().invoke(main, args)
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exc_info
+    assert r.exit_code in (1, 2) and "Traceback" not in r.output
+    assert "\u202e" not in r.output and len(r.output) < 2000
+    assert not (tmp_path / "approvals.yaml").exists()  # nothing changed
