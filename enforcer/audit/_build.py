@@ -12,6 +12,7 @@ import hashlib
 import json
 import json.encoder
 import os
+from typing import Any
 
 from ._records import LIFECYCLE_EVENTS, SCHEMA_VERSION, host_name, plain, utc_now
 from ._redact import Redactor
@@ -44,7 +45,7 @@ class RecordBuilder:
         self.pid = os.getpid()
 
     def decision(self, plugin_id: str, plugin_version: str, action: str, resource: str,
-                 decision: dict, request: dict | None = None,
+                 decision: Any, request: dict | None = None,
                  message: str = "", extra: dict | None = None) -> tuple[tuple | None, bool]:
         """(the record as a triple, durable?); (None, False) for an allow not logged.
 
@@ -60,7 +61,7 @@ class RecordBuilder:
             return None, False
         red = self._redactor.text
         E = _enc_str
-        rules = []
+        rules: list[str] = []
         first_id = first_origin = "null"
         for r in decision.get("rules") or ():
             if type(r) is not dict:
@@ -136,7 +137,7 @@ class RecordBuilder:
 
 def _extra_fields(extra: dict) -> tuple[str, str, str, str]:
     """The ``extra`` fields as canonical JSON pieces for the four gaps of the triple."""
-    gaps = {"host": [], "message": [], "request": [], "time": []}
+    gaps: dict[str, list[str]] = {"host": [], "message": [], "request": [], "time": []}
     for key in sorted(extra):
         if "hint" < key < "host":
             gaps["host"].append(key)
@@ -148,5 +149,6 @@ def _extra_fields(extra: dict) -> tuple[str, str, str, str]:
             gaps["time"].append(key)
         else:
             raise ValueError(f"decision field `{key}` cannot be added")
-    return tuple("".join(f"{_enc_str(k)}:{_enc(plain(extra[k]))}," for k in gaps[g])
-                 for g in ("host", "message", "request", "time"))
+    host, message, request, time = ("".join(f"{_enc_str(k)}:{_enc(plain(extra[k]))}," for k in gaps[g])
+                                    for g in ("host", "message", "request", "time"))
+    return host, message, request, time

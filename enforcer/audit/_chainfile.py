@@ -19,11 +19,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import Any
 
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 import filelock
 
@@ -90,7 +91,7 @@ class SidecarLock:
             self.fd = -1
 
 
-def _no_surrogates(value: object) -> object:
+def _no_surrogates(value: Any) -> Any:
     """``value`` with lone surrogates (undecodable file names) escaped as text."""
     t = type(value)
     if t is str:
@@ -102,7 +103,7 @@ def _no_surrogates(value: object) -> object:
     return value
 
 
-def chain(items: list, seq: int, prev: str) -> tuple[list[str], bytes, int, str]:
+def chain(items: list[Any], seq: int, prev: str) -> tuple[list[str], bytes, int, str]:
     """Give each item its seq and prev; return (lines, bytes to append, last seq, last hash).
 
     An item is a dict (serialized here) or a (head, middle, tail) triple of canonical JSON
@@ -194,6 +195,7 @@ class ChainedFile:
     def __init__(self, path: str | None, builder: RecordBuilder, *, fsync: bool = False,
                  rotate_bytes: int | None = None, retention: int | None = None) -> None:
         self.path = path
+        self._file = path or ""   # the active file's path (when path is not None)
         self._builder = builder
         self._fsync = fsync
         self._rotate_bytes = rotate_bytes
@@ -221,8 +223,10 @@ class ChainedFile:
                 self._mem = (seq, prev)
                 self.written += len(lines)
                 return lines, seq
+            lock = self._lock
+            assert lock is not None
             try:
-                self._lock.acquire()
+                lock.acquire()
             except Exception as exc:
                 raise AuditError(f"cannot lock audit log `{self.path}.lock`: {exc}") from exc
             try:
@@ -232,7 +236,7 @@ class ChainedFile:
                 raise AuditError(f"cannot write audit log `{self.path}`: "
                                  f"{exc.strerror or exc}") from exc
             finally:
-                self._lock.release()
+                lock.release()
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -269,7 +273,7 @@ class ChainedFile:
         return out, seq
 
     def _open(self) -> int:
-        path = self.path
+        path = self._file
         if self._fd >= 0:
             try:
                 st = os.stat(path)
@@ -292,13 +296,13 @@ class ChainedFile:
         """(last seq, last hash, bytes to write first, records those bytes hold)."""
         items: list[dict] = []
         if size:
-            last, frag = read_tail(fd, size, self.path)
+            last, frag = read_tail(fd, size, self._file)
         else:
             last, frag = None, b""
         if last is not None:
             rec = parse_record(last)
             if rec is None:
-                raise _not_ours(self.path, "no audit record")
+                raise _not_ours(self._file, "no audit record")
             seq, prev = rec["seq"], line_hash(last)
         else:
             # a new active file: genesis, or the end of the newest rotated file (a writer
@@ -322,7 +326,7 @@ class ChainedFile:
 
     def _rotated_end(self) -> tuple[int, str, int, int] | None:
         """(last seq, last hash, number, removed_through) of the newest rotated file."""
-        files = rotated_files(self.path)
+        files = rotated_files(self._file)
         if not files:
             return None
         number, newest = files[-1]
@@ -334,7 +338,7 @@ class ChainedFile:
         finally:
             os.close(fd)
         rec = parse_record(last)
-        if rec is None:
+        if rec is None or last is None:
             raise _not_ours(newest, "no audit record")
         return rec["seq"], line_hash(last), number, _removed_through(first)
 
@@ -342,7 +346,7 @@ class ChainedFile:
         """Rotate the active file (just appended to, under the lock): rename it, start the
         new file with a ``rotated`` record, then apply retention. Returns that record."""
         first = parse_record(read_head(self._fd))
-        files = rotated_files(self.path)
+        files = rotated_files(self._file)
         number = files[-1][0] + 1 if files else 1
         removed = _removed_through(first)
         keep = self._retention
@@ -353,7 +357,7 @@ class ChainedFile:
                 removed = max(removed, n)
                 if old:
                     doomed.append(old)
-        os.rename(self.path, rotated_name(self.path, number))
+        os.rename(self._file, rotated_name(self._file, number))
         os.close(self._fd)
         self._fd, self._fd_id, self._tail = -1, None, None
         lines, data, seq, prev = chain([self._builder.rotated(number, removed)], seq, prev)
@@ -365,7 +369,7 @@ class ChainedFile:
         self._tail = (st.st_dev, st.st_ino, st.st_size, seq, prev)
         self.written += len(lines)
         if keep is not None and number <= removed:
-            doomed.append(rotated_name(self.path, number))
+            doomed.append(rotated_name(self._file, number))
         for old in doomed:
             try:
                 os.remove(old)

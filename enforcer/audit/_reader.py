@@ -34,6 +34,7 @@ import re
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._records import GENESIS, AuditError, check_record, line_hash, rotated_files
 
@@ -253,14 +254,14 @@ def verify(path: str | os.PathLike, anchor: tuple[int, str] | None = None) -> Ve
     report = VerifyReport(files=files)
     entries = read_log(path)
     pairs = _with_next(entries)
-    prev1: LogEntry | None = None  # last accepted record
-    prev2: LogEntry | None = None  # the one before it
+    prev1: Any = None  # last accepted record (a LogEntry once the chain has started)
+    prev2: Any = None  # the one before it
     h1 = h2 = None
     exp_seq: int | None = None
     anchor_seen = False
     numbers = {p: n for n, p in rotated_files(os.path.abspath(os.fspath(path)))}
-    late: LogEntry | None = None  # the first record, when the chain starts above seq 1
-    late_by: LogEntry | None = None  # the `rotated` record that explains it
+    late: Any = None  # the first record (LogEntry), when the chain starts above seq 1
+    late_by: Any = None  # the `rotated` record that explains it
     removed_through = 0  # highest file number retention removed (from `rotated` records)
 
     def fail(kind: str, e: LogEntry, msg: str, seq: int | None = None) -> VerifyReport:
@@ -276,6 +277,7 @@ def verify(path: str | os.PathLike, anchor: tuple[int, str] | None = None) -> Ve
                 return later
         return None
 
+    nxt: Any
     for e, nxt in pairs:
         rec = e.record
         if rec is None:
@@ -316,7 +318,8 @@ def verify(path: str | os.PathLike, anchor: tuple[int, str] | None = None) -> Ve
                         and late.record["kind"] == "recovered" and e.file == late.file):
                     late_by = e
                 else:
-                    return _late_start(report, late, None, numbers, removed_through)
+                    report.problem = _late_start(report, late, None, numbers, removed_through)
+                    return report
         elif seq == exp_seq:
             nrec = nxt.record if nxt is not None else None
             if nrec is not None and nrec["seq"] == seq and nrec["prev"] == h1:
@@ -366,7 +369,8 @@ def verify(path: str | os.PathLike, anchor: tuple[int, str] | None = None) -> Ve
     if late is not None:
         problem = _late_start(report, late, late_by, numbers, removed_through)
         if problem is not None:
-            return problem
+            report.problem = problem
+            return report
     if prev1 is not None:
         report.last_seq = prev1.record["seq"]
         report.head_hash = h1
@@ -385,35 +389,37 @@ def verify(path: str | os.PathLike, anchor: tuple[int, str] | None = None) -> Ve
 
 
 def _late_start(report: VerifyReport, first: LogEntry, rotated: LogEntry | None,
-                numbers: dict[str, int], removed_through: int) -> VerifyReport | None:
+                numbers: dict[str, int], removed_through: int) -> Problem | None:
     """A chain starting above seq 1 is fine only when a rotation explains it: the oldest
     kept file starts with its ``rotated`` record, and retention removed every file before
-    it. Otherwise the first records were deleted: the report's problem says so."""
-    seq = first.record["seq"]
+    it. Otherwise the first records were deleted: the returned problem says so (None: it
+    is explained, and a note says how)."""
+    frec = first.record
+    assert frec is not None
+    seq = frec["seq"]
     if rotated is None:
-        report.problem = Problem(
+        return Problem(
             "dropped", first.file, first.line, seq,
             f"the log starts at seq {seq}, and no rotation explains it (the first record is "
             f"neither seq 1 nor the `rotated` record that starts a rotated file): the "
             f"records before it were deleted")
-        return report
-    prior = rotated.record.get("file")
+    rrec = rotated.record
+    assert rrec is not None
+    prior = rrec.get("file")
     number = numbers.get(first.file)
     if type(prior) is not int or (number is not None and prior != number - 1):
-        report.problem = Problem(
-            "dropped", rotated.file, rotated.line, rotated.record["seq"],
+        return Problem(
+            "dropped", rotated.file, rotated.line, rrec["seq"],
             f"this file's `rotated` record follows file {prior}, but the file is "
             f"`{os.path.basename(first.file)}`: log files were renamed or removed")
-        return report
     if prior > removed_through:
         gone = f"file {prior}" if prior == removed_through + 1 else \
             f"files {removed_through + 1}..{prior}"
-        report.problem = Problem(
-            "dropped", rotated.file, rotated.line, rotated.record["seq"],
+        return Problem(
+            "dropped", rotated.file, rotated.line, rrec["seq"],
             f"the log starts at seq {seq}, but rotated {gone} (seq 1.."
-            f"{rotated.record['seq'] - 1}) missing and retention never removed it: the "
+            f"{rrec['seq'] - 1}) missing and retention never removed it: the "
             f"records were deleted")
-        return report
     report.notes.append(f"the chain starts at seq {seq} ({first.location}): older records "
                         f"were rotated away (retention removed files 1..{removed_through})")
     return None
@@ -477,7 +483,7 @@ def select(records: Iterable[dict], *, plugin: str | None = None, action: str | 
 def _rule_ids(r: dict) -> list[str]:
     rules = r.get("rules")
     if type(rules) is list:
-        return [x.get("id") for x in rules if type(x) is dict]
+        return [x["id"] for x in rules if type(x) is dict and type(x.get("id")) is str]
     return []
 
 

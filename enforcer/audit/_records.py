@@ -19,6 +19,7 @@ import pathlib
 import re
 import socket
 import time
+from typing import Any
 
 from promptline.policy import PromptLineError
 
@@ -88,7 +89,7 @@ _PATH_TYPES = (pathlib.PurePosixPath, pathlib.PureWindowsPath, pathlib.PosixPath
                pathlib.WindowsPath, pathlib.Path, pathlib.PurePath)
 
 
-def plain(value: object, _depth: int = 0) -> object:
+def plain(value: Any, _depth: int = 0) -> Any:
     """A JSON-safe copy of ``value`` built from exact builtin types only.
 
     Never calls methods of foreign objects (this may run inside an audit hook on values a

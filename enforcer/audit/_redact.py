@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 MASK = "***"
 
@@ -112,13 +113,13 @@ class Redactor:
             cache[s] = out
         return out
 
-    def payload(self, value: object, action: str = "", _path: tuple[str, ...] = ()) -> object:
+    def payload(self, value: Any, action: str = "", _path: tuple[str, ...] = ()) -> Any:
         """A redacted copy of a JSON-safe request payload (see ``_records.plain``)."""
         t = type(value)
         if t is str:
             return self.text(value)
         if t is dict:
-            out = {}
+            out: dict[Any, Any] = {}
             for k, v in value.items():
                 nk = _norm_key(k)
                 path = _path + (nk,)

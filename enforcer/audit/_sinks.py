@@ -20,7 +20,7 @@ import logging.handlers
 import socket
 import sys
 import threading
-from typing import TextIO
+from typing import Any, TextIO
 
 from ._records import host_name, line_hash
 
@@ -87,7 +87,7 @@ class _Rfc5424Formatter(logging.Formatter):
 class _SysLogHandler(logging.handlers.SysLogHandler):
     """Takes the severity from ``levelname`` = ``sev:N`` (set by SyslogSink)."""
 
-    def mapPriority(self, levelName: str) -> int | str:  # noqa: N802,N803  (stdlib names)
+    def mapPriority(self, levelName: str) -> Any:  # noqa: N802,N803  (stdlib names; may be an int)
         if levelName.startswith("sev:"):
             return int(levelName[4:])
         return super().mapPriority(levelName)
@@ -98,7 +98,7 @@ class SyslogSink:
     path; ``socktype``: ``socket.SOCK_DGRAM`` or ``SOCK_STREAM``)."""
 
     def __init__(self, address: tuple[str, int] | str = ("localhost", 514),
-                 facility: int = _FACILITY, socktype: int = socket.SOCK_DGRAM,
+                 facility: int = _FACILITY, socktype: socket.SocketKind = socket.SOCK_DGRAM,
                  app_name: str = "promptline") -> None:
         self._handler = _SysLogHandler(address=address, facility=facility,
                                                        socktype=socktype)
@@ -108,7 +108,7 @@ class SyslogSink:
 
     def emit(self, line: str, record: dict) -> None:
         rec = logging.LogRecord("promptline.audit", logging.INFO, __file__, 0, line, None, None)
-        rec.args_record = record  # type: ignore[attr-defined]
+        rec.args_record = record
         rec.levelname = f"sev:{_severity(record)}"
         self._handler.emit(rec)
 
