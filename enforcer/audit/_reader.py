@@ -113,10 +113,12 @@ def log_files(path: str | os.PathLike) -> list[str]:
     return files
 
 
-def _entry(file: str, lineno: int, raw: bytes) -> LogEntry:
-    newline = raw.endswith(b"\n")
-    if newline:
-        raw = raw[:-1]
+def _entry(file: str, lineno: int, raw: bytes, newline: bool | None = None,
+           escapes: bool = True) -> LogEntry:
+    if newline is None:
+        newline = raw.endswith(b"\n")
+        if newline:
+            raw = raw[:-1]
     try:
         rec = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -126,7 +128,7 @@ def _entry(file: str, lineno: int, raw: bytes) -> LogEntry:
     except RecursionError:
         return LogEntry(file, lineno, raw, None, "nested too deeply for a record", newline)
     why = check_record(rec)
-    if why is None and (b"\\ud" in raw or b"\\uD" in raw) and _has_surrogate(rec):
+    if why is None and escapes and b"\\u" in raw and _has_surrogate(rec):
         why = "a lone surrogate (\\ud800-\\udfff) that no writer produces"
     if why is not None:
         return LogEntry(file, lineno, raw, None, why, newline)
@@ -185,38 +187,46 @@ def parse_line(raw: bytes) -> dict | None:
     return _entry("", 0, raw).record
 
 
-def _lines(f, file: str) -> Iterator[bytes]:
-    """The lines of ``f`` (with their newline); a line longer than any record comes back as
-    its first ``MAX_LINE_BYTES`` bytes plus one, and the rest of it is skipped."""
-    try:
-        while True:
-            raw = f.readline(MAX_LINE_BYTES + 1)
-            if not raw:
-                return
-            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                while True:  # skip to the end of the line, a chunk at a time
-                    chunk = f.readline(_READ_CHUNK)
-                    if not chunk or chunk.endswith(b"\n"):
-                        break
-            yield raw
-    except OSError as exc:
-        raise AuditError(f"cannot read `{file}`: {exc.strerror or exc}") from exc
-
-
 def read_log(path: str | os.PathLike) -> Iterator[LogEntry]:
-    """Every line of every file of the log, parsed; raises AuditError if there is no log."""
+    """Every line of every file of the log, parsed; raises AuditError if there is no log.
+
+    Files are read in chunks; a line longer than any record (``MAX_LINE_BYTES``) is one
+    invalid entry, and the rest of it is skipped without holding it in memory."""
     files = log_files(path)
     if not files:
         raise AuditError(f"no audit log at `{os.fspath(path)}`: check --log or "
                          f"$PROMPTLINE_AUDIT_LOG")
     for file in files:
         with open_log_file(file) as f:
-            for lineno, raw in enumerate(_lines(f, file), 1):
-                if len(raw) > MAX_LINE_BYTES:
-                    yield LogEntry(file, lineno, raw[:64], None, "a line longer than any "
+            lineno = 0
+            buf = b""
+            skipping = False
+            while True:
+                try:
+                    chunk = f.read(_READ_CHUNK)
+                except OSError as exc:
+                    raise AuditError(f"cannot read `{file}`: {exc.strerror or exc}") from exc
+                if not chunk:
+                    break
+                if skipping:
+                    k = chunk.find(b"\n")
+                    if k < 0:
+                        continue
+                    chunk, skipping = chunk[k + 1:], False
+                buf += chunk
+                if b"\n" in chunk:
+                    escapes = b"\\u" in buf   # one scan per chunk: most hold no \u escape
+                    *whole, buf = buf.split(b"\n")
+                    for raw in whole:
+                        lineno += 1
+                        yield _entry(file, lineno, raw, True, escapes)
+                if len(buf) > MAX_LINE_BYTES:
+                    lineno += 1
+                    yield LogEntry(file, lineno, buf[:64], None, "a line longer than any "
                                    "record", True)
-                    continue
-                yield _entry(file, lineno, raw)
+                    buf, skipping = b"", True
+            if buf:
+                yield _entry(file, lineno + 1, buf, False)
 
 
 def read_records(path: str | os.PathLike) -> Iterator[dict]:
