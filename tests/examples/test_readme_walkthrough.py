@@ -35,7 +35,7 @@ def test_the_user_walkthrough_runs_as_written(tmp_path):
         else:
             assert code == 0, (line, code, out.stderr[-2000:])
         if "project-search.search" in line:
-            assert "README.md:2: TODO: write the docs" in stdout
+            assert "src/app.py:2: return 42  # todo: handle errors" in stdout   # a file only the demo writes
         if "audit show --decision deny" in line:
             assert "/etc/passwd" in stdout and "deny" in stdout
         if line.startswith("promptline plugin list"):
@@ -55,7 +55,7 @@ def test_the_core_snippet_works_as_pasted_and_leaves_an_audit_trail(tmp_path):
                    capture_output=True, timeout=300)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "project-search" in out.stdout and "README.md:2: TODO: write the docs" in out.stdout
+    assert "project-search" in out.stdout and "src/app.py:2: return 42" in out.stdout
     assert "deny - rule `no-ssh-keys`" in out.stdout
     logs = list(tmp_path.rglob("audit.jsonl"))
     assert len(logs) == 1 and "state" in str(logs[0]), logs   # the user state dir, as the CLI writes it
