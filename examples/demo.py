@@ -20,16 +20,23 @@ ROOT = os.path.dirname(HERE)
 DEMO_DATA = "/tmp/promptline-demo"     # the directory the example manifests grant
 
 
+PROJECT_FILES = {   # what project-search finds (tests/examples checks these lines)
+    "README.md": "# Demo project\nThe parser lives in src/parser.py.\nTODO: write the docs\n",
+    "src/parser.py": 'def parse(text):\n    """Parse TODO lines."""\n'
+                     '    return [l for l in text.splitlines() if l.startswith("TODO")]\n',
+    "src/app.py": "def main():\n    return 42  # todo: handle errors\n",
+}
+
+
 def make_demo_data() -> None:
     """The directories the example manifests grant, with a few files to find."""
     os.makedirs(f"{DEMO_DATA}/notes", exist_ok=True)
     with open(f"{DEMO_DATA}/notes/todo.md", "w") as fh:
         fh.write("# todo\n- buy milk\n- review the plugin policy\n")
     os.makedirs(f"{DEMO_DATA}/project/src", exist_ok=True)
-    with open(f"{DEMO_DATA}/project/README.md", "w") as fh:
-        fh.write("# demo project\nTODO: write the docs\n")
-    with open(f"{DEMO_DATA}/project/src/app.py", "w") as fh:
-        fh.write("def main():\n    return 42  # todo: handle errors\n")
+    for rel, text in PROJECT_FILES.items():
+        with open(f"{DEMO_DATA}/project/{rel}", "w") as fh:
+            fh.write(text)
 
 
 def main() -> int:

@@ -9,6 +9,7 @@ Tampering with any file of a signed example makes it refuse to load.
 from __future__ import annotations
 
 import os
+import runpy
 import shutil
 import textwrap
 from pathlib import Path
@@ -55,10 +56,8 @@ def manager(state: Path, search: Path, policy_files=None, **kw) -> PluginManager
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     """One manager with every example loaded from examples/ itself (the committed bytes)."""
-    (PROJECT / "src").mkdir(parents=True, exist_ok=True)
-    (PROJECT / "README.md").write_text("# Demo project\nThe parser lives in src/parser.py.\n")
-    (PROJECT / "src" / "parser.py").write_text('def parse(text):\n    """Parse TODO lines."""\n'
-                                               '    return [l for l in text.splitlines() if l.startswith("TODO")]\n')
+    demo = runpy.run_path(str(EXAMPLES / "demo.py"))   # the same files the demo makes
+    demo["make_demo_data"]()
     state = tmp_path_factory.mktemp("examples-state")
     pm = manager(state, EXAMPLES)
     report = pm.load_all()
