@@ -27,11 +27,15 @@ from ._registry import (
 )
 from ._registry._install import default_index
 from ._reload import DEBOUNCE_S, END_MARKER, ReloadTarget, Watcher, watch_policy
+from ._service import DecisionService, ServiceClient, ServiceError
 from ._signing import MANIFEST_FILE, generate_key, key_id, parse_public_key, sign_plugin, verify_plugin
 from ._swap import rebuild_and_swap
 from ._wasm import WasmLoader
 
 __all__ = [
+    "DecisionService",
+    "ServiceClient",
+    "ServiceError",
     "ManagerConfig",
     "ReloadTarget",
     "rebuild_and_swap",
