@@ -1,4 +1,16 @@
 from ._approval import ApprovalStatus, ApprovalStore, ApprovalSubject
+from ._bundle import (
+    Bundle,
+    BundleConfig,
+    BundleError,
+    BundleUpdater,
+    build_bundle,
+    config_from_file,
+    read_bundle,
+    read_state,
+    sign_bundle,
+    verify_bundle,
+)
 from ._discovery import (
     DiscoveredPlugin,
     DiscoveryReport,
@@ -33,6 +45,16 @@ from ._swap import rebuild_and_swap
 from ._wasm import WasmLoader
 
 __all__ = [
+    "Bundle",
+    "BundleConfig",
+    "BundleError",
+    "BundleUpdater",
+    "build_bundle",
+    "config_from_file",
+    "read_bundle",
+    "read_state",
+    "sign_bundle",
+    "verify_bundle",
     "DecisionService",
     "ServiceClient",
     "ServiceError",

@@ -37,13 +37,18 @@ def build_manager(policies, plugin_dirs, config_path, audit_log, approvals, gran
     """A PluginManager configured from the shared options (not yet loaded)."""
     from promptline.enforcer import DenyPrompter, GrantStore, TerminalPrompter
     from promptline.enforcer.audit import AuditLog, default_log_path
-    from promptline.loaders import ApprovalStore, PluginManager
+    from promptline.loaders import ApprovalStore, LoaderError, PluginManager, config_from_file
 
     if interactive is None:
         interactive = sys.stdin.isatty() and sys.stderr.isatty()
     log_path = audit_log or default_log_path()
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     grants_path = grants or str(GrantStore().path)
+    try:
+        bundle = config_from_file(config_path) if config_path is not False else None
+    except LoaderError as exc:
+        from ._common import fail
+        fail(str(exc))
     return PluginManager(
         policy_files=list(policies) or _default_policies(),
         search_path=list(plugin_dirs) or None,
@@ -56,6 +61,7 @@ def build_manager(policies, plugin_dirs, config_path, audit_log, approvals, gran
         approve_callback=_terminal_approval if interactive and not approve_all else None,
         grants=grants_path,
         backend=None if backend == "auto" else backend,
+        bundle=bundle,
     )
 
 
