@@ -41,7 +41,15 @@ from ._registry import (
 from ._registry._install import default_index
 from ._reload import DEBOUNCE_S, END_MARKER, ReloadTarget, Watcher, watch_policy
 from ._service import DecisionService, ServiceClient, ServiceError
-from ._signing import MANIFEST_FILE, generate_key, key_id, parse_public_key, sign_plugin, verify_plugin
+from ._signing import (
+    MANIFEST_FILE,
+    generate_key,
+    key_id,
+    load_private_key,
+    parse_public_key,
+    sign_plugin,
+    verify_plugin,
+)
 from ._swap import rebuild_and_swap
 from ._wasm import WasmLoader
 
@@ -87,6 +95,7 @@ __all__ = [
     "InstallPlan",
     "key_id",
     "learn",
+    "load_private_key",
     "LoadContext",
     "LoadedPlugin",
     "Loader",

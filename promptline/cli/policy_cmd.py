@@ -311,8 +311,7 @@ def bundle_build_cmd(directory, output, revision) -> None:
 def bundle_sign_cmd(bundle_file, key, output) -> None:
     """Sign BUNDLE_FILE with an ed25519 key from `promptline keys generate`."""
     from promptline.enforcer import write_atomic
-    from promptline.loaders import BundleError, SignatureError, read_bundle, sign_bundle
-    from promptline.loaders._signing import load_private_key
+    from promptline.loaders import BundleError, SignatureError, load_private_key, read_bundle, sign_bundle
 
     from .keys_cmd import resolve_key
     try:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_host, start_service, stop_service
+from service_helpers import make_host, start_service, stop_service
 
 from promptline.loaders import ServiceClient, ServiceError
 from promptline.loaders._service._protocol import validator
