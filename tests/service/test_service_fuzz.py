@@ -52,3 +52,19 @@ def test_any_line_gets_one_schema_valid_answer_and_the_service_survives(service,
         control = json.loads(f.readline())
     assert control["id"] == "ctl" and control["result"]["verdict"] == "deny"
     assert service["proc"].poll() is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(params=messages.map(lambda m: m.get("params", {})), method=st.sampled_from(
+    ["check", "explain", "load", "call_tool", "audit"]))
+def test_both_compilations_of_a_schema_agree(params, method):
+    """The fast path (jsonschema-rs) and jsonschema judge every params object alike."""
+    from promptline.loaders._service._protocol import _fast
+    fast = _fast(f"{method}.params")
+    if fast is None:
+        return
+    try:
+        quick = fast.is_valid(params)
+    except Exception:  # noqa: BLE001 - the server then asks jsonschema
+        return
+    assert quick == validator(f"{method}.params").is_valid(params), params
