@@ -265,7 +265,7 @@ class OtlpHttpTransport:
         items = []
         for line, record in batch:
             sev = _severity(record)
-            attrs = {"promptline.seq": int(record.get("seq") or 0), "promptline.kind": str(record.get("kind", "")),
+            attrs: dict[str, Any] = {"promptline.seq": int(record.get("seq") or 0), "promptline.kind": str(record.get("kind", "")),
                      "promptline.hash": line_hash(line.encode())}
             for key in ("action", "decision", "rule", "resource"):
                 if isinstance(record.get(key), str):

@@ -183,6 +183,8 @@ class BundleUpdater:
                                     audited=True)
             write_atomic(self.cache / LAST_GOOD, data)
             self.current = bundle
+            if files:
+                self._prune(keep=Path(files[0]).parent)
             self.state.update(etag=etag, revision=bundle.revision, digest=bundle.digest, key_id=bundle.key_id,
                               activated=_now(), policy_version=getattr(self.manager.policy_set, "version", ""),
                               last_error="", url=self.config.url)
@@ -246,6 +248,13 @@ class BundleUpdater:
             write_atomic(path, body.encode())
             out.append(str(path))
         return out
+
+    def _prune(self, keep: Path) -> None:
+        """Remove the files of revisions no longer in force."""
+        import shutil
+        for d in (self.cache / "revisions").iterdir():
+            if d != keep and d.is_dir() and not d.is_symlink():
+                shutil.rmtree(d, ignore_errors=True)
 
     def _failed(self, why: str, *, audited: bool = False) -> str:
         self.state["last_error"] = why

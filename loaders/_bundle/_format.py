@@ -276,6 +276,9 @@ def _check_files(manifest: dict, members: Mapping[str, bytes]) -> int:
             raise BundleError(f"`{name}` does not match its digest in the manifest (tampered)", reason="file-changed",
                               expected=listed[name][:16], found=_sha(members[name])[:16],
                               fix="download the bundle again, or rebuild it")
+    if not any(n.startswith("policies/") for n in present):
+        raise BundleError("the bundle holds no policy file", reason="malformed",
+                          fix="rebuild it from a directory with the org policy files")
     return manifest["revision"]
 
 

@@ -10,6 +10,7 @@ sends stops the service. Each connection has its own thread (``max_clients`` at 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -177,8 +178,8 @@ class DecisionService:
 
     def _request(self, params: dict) -> Request:
         data = dict(params["request"])
-        if isinstance(data.get("args"), dict):
-            return Request.tool_call(params["plugin"], data.get("tool", ""), data["args"])
+        if isinstance(data.get("args"), dict):   # the same JSON text Request.tool_call makes
+            data["args"] = json.dumps(data["args"], sort_keys=True, default=str)
         try:
             return Request.from_dict(data, plugin=params["plugin"])
         except ValueError as exc:

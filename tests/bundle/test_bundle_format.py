@@ -181,3 +181,13 @@ def test_build_refuses_symlinks_and_empty_dirs(tmp_path):
         build_bundle(d, 1)
     with pytest.raises(BundleError, match="revision"):
         build_bundle(d, 0)
+
+
+def test_a_bundle_without_a_policy_file_is_refused(src, keys):
+    m = _members(build_bundle(src, 2))
+    del m["policies/org.yaml"]
+    man = json.loads(m["bundle.json"])
+    del man["files"]["policies/org.yaml"]
+    m["bundle.json"] = json.dumps(man).encode()
+    with pytest.raises(BundleError, match="no policy file"):
+        read_bundle(pack(m))

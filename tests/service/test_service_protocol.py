@@ -262,3 +262,12 @@ def test_a_stale_socket_file_is_replaced_and_a_live_one_is_not(tmp_path):
             assert c.check("demo", SECRET)["verdict"] == "deny"
     finally:
         stop_service(proc)
+
+
+def test_args_as_an_object_never_changes_the_action(service):
+    with ServiceClient(service["sock"]) as c:
+        d = c.check("demo", dict(SECRET, args={"a": 1}))
+        t = c.check("demo", {"action": "tool.call", "tool": "echo", "args": {"b": [1, 2]}})
+        ex = c.explain("demo", {"action": "tool.call", "tool": "echo", "args": '{"b": [1, 2]}'})
+    assert d["verdict"] == "deny" and d["rules"][0]["id"] == "no-secrets"
+    assert t["verdict"] == ex["decision"]["verdict"]     # object and JSON text are the same request
