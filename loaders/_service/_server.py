@@ -64,7 +64,7 @@ class DecisionService:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def bind(self) -> None:
+    def bind(self) -> socket.socket:
         """Create the listening socket (0600; a stale socket file of a dead service is replaced)."""
         if os.path.exists(self.path):
             if not _is_socket(self.path):
@@ -80,6 +80,7 @@ class DecisionService:
             os.umask(old)
         sock.listen(128)
         self._sock = sock
+        return sock
 
     def start(self) -> DecisionService:
         if self._sock is None:
@@ -89,9 +90,7 @@ class DecisionService:
         return self
 
     def serve_forever(self) -> None:
-        if self._sock is None:
-            self.bind()
-        sock = self._sock
+        sock = self._sock if self._sock is not None else self.bind()
         while not self._stopping.is_set():
             try:
                 conn, _ = sock.accept()
