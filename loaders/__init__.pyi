@@ -1,8 +1,21 @@
 from ._approval import ApprovalStatus, ApprovalStore, ApprovalSubject
+from ._bundle import (
+    Bundle,
+    BundleConfig,
+    BundleError,
+    BundleUpdater,
+    build_bundle,
+    config_from_file,
+    read_bundle,
+    read_state,
+    sign_bundle,
+    verify_bundle,
+)
 from ._discovery import (
     DiscoveredPlugin,
     DiscoveryReport,
     current_version,
+    default_config_path,
     discover,
     inspect_plugin,
     manifest_from_tree,
@@ -27,11 +40,33 @@ from ._registry import (
 )
 from ._registry._install import default_index
 from ._reload import DEBOUNCE_S, END_MARKER, ReloadTarget, Watcher, watch_policy
-from ._signing import MANIFEST_FILE, generate_key, key_id, parse_public_key, sign_plugin, verify_plugin
+from ._service import DecisionService, ServiceClient, ServiceError
+from ._signing import (
+    MANIFEST_FILE,
+    generate_key,
+    key_id,
+    load_private_key,
+    parse_public_key,
+    sign_plugin,
+    verify_plugin,
+)
 from ._swap import rebuild_and_swap
 from ._wasm import WasmLoader
 
 __all__ = [
+    "Bundle",
+    "BundleConfig",
+    "BundleError",
+    "BundleUpdater",
+    "build_bundle",
+    "config_from_file",
+    "read_bundle",
+    "read_state",
+    "sign_bundle",
+    "verify_bundle",
+    "DecisionService",
+    "ServiceClient",
+    "ServiceError",
     "ManagerConfig",
     "ReloadTarget",
     "rebuild_and_swap",
@@ -47,6 +82,7 @@ __all__ = [
     "ApprovalStoreError",
     "ApprovalSubject",
     "current_version",
+    "default_config_path",
     "decide_approval",
     "default_index",
     "default_plugins_dir",
@@ -59,6 +95,7 @@ __all__ = [
     "InstallPlan",
     "key_id",
     "learn",
+    "load_private_key",
     "LoadContext",
     "LoadedPlugin",
     "Loader",

@@ -79,7 +79,8 @@ class ManagerConfig:
     approval is decided; ``grants`` the user's remembered answers; ``backend`` the CEL backend;
     ``settings`` per-plugin settings (plugin id -> mapping); ``call_timeout`` seconds per call;
     ``install_hook`` whether in-process plugins get the audit hook; ``data_dir`` where each
-    plugin's data directory lives; ``watch`` hot reload.
+    plugin's data directory lives; ``watch`` hot reload; ``bundle`` a signed org policy bundle
+    to pull and keep current (a ``BundleConfig`` or its mapping, see ``_bundle._fetch``).
     """
 
     policy_files: Sequence[str | os.PathLike] = ()
@@ -98,6 +99,7 @@ class ManagerConfig:
     install_hook: bool = True
     data_dir: str | os.PathLike | None = None
     watch: bool = False
+    bundle: Any = None
 
 
 class PluginManager:
@@ -144,6 +146,12 @@ class PluginManager:
         self.watch = config.watch
         self.watcher = None
         self.last_reload_error: str = ""
+        self.bundle = None                            # BundleUpdater, when configured
+        self._bundle_files: list[str] = []            # policy files of the bundle in force
+        if config.bundle is not None:
+            from ._bundle import BundleConfig, BundleUpdater
+            cfg = config.bundle if isinstance(config.bundle, BundleConfig) else BundleConfig.from_mapping(config.bundle)
+            self.bundle = BundleUpdater(self, cfg)
 
     # -- context manager -------------------------------------------------------------
 
@@ -164,6 +172,8 @@ class PluginManager:
         log_path = getattr(self.audit_log, "path", None)
         if log_path:
             out.append((os.path.dirname(os.fspath(log_path)) or ".", "the audit log"))
+        if self.bundle is not None:
+            out.append((str(self.bundle.cache), "the org bundle cache"))
         return out
 
     def discover(self):
@@ -177,10 +187,12 @@ class PluginManager:
         With ``watch=True`` a watcher then reloads policies and plugins as files change."""
         wanted = None if only is None else set(only)
         with self._reload_lock:
+            if self.bundle is not None and self.bundle.current is None:
+                self._bundle_files = self.bundle.load_cached()     # offline start: the last good bundle
             report = LoadReport()
             found = self.discover()
             report.problems.extend(found.problems)
-            base = load_policy_set(self.policy_files, backend=self.backend, grants=self.grants)
+            base = load_policy_set(self._all_policy_files(), backend=self.backend, grants=self.grants)
             candidates: list[_Candidate] = []
             for plugin in found:
                 if wanted is not None and plugin.id not in wanted:
@@ -193,6 +205,8 @@ class PluginManager:
             self._candidates = {c.plugin.id: c for c in candidates}
             for cand in candidates:
                 self._load_one(cand, report)
+        if self.bundle is not None:
+            self.bundle.start()
         if self.watch and self.watcher is None:
             from ._reload import Watcher
             self.watcher = Watcher(self)
@@ -214,6 +228,24 @@ class PluginManager:
                 self.last_reload_error = why
             return not why
 
+    def use_bundle_files(self, files: Sequence[str], note: str = "") -> str:
+        """Compile ``files`` (an org bundle's policy files) with the configured policy files
+        aside and swap them in; on error keep everything as it is. Returns "" or why not."""
+        files = [os.fspath(f) for f in files]
+
+        def install(ps) -> None:
+            self._bundle_files = files
+            self._install_policy(ps)
+
+        with self._reload_lock:
+            error = rebuild_and_swap(lambda: self._build_policy(list(self._candidates.values()), bundle_files=files),
+                                     install, audit_log=self.audit_log, current=self.policy_set)
+        return f"{note}: {error}" if error and note else error
+
+    def _all_policy_files(self, bundle_files: Sequence[str] | None = None) -> list[str]:
+        """The bundle's policy files (org layer, pulled) before the configured ones."""
+        return list(self._bundle_files if bundle_files is None else bundle_files) + self.policy_files
+
     def reload_plugins(self) -> LoadReport:
         """Rediscover plugins: load new and changed ones beside the old (new calls switch,
         running calls finish on the old instance), unload removed ones."""
@@ -223,7 +255,7 @@ class PluginManager:
             report.problems.extend(found.problems)
             base = self.policy_set
             settings = base.settings if base is not None else load_policy_set(
-                self.policy_files, backend=self.backend, grants=self.grants).settings
+                self._all_policy_files(), backend=self.backend, grants=self.grants).settings
             fresh: dict[str, _Candidate] = {}
             changed: list[_Candidate] = []
             for plugin in found:
@@ -311,13 +343,13 @@ class PluginManager:
         report.refused.append((pid, why))
         self._lifecycle(pid, version, "failed", why)
 
-    def _build_policy(self, candidates: list[_Candidate]):
+    def _build_policy(self, candidates: list[_Candidate], *, bundle_files: Sequence[str] | None = None):
         """A new PolicySet for these plugins, built aside (raises PolicyError, changes nothing)."""
         facts = {c.plugin.id: {"signed": c.signed, "publisher": c.key_id or ""} for c in candidates}
         manifests = [(str(c.plugin.manifest_path), c.manifest_text) for c in candidates]
         protected = self._protected() + [(str(c.plugin.root), "a plugin directory") for c in candidates]
-        return load_policy_set(self.policy_files, manifests, backend=self.backend, grants=self.grants,
-                               protected_paths=protected, plugin_facts=facts)
+        return load_policy_set(self._all_policy_files(bundle_files), manifests, backend=self.backend,
+                               grants=self.grants, protected_paths=protected, plugin_facts=facts)
 
     def _install_policy(self, ps) -> None:
         """Swap ``ps`` in: one reference assignment in the enforcer, decisions follow it."""
@@ -492,6 +524,8 @@ class PluginManager:
         return True
 
     def shutdown(self) -> None:
+        if self.bundle is not None:
+            self.bundle.stop()
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None

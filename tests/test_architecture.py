@@ -108,7 +108,7 @@ def test_the_old_import_roots_are_gone():
         for module, line in imports_of(path):
             if module.split(".")[0] in OLD_ROOTS:
                 bad.append(f"{os.path.relpath(path, ROOT)}:{line} imports {module}")
-    for doc in ["README.md", *(os.path.join("docs", d) for d in os.listdir(os.path.join(ROOT, "docs")))]:
+    for doc in ["README.md", *(os.path.join("docs", d) for d in os.listdir(os.path.join(ROOT, "docs")) if d.endswith(".md"))]:
         for n, text in enumerate(open(os.path.join(ROOT, doc), encoding="utf-8"), 1):
             if re.match(r"\s*(from|import) (policy|enforcer|loaders)\b", text) or \
                     re.match(r"\s*from promptline(\.\w+)*\._\w+ import", text):   # docs use the front doors too

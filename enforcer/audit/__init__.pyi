@@ -14,6 +14,7 @@ from ._reader import (
     verify,
 )
 from ._records import GENESIS, KINDS, LIFECYCLE_EVENTS, SCHEMA_VERSION, AuditError, canonical, line_hash, rotated_files
+from ._shipping import OtlpHttpTransport, ShippingSink, SyslogTcpTransport, shipping_sinks, shipping_state
 from ._sinks import StdoutSink, SyslogSink, rfc5424
 from ._writer import LOG_ENV, AuditLog, AuditSettings, default_log_path
 
@@ -39,6 +40,11 @@ __all__ = [
     "rfc5424",
     "rotated_files",
     "select",
+    "ShippingSink",
+    "shipping_sinks",
+    "shipping_state",
+    "SyslogTcpTransport",
+    "OtlpHttpTransport",
     "Stats",
     "stats",
     "StdoutSink",

@@ -19,6 +19,8 @@ COMMANDS = {
                'Remembered prompt answers ("always" / "never"): list and revoke them.'),
     "run": ("promptline.cli.run_cmd", "run_command",
             "Load every plugin under policy and serve tool calls on stdin/stdout."),
+    "serve": ("promptline.cli.serve_cmd", "serve_command",
+              "Serve decisions on a Unix socket: check, explain, load, call_tool, audit."),
 }
 
 
@@ -73,6 +75,7 @@ def main() -> None:
       promptline policy explain --plugin P --action fs.read --path ~/.ssh/id_rsa
       promptline audit show --decision deny             what was refused, and why
       promptline audit verify                           check the audit log's hash chain
+      promptline serve --socket PATH                    decisions for a core in any language
 
     \b
     Environment: PROMPTLINE_POLICY (policy files, `:`-separated), PROMPTLINE_PLUGIN_PATH,

@@ -37,26 +37,64 @@ def build_manager(policies, plugin_dirs, config_path, audit_log, approvals, gran
     """A PluginManager configured from the shared options (not yet loaded)."""
     from promptline.enforcer import DenyPrompter, GrantStore, TerminalPrompter
     from promptline.enforcer.audit import AuditLog, default_log_path
-    from promptline.loaders import ApprovalStore, PluginManager
+    from promptline.loaders import ApprovalStore, LoaderError, PluginManager, config_from_file
 
     if interactive is None:
         interactive = sys.stdin.isatty() and sys.stderr.isatty()
     log_path = audit_log or default_log_path()
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     grants_path = grants or str(GrantStore().path)
+    try:
+        bundle = config_from_file(config_path) if config_path is not False else None
+    except LoaderError as exc:
+        from ._common import fail
+        fail(str(exc))
     return PluginManager(
         policy_files=list(policies) or _default_policies(),
         search_path=list(plugin_dirs) or None,
         config_path=config_path if config_path else (False if plugin_dirs else None),
         entry_points=not plugin_dirs,
-        audit_log=AuditLog(log_path),
+        audit_log=AuditLog(log_path, sinks=_shipping(config_path, log_path)),
         prompter=TerminalPrompter() if interactive else DenyPrompter(),
         approvals=ApprovalStore(approvals) if approvals else None,
         approve_all=approve_all,
         approve_callback=_terminal_approval if interactive and not approve_all else None,
         grants=grants_path,
         backend=None if backend == "auto" else backend,
+        bundle=bundle,
     )
+
+
+def _shipping(config_path, log_path) -> list:
+    """Audit shipping sinks from the config file's ``audit: {ship: [URL, ...]}``."""
+    from pathlib import Path
+
+    from promptline.enforcer.audit import shipping_sinks
+    from promptline.loaders import default_config_path
+    from promptline.policy import PolicyError, load_yaml, read_text
+
+    from ._common import fail
+    if config_path is False:
+        return []
+    cfg = Path(config_path).expanduser() if config_path else default_config_path()
+    if not cfg.exists():
+        return []
+    try:
+        data = load_yaml(read_text(cfg), str(cfg))
+    except PolicyError as exc:
+        fail(str(exc))
+    audit = data.data.get("audit") if isinstance(data.data, dict) else None
+    if audit is None:
+        return []
+    ship = audit.get("ship", []) if isinstance(audit, dict) else None
+    line = data.where(("audit", "ship") if isinstance(audit, dict) and "ship" in audit else ("audit",))[0]
+    if not isinstance(ship, list) or not all(isinstance(u, str) for u in ship):
+        fail(f"{cfg}:{line}: `audit.ship` must be a list of collector URLs — "
+             "write e.g. `ship: [syslog+tcp://127.0.0.1:514, http://127.0.0.1:4318/v1/logs]`")
+    try:
+        return shipping_sinks(ship, log_path)
+    except (ValueError, ImportError) as exc:
+        fail(f"{cfg}:{line}: {exc}")
 
 
 def _terminal_approval(status) -> bool:

@@ -411,8 +411,10 @@ def stats_cmd(log: str | None, policies: tuple[str, ...], rules_file: str | None
     flt = _filter_args(kw)
     known = _rule_ids_from_files(policies, rules_file)
     st = stats(select(_records(_log_path(log)), **flt), known_rule_ids=known, top=top)
+    from promptline.enforcer.audit import shipping_state
+    shipping = shipping_state(_log_path(log))
     if as_json:
-        click.echo(json.dumps(st.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(dict(st.to_dict(), shipping=shipping), indent=2, ensure_ascii=False))
         return
     from rich.table import Table
     from rich.text import Text
@@ -423,6 +425,12 @@ def stats_cmd(log: str | None, policies: tuple[str, ...], rules_file: str | None
     if st.dropped:
         con.print(Text(f"{st.dropped} allow record(s) were dropped by back-pressure",
                        style="yellow"))
+    for name, sh in shipping.items():
+        con.print(Text(f"shipping to {_safe(name)}: forwarded {sh.get('forwarded', 0)}, delayed {sh.get('delayed', 0)}, "
+                       f"dropped {sh.get('dropped', 0)}, queued {sh.get('queued', 0)}, failures {sh.get('failures', 0)}"
+                       + (f", last error {_safe(str(sh['last_error']))}" if sh.get("last_error") else "")
+                       + f" (as of {_safe(str(sh.get('updated', '?')))})",
+                       style="yellow" if sh.get("dropped") or sh.get("last_error") else ""))
     if st.matrix:
         t = Table(title="decisions", box=None, header_style="bold")
         for c in ("plugin", "action", "decision", "count"):

@@ -190,6 +190,22 @@ def test_cmd(files, coverage, verbose, backend) -> None:
         raise SystemExit(EXIT_FAILED)
 
 
+def _bundle_state(config_path: str | None) -> dict | None:
+    """The org bundle a host with this config keeps: its state and the policy files in force."""
+    from promptline.loaders import BundleUpdater, LoaderError, config_from_file
+    try:
+        cfg = config_from_file(config_path)
+    except LoaderError as exc:
+        fail(str(exc))
+    if cfg is None:
+        return None
+    updater = BundleUpdater(None, cfg)
+    files = updater.load_cached() if (updater.cache / "last-good.bundle").exists() else []
+    state = dict(updater.state, url=cfg.url, files=files)
+    state.setdefault("cache_dir", str(updater.cache))
+    return state
+
+
 def _last_reload(log_path: str | None) -> dict | None:
     """The newest policy_reload record of the audit log, if any (what a running host did)."""
     from promptline.enforcer.audit import AuditError, default_log_path, read_records
@@ -208,17 +224,28 @@ def _last_reload(log_path: str | None) -> dict | None:
 @click.option("--manifest", "manifests", multiple=True, type=click.Path())
 @click.option("--audit-log", "audit_log", type=click.Path(),
               help="Audit log of the running host, to report its last policy reload.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file with a `bundle:` section (default $PROMPTLINE_CONFIG).")
 @click.option("--json", "as_json", is_flag=True)
-def show_cmd(policies, manifests, audit_log, as_json) -> None:
-    """Show the effective policy: version, settings and every compiled rule, and whether the
-    running host's last reload failed (then the previous policy is still in force)."""
+def show_cmd(policies, manifests, audit_log, config_path, as_json) -> None:
+    """Show the effective policy: version, settings and every compiled rule, whether the
+    running host's last reload failed (then the previous policy is still in force), and the
+    org bundle's revision, last fetch and last error."""
+    bundle = _bundle_state(config_path)
+    if bundle is not None and not as_json:
+        click.echo(f"org bundle {bundle['url']}: revision {bundle.get('revision', 'none')}, "
+                   f"last fetch {bundle.get('last_fetch', 'never')}, "
+                   f"last error {bundle.get('last_error') or 'none'}")
     last = _last_reload(audit_log)
     if last is not None and not last.get("ok") and not as_json:
         click.echo(f"last reload FAILED at {last.get('time')}: {last.get('error')}\n"
                    f"  the host keeps policy version {last.get('policy_version') or '?'} in force until the next good save",
                    err=True)
     try:
-        ps = load_policy_set(policies or _default_policies(), manifests)
+        files = list(policies or _default_policies())
+        if bundle is not None and not policies:
+            files = bundle["files"] + files
+        ps = load_policy_set(files, manifests)
     except PolicyError as exc:
         fail(str(exc))
     rules = [{"id": r.id, "effect": r.ref.effect.value, "layer": r.ref.layer, "origin": r.ref.origin,
@@ -227,7 +254,7 @@ def show_cmd(policies, manifests, audit_log, as_json) -> None:
     if as_json:
         from dataclasses import asdict
         click.echo(json.dumps({"version": ps.version, "backend": ps.backend.name, "sources": list(ps.sources),
-                               "last_reload": last,
+                               "last_reload": last, "bundle": bundle,
                                "settings": {k: (list(v) if isinstance(v, tuple) else dict(v) if hasattr(v, "items") else v)
                                             for k, v in asdict(ps.settings).items()},
                                "rules": rules}, indent=2))
@@ -235,3 +262,90 @@ def show_cmd(policies, manifests, audit_log, as_json) -> None:
     click.echo(f"policy version {ps.version} ({ps.backend.name}) from {', '.join(ps.sources)}")
     for r in rules:
         click.echo(f"{r['effect']:5} {r['id']:40} {r['layer']:8} {','.join(r['actions'])[:40]:40} {r['origin']}")
+
+
+# -- org policy bundles ---------------------------------------------------------------
+
+
+@policy_group.group("bundle")
+def bundle_group() -> None:
+    """Signed org policy bundles for fleets: build, sign, verify.
+
+    \b
+      promptline policy bundle build org-policy/ -o org.bundle --revision 42
+      promptline policy bundle sign org.bundle --key org-bundles
+      promptline policy bundle verify org.bundle --key ed25519:...
+    """
+
+
+@bundle_group.command("build")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Bundle file to write.")
+@click.option("--revision", type=click.IntRange(min=1), default=None,
+              help="Monotonic revision (default: the current Unix time).")
+def bundle_build_cmd(directory, output, revision) -> None:
+    """Pack DIRECTORY's policy files (*.yaml) and keys/*.pub with a manifest of SHA-256 digests."""
+    import time
+
+    from promptline.enforcer import write_atomic
+    from promptline.loaders import BundleError, build_bundle, read_bundle
+    revision = revision or int(time.time())
+    try:
+        data = build_bundle(directory, revision)
+        bundle = read_bundle(data)
+    except BundleError as exc:
+        fail(str(exc))
+    try:   # a bundle that does not compile is never published
+        load_policy_set([os.path.join(directory, n.removeprefix("policies/")) for n in bundle.policy_names])
+    except PolicyError as exc:
+        fail(str(exc))
+    write_atomic(output, data)
+    click.echo(f"built {output}: revision {revision}, {len(bundle.policy_names)} policy file(s), "
+               f"{len(bundle.trusted_keys)} trusted key(s), unsigned — sign it with `promptline policy bundle sign`")
+
+
+@bundle_group.command("sign")
+@click.argument("bundle_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--key", help="Private key (a path or a key name in the keys dir).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here (default: in place).")
+def bundle_sign_cmd(bundle_file, key, output) -> None:
+    """Sign BUNDLE_FILE with an ed25519 key from `promptline keys generate`."""
+    from promptline.enforcer import write_atomic
+    from promptline.loaders import BundleError, SignatureError, load_private_key, read_bundle, sign_bundle
+
+    from .keys_cmd import resolve_key
+    try:
+        private = load_private_key(resolve_key(key))
+        with open(bundle_file, "rb") as fh:
+            signed = sign_bundle(fh.read(), private)
+        bundle = read_bundle(signed)
+    except (BundleError, SignatureError, OSError) as exc:
+        fail(f"{bundle_file}: {exc}")
+    write_atomic(output or bundle_file, signed)
+    from promptline.loaders import key_id
+    click.echo(f"signed {output or bundle_file}: revision {bundle.revision} by key {key_id(private.public_key())}")
+
+
+@bundle_group.command("verify")
+@click.argument("bundle_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--key", "keys", multiple=True, required=True,
+              help="Trusted public key: `ed25519:...` or a .pub file (repeatable).")
+def bundle_verify_cmd(bundle_file, keys) -> None:
+    """Check BUNDLE_FILE's signature and every file's digest; exit 1 if anything is off."""
+    from promptline.loaders import BundleError, SignatureError, verify_bundle
+    trusted = []
+    for k in keys:
+        if not k.startswith("ed25519:"):
+            try:
+                with open(os.path.expanduser(k), encoding="ascii") as fh:
+                    k = fh.read().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                fail(f"cannot read key file `{k}`: {exc}")
+        trusted.append(k)
+    try:
+        with open(bundle_file, "rb") as fh:
+            bundle = verify_bundle(fh.read(), trusted)
+    except (BundleError, SignatureError, OSError) as exc:
+        fail(f"{bundle_file}: {exc}")
+    click.echo(f"ok: {bundle_file} revision {bundle.revision}, signed by {bundle.key_id}, "
+               f"{len(bundle.policy_names)} policy file(s), digest {bundle.digest[:16]}")
