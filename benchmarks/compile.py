@@ -1,0 +1,154 @@
+"""Compile time of a large policy: N org rules over the 20 plugins of the decision workload.
+
+    python benchmarks/compile.py [--rules 1000] [--rounds 3] [--backend cel-expr-python]
+
+Real files (one org policy, 20 plugin.yaml), the real ``load_policy_set``. Reported per round,
+best of ``--rounds``, with every compile cache emptied before a cold round:
+
+- ``load``: read, validate and compile every rule (backend compile + static check);
+- ``plans``: build every (plugin, action) plan, i.e. translate the rules that apply into the
+  native tier (an org rule applies to all 20 plugins);
+- ``warm``: ``load`` again with the caches kept (a reload that changed nothing);
+- ``lark parses``: how often the one CEL parser ran (counted on the parser object), so a
+  second parse of the same text shows up as a number, not only as time.
+There is no pass/fail on timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from workload import SEED, make_plugins  # noqa: E402
+
+from promptline.policy import ACTIONS, available_backends, load_policy_set  # noqa: E402
+
+
+def rule_cel(i: int) -> str:
+    """Ten rule shapes, every text distinct; one in ten reads `plugin` (translated per plugin)."""
+    return [
+        f'within(request.path, "/srv/data{i}")',
+        f'host_matches(request.host, "*.svc{i}.example.com") && request.port == 443',
+        f'env_matches(request.name, "APP{i}_*")',
+        f'request.argv == ["tool{i}", "run"]',
+        f'glob(request.path, "/home/*/proj{i}/**/*.key")',
+        f'in_cidr(request.host, "10.{i % 250}.0.0/16") || request.host == "h{i}.internal"',
+        f'size(request.argv) > 0 && request.argv[0] == "bin{i}"',
+        f'request.path.startsWith("/var/log/app{i}/") && !request.path.endsWith(".gz")',
+        f'request.tool == "tool{i}" && request.plugin != "plug-00"',
+        f'!plugin.trusted && within(request.path, "/opt/vendor{i}")',
+    ][i % 10]
+
+
+def policy_text(rules: int) -> str:
+    out = ["apiVersion: promptline/v1", "kind: Policy", "layer: org", "rules:"]
+    for i in range(rules):
+        effect = ("deny", "ask", "allow")[i % 3]
+        out += [f"  - id: r{i}", f"    effect: {effect}", f"    when: '{rule_cel(i)}'"]
+    return "\n".join(out) + "\n"
+
+
+def write_files(directory: str, rules: int) -> tuple[str, list[str]]:
+    import yaml
+
+    pol = os.path.join(directory, "org.yaml")
+    with open(pol, "w", encoding="utf-8") as fh:
+        fh.write(policy_text(rules))
+    os.chmod(pol, 0o644)
+    manifests = []
+    for p in make_plugins(random.Random(SEED)):
+        d = os.path.join(directory, "plugins", p.id)
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "plugin.yaml")
+        with open(path, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(p.manifest(), fh, sort_keys=False)
+        manifests.append(path)
+    return pol, manifests
+
+
+class ParseCounter:
+    """Counts calls of the shared lark parser (wraps the method on the parser object)."""
+
+    def __init__(self) -> None:
+        from promptline.policy._cel import _parser
+
+        self.lark = _parser._parser()
+        self.inner = self.lark.parse
+        self.calls = 0
+
+        def parse(*a, **kw):
+            self.calls += 1
+            return self.inner(*a, **kw)
+
+        self.lark.parse = parse
+
+
+def clear_caches() -> None:
+    from promptline.policy import _compile
+    from promptline.policy._cel import _static
+
+    _compile._programs.clear()
+    for name in ("clear_check_cache",):   # present once the check result is cached by text
+        fn = getattr(_static, name, None)
+        if fn is not None:
+            fn()
+    from promptline.policy import _fastpath
+    fn = getattr(_fastpath, "clear_cache", None)
+    if fn is not None:
+        fn()
+
+
+def one_round(pol: str, manifests: list[str], backend: str, counter: ParseCounter) -> dict:
+    clear_caches()
+    gc.collect()
+    counter.calls = 0
+    t0 = time.perf_counter()
+    ps = load_policy_set([pol], manifests, backend=backend)
+    t1 = time.perf_counter()
+    load_parses = counter.calls
+    for pid in ps.plugins:
+        for action in ACTIONS:
+            ps._plan(pid, action)
+    t2 = time.perf_counter()
+    plan_parses = counter.calls - load_parses
+    load_policy_set([pol], manifests, backend=backend)
+    t3 = time.perf_counter()
+    return {"load": (t1 - t0) * 1e3, "plans": (t2 - t1) * 1e3, "warm": (t3 - t2) * 1e3,
+            "load_parses": load_parses, "plan_parses": plan_parses, "rules": len(ps.rules)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rules", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--backend", default=None, help="default: the fastest installed")
+    args = ap.parse_args()
+    backend = args.backend or available_backends()[0]
+    counter = ParseCounter()
+    with tempfile.TemporaryDirectory(prefix="promptline-compile-") as d:
+        os.chmod(d, 0o755)
+        pol, manifests = write_files(d, args.rules)
+        runs = [one_round(pol, manifests, backend, counter) for _ in range(args.rounds)]
+    best = {k: min(r[k] for r in runs) for k in ("load", "plans", "warm")}
+    r = runs[-1]
+    print(f"backend {backend}: {args.rules} org rules + {len(manifests)} manifests "
+          f"({r['rules']} compiled rules), best of {args.rounds}")
+    print(f"  load (cold)      {best['load']:9.1f} ms   {best['load'] * 1e3 / r['rules']:7.1f} µs/rule"
+          f"   lark parses {r['load_parses']}")
+    print(f"  plans (native)   {best['plans']:9.1f} ms   {len(manifests) * len(ACTIONS)} plans"
+          f"            lark parses {r['plan_parses']}")
+    print(f"  cold total       {best['load'] + best['plans']:9.1f} ms")
+    print(f"  load (warm)      {best['warm']:9.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
