@@ -13,6 +13,7 @@ from ._capabilities import expand_path, is_glob, user_home
 from ._cel import CelProgram, cel_string, get_backend
 from ._decision import Effect, RuleRef
 from ._errors import CelCompileError, PolicyError
+from ._fastpath import NATIVE_TIER_BACKENDS, prepare
 from ._models import Manifest, PolicyFile
 from ._netspec import parse_net
 from ._request import ACTIONS
@@ -54,11 +55,14 @@ _programs: dict[tuple[str, str, bool], CelProgram] = {}
 
 def compile_cached(backend, cel: str, expect_bool: bool = True, prechecked: bool = False) -> CelProgram:
     """Compile once per (backend, text): a reload recompiles only the rules that changed.
-    Programs are immutable, so sharing them between PolicySets is safe; errors are not cached."""
+    Programs are immutable, so sharing them between PolicySets is safe; errors are not cached.
+    A checked rule is translated for the native tier from the same parse tree at once."""
     key = (backend.name, cel, expect_bool)
     program = _programs.get(key)
     if program is None:
         program = backend.compile(cel, expect_bool=expect_bool, prechecked=prechecked)
+        if expect_bool and not prechecked and backend.name in NATIVE_TIER_BACKENDS:
+            prepare(cel)
         if len(_programs) >= PROGRAM_CACHE_SIZE:
             _programs.clear()
         _programs[key] = program

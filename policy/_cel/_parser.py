@@ -34,8 +34,29 @@ def _ambiguous_literals(t: lark.Token) -> lark.Token:
     return lark.Token("BOOL_LIT", t.value) if t.value in ("true", "false") else t
 
 
+RECENT_TREES = 1024
+"""Parse trees kept by source text, newest last: the static check and the native tier, which
+run one after the other when a rule is compiled, share one parse. Trees are never mutated."""
+
+_trees: dict[str, lark.Tree] = {}
+
+
 def parse(source: str) -> lark.Tree:
-    """Parse ``source`` with celpy's grammar; syntax errors become ``CelCompileError``."""
+    """Parse ``source`` with celpy's grammar; syntax errors become ``CelCompileError``.
+    The same text parsed again soon after gets the same tree (errors are not kept)."""
+    tree = _trees.get(source)
+    if tree is None:
+        tree = _parse(source)
+        if len(_trees) >= RECENT_TREES:
+            try:
+                del _trees[next(iter(_trees))]
+            except (KeyError, StopIteration, RuntimeError):   # another thread got there first
+                pass
+        _trees[source] = tree
+    return tree
+
+
+def _parse(source: str) -> lark.Tree:
     try:
         return _parser().parse(source)
     except UnexpectedInput as exc:
