@@ -497,7 +497,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     settings = _merge_settings(files)
     rules: list[CompiledRule] = []
     for pf, located in files:
-        rules.extend(compile_policy(pf, located, be))
+        rules.extend(compile_policy(pf, located, be, home=home))
     protected = [(p, "the policy file") for p in sources]
     if grants is not None:
         gpath = os.fspath(grants)
@@ -508,7 +508,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
             pf = parse_policy(located)
             if pf.layer != "user":
                 raise located.error(("layer",), "the grants file must be `layer: user`", "set `layer: user`")
-            rules.extend(compile_policy(pf, located, be, remembered=True))
+            rules.extend(compile_policy(pf, located, be, remembered=True, home=home))
             sources.append(gpath)
             digest.update(b"grants\0" + gtext.encode("utf-8", "surrogatepass"))
     protected.extend(protected_paths)
