@@ -112,7 +112,7 @@ def _not(a):
 
 
 def _unwrap(node: Any) -> Any:
-    while type(node) is Tree and node.data in _CHAIN and len(node.children) == 1:
+    while isinstance(node, Tree) and node.data in _CHAIN and len(node.children) == 1:
         node = node.children[0]
     return node
 
@@ -120,14 +120,14 @@ def _unwrap(node: Any) -> Any:
 def _args(node: Tree, index: int) -> list[Any]:
     if len(node.children) > index:
         args = node.children[index]
-        if type(args) is Tree and args.data == "exprlist":
+        if isinstance(args, Tree) and args.data == "exprlist":
             return list(args.children)
     return []
 
 
 def _ident(node: Any) -> str | None:
     node = _unwrap(node)
-    if type(node) is Tree and node.data == "ident":
+    if isinstance(node, Tree) and node.data == "ident":
         return str(node.children[0])
     return None
 
@@ -140,7 +140,7 @@ class _Translator:
 
     def val(self, node: Any) -> Val:
         node = _unwrap(node)
-        if type(node) is not Tree:
+        if not isinstance(node, Tree):
             raise _Bail
         method = getattr(self, "_" + node.data, None)
         if method is None:
@@ -224,7 +224,7 @@ class _Translator:
 
     def _plugin_value(self, node: Tree) -> Val:
         path: list[str] = []
-        while type(node) is Tree and node.data == "member_dot":
+        while isinstance(node, Tree) and node.data == "member_dot":
             path.append(str(node.children[1]))
             node = _unwrap(node.children[0])
         if _ident(node) != "plugin":
@@ -249,7 +249,7 @@ class _Translator:
     def _member_index(self, node: Tree) -> Val:
         target, index = node.children
         target = _unwrap(target)
-        if not (type(target) is Tree and target.data == "member_dot"
+        if not (isinstance(target, Tree) and target.data == "member_dot"
                 and _ident(target.children[0]) == "request" and target.children[1] in LIST_FIELDS):
             raise _Bail   # only `request.argv[N]`
         i = self.val(index)
@@ -364,12 +364,12 @@ def _plugin_paths(tree: Tree) -> tuple[tuple[str, ...], ...]:
         node = _unwrap(stack.pop())
         names: list[str] = []
         inner = node
-        while type(inner) is Tree and inner.data == "member_dot":
+        while isinstance(inner, Tree) and inner.data == "member_dot":
             names.append(str(inner.children[1]))
             inner = _unwrap(inner.children[0])
         if _ident(inner) == "plugin":
             paths.add(tuple(reversed(names)))
-        elif type(node) is Tree:
+        elif isinstance(node, Tree):
             stack.extend(node.children)
     return tuple(sorted(paths))
 
