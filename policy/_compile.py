@@ -103,7 +103,7 @@ def _rule_program(rule: Rule, i: int, located: Located, backend, home: str | Non
             return rule.when, program
     cel = match_cel(rule.match, home)
     if "when" in rule.model_fields_set:
-        cel = f"{cel} && ({rule.when})"
+        cel = f"{cel} && ({rule.when}\n)"   # the newline ends a trailing `// comment`
     try:
         return cel, _compile(backend, cel)
     except CelCompileError as exc:   # e.g. a value longer than a string literal may be

@@ -31,7 +31,7 @@ def test_fields_match_exactly_in_the_requests_normal_form(tmp_path, backend):
     cel = {r.id: r.cel for r in ps.rules}
     assert cel["m"] == 'request.host == "db.example.com" && request.port == 5432'
     assert cel["p"] == 'request.path == "/home/me/cfg/x.yaml"'
-    assert cel["w"] == 'request.name == "TOKEN" && (request.action == "env.read")'
+    assert cel["w"] == 'request.name == "TOKEN" && (request.action == "env.read"\n)'
 
     def allowed(*a, **kw):
         return ps.decide(Request(*a, **kw), use_cache=False).allowed
@@ -64,6 +64,13 @@ def test_bad_match_is_one_error_at_its_line(tmp_path, match, needle, fix):
     err = info.value
     assert err.file == path and err.line is not None and err.line >= 7, str(err)
     assert needle in str(err) and fix in str(err), str(err)
+
+
+def test_when_with_a_trailing_comment_beside_match(tmp_path):
+    path = policy(tmp_path, rule({"name": "x"}, when="request.action == 'env.read' // only reads"))
+    ps = load_policy_set([path])
+    assert ps.decide(Request("env.read", "p", name="x")).allowed
+    assert not ps.decide(Request("env.write", "p", name="x")).allowed
 
 
 def test_when_errors_keep_their_position_beside_match(tmp_path):
