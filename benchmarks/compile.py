@@ -94,18 +94,12 @@ class ParseCounter:
 
 
 def clear_caches() -> None:
-    from promptline.policy import _compile
-    from promptline.policy._cel import _static
+    from promptline.policy import _compile, _fastpath
+    from promptline.policy._cel import _parser
 
     _compile._programs.clear()
-    for name in ("clear_check_cache",):   # present once the check result is cached by text
-        fn = getattr(_static, name, None)
-        if fn is not None:
-            fn()
-    from promptline.policy import _fastpath
-    fn = getattr(_fastpath, "clear_cache", None)
-    if fn is not None:
-        fn()
+    getattr(_parser, "_trees", {}).clear()          # recent parse trees (absent in older versions)
+    getattr(_fastpath, "_cache", {}).clear()        # native translations by text
 
 
 def one_round(pol: str, manifests: list[str], backend: str, counter: ParseCounter) -> dict:
