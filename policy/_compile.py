@@ -69,6 +69,24 @@ def compile_cached(backend, cel: str, expect_bool: bool = True, prechecked: bool
     return program
 
 
+def clear_compile_caches() -> None:
+    """Forget compiled programs, recent CEL parse trees and native translations. Nothing
+    depends on them for correctness; benchmarks use this to measure cold compiles."""
+    from ._cel import _parser
+    from ._fastpath import clear_cache
+
+    _programs.clear()
+    _parser._trees.clear()
+    clear_cache()
+
+
+def cel_parse_count() -> int:
+    """How many times the CEL parser has run in this process."""
+    from ._cel import _parser
+
+    return _parser.parses
+
+
 def _compile(backend, cel: str) -> CelProgram:
     return compile_cached(backend, cel, True)
 
