@@ -44,7 +44,7 @@ def _ambiguous_literals(t: lark.Token) -> lark.Token:
     return lark.Token("BOOL_LIT", t.value) if t.value in ("true", "false") else t
 
 
-RECENT_TREES = 1024
+RECENT_TREES = 64
 """Parse trees kept by source text, newest last: the static check and the native tier, which
 run one after the other when a rule is compiled, share one parse. Trees are never mutated."""
 
