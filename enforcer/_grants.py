@@ -10,20 +10,26 @@ The file is a policy a person can read and edit (docs/design.md §4)::
       effect: allow
       actions: [fs.read]
       plugins: [database-tools]
-      when: request.path == "/home/me/.config/db.yaml"
+      match: {path: /home/me/.config/db.yaml}
       message: you answered `always` at a prompt; `promptline grants revoke <id>` undoes it
       description: granted 2026-11-27T10:15:00Z by prompt for rule ask-config (org.yaml:12)
 
-Each ``when`` matches exactly one resource; every string in it is a CEL string literal made
-by ``cel_string`` so a hostile path stays a path. Writes are atomic (temporary file +
-``os.replace``) under a ``filelock`` so host and children can share the file. Comments in a
-hand-edited file are not preserved when ``promptline`` rewrites it.
+Each grant's ``match`` (a structured rule condition, see ``policy.Match``) pins exactly one
+resource: the request fields as plain YAML values, which the policy compiler turns into CEL
+string literals (``cel_string``), so a hostile path stays a path and nothing here reads CEL.
+Grant files of older versions wrote the same condition as ``when:`` CEL text; such rules still
+load and decide as policy, and are listed with their ``when`` text (never parsed back).
+Writes are atomic (temporary file + ``os.replace``) under a ``filelock`` so host and children
+can share the file. Comments in a hand-edited file are not preserved when ``promptline``
+rewrites it.
 """
 
 from __future__ import annotations
 
+import builtins
 import datetime
 import hashlib
+import json
 import os
 import re
 import threading
@@ -34,7 +40,7 @@ from typing import Any
 import filelock
 import yaml
 
-from promptline.policy import ACTIONS, Effect, PromptLineError, Request, RuleRef, cel_string
+from promptline.policy import ACTIONS, Effect, PromptLineError, Request, RuleRef
 
 from ._files import write_atomic
 
@@ -67,123 +73,12 @@ def default_grants_path() -> str:
     return os.path.join(platformdirs.user_config_dir("promptline"), "grants.yaml")
 
 
-# --------------------------------------------------------------------------- CEL literals
-
-def _cel_str(value: str) -> str:
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):  # e.g. undecodable file names
-        raise GrantError("cannot remember a resource with undecodable characters")
-    return cel_string(value)
-
-
-_SIMPLE_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "`": "`", "?": "?", "a": "\a",
-                   "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
-
-
-class _WhenParser:
-    """Reads back the ``when`` this module writes: ``request.F == LIT && ...``.
-
-    Anything else (a hand-written condition) is not understood and returns None; such
-    rules still work as policy, they are only listed with their ``when`` text.
-    """
-
-    _FIELD = re.compile(r"\s*request\.([a-z]+)\s*==\s*")
-
-    def __init__(self, text: str) -> None:
-        self.s = text
-        self.i = 0
-
-    def parse(self) -> dict[str, Any] | None:
-        fields: dict[str, Any] = {}
-        try:
-            while True:
-                m = self._FIELD.match(self.s, self.i)
-                if not m:
-                    return None
-                self.i = m.end()
-                fields[m.group(1)] = self._literal()
-                self._space()
-                if self.i == len(self.s):
-                    return fields
-                if not self.s.startswith("&&", self.i):
-                    return None
-                self.i += 2
-        except (ValueError, IndexError):
-            return None
-
-    def _space(self) -> None:
-        while self.i < len(self.s) and self.s[self.i] in " \t\r\n":
-            self.i += 1
-
-    def _literal(self) -> Any:
-        self._space()
-        c = self.s[self.i]
-        if c in "\"'":
-            return self._string()
-        if c == "[":
-            self.i += 1
-            items: list[str] = []
-            self._space()
-            if self.s[self.i] == "]":
-                self.i += 1
-                return tuple(items)
-            while True:
-                self._space()
-                items.append(self._string())
-                self._space()
-                if self.s[self.i] == "]":
-                    self.i += 1
-                    return tuple(items)
-                if self.s[self.i] != ",":
-                    raise ValueError("bad list")
-                self.i += 1
-        m = re.compile(r"-?\d+").match(self.s, self.i)
-        if not m:
-            raise ValueError("bad literal")
-        self.i = m.end()
-        return int(m.group())
-
-    def _string(self) -> str:
-        q = self.s[self.i]
-        if q not in "\"'" or self.s.startswith(q * 3, self.i):
-            raise ValueError("not a simple string")
-        self.i += 1
-        out: list[str] = []
-        while True:
-            c = self.s[self.i]
-            if c == q:
-                self.i += 1
-                return "".join(out)
-            if c in "\r\n":
-                raise ValueError("newline in string")
-            if c != "\\":
-                out.append(c)
-                self.i += 1
-                continue
-            e = self.s[self.i + 1]
-            if e in _SIMPLE_ESCAPES:
-                out.append(_SIMPLE_ESCAPES[e])
-                self.i += 2
-            elif e in "xX":
-                out.append(chr(int(self.s[self.i + 2:self.i + 4], 16)))
-                self.i += 4
-            elif e == "u":
-                out.append(chr(int(self.s[self.i + 2:self.i + 6], 16)))
-                self.i += 6
-            elif e == "U":
-                out.append(chr(int(self.s[self.i + 2:self.i + 10], 16)))
-                self.i += 10
-            elif e in "0123":
-                out.append(chr(int(self.s[self.i + 1:self.i + 4], 8)))
-                self.i += 4
-            else:
-                raise ValueError("unknown escape")
-
-
 # --------------------------------------------------------------------------- matching
 
 def _match_fields(request: Request) -> tuple[tuple[str, Any], ...]:
     """The request fields a grant for this request pins down exactly."""
     a = request.action
+    f: tuple[tuple[str, Any], ...]
     if a.startswith("fs."):
         f = (("path", request.path),)
     elif a.startswith("net."):
@@ -204,17 +99,34 @@ def _match_fields(request: Request) -> tuple[tuple[str, Any], ...]:
     return f
 
 
-def _when(fields: tuple[tuple[str, Any], ...]) -> str:
-    parts = []
+def _match(fields: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    """The rule's ``match`` mapping for these fields (plain YAML values)."""
+    out: dict[str, Any] = {}
     for name, value in fields:
-        if isinstance(value, int):
-            lit = str(value)
-        elif isinstance(value, tuple):
-            lit = "[" + ", ".join(_cel_str(v) for v in value) + "]"
-        else:
-            lit = _cel_str(value)
-        parts.append(f"request.{name} == {lit}")
-    return " && ".join(parts)
+        for text in value if isinstance(value, tuple) else (value,):
+            if isinstance(text, str) and any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+                raise GrantError("cannot remember a resource with undecodable characters")
+        out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+_MATCH_TYPES: dict[str, type] = {"port": int, "argv": tuple}
+
+
+def _read_match(value: Any) -> dict[str, Any] | None:
+    """A rule's ``match`` as request fields, or None when it is not a plain mapping of
+    request fields to values of their type (the policy loader reports such a file)."""
+    if not isinstance(value, dict) or not value:
+        return None
+    fields: dict[str, Any] = {}
+    for name, v in value.items():
+        want = _MATCH_TYPES.get(name, str) if isinstance(name, str) else None
+        if want is tuple and isinstance(v, list) and all(isinstance(x, str) for x in v):
+            v = tuple(v)
+        if want is None or type(v) is not want:
+            return None
+        fields[name] = v
+    return fields
 
 
 def _key(plugin: str, action: str, fields: tuple[tuple[str, Any], ...]) -> tuple:
@@ -228,7 +140,8 @@ class Grant:
     """One remembered answer (or any rule found in the grants file).
 
     ``resource`` is what the rule matches, as a request would show it; for a rule this
-    module did not write it is the ``when`` text. ``origin`` is ``file:line``.
+    module did not write it is its ``match`` (as JSON) and ``when`` text. ``origin`` is
+    ``file:line``; ``match`` the rule's structured condition, ``when`` its CEL condition.
     """
 
     id: str
@@ -242,6 +155,7 @@ class Grant:
     when: str
     message: str = ""
     description: str = ""
+    match: tuple[tuple[str, Any], ...] = ()
 
     def rule_ref(self) -> RuleRef:
         return RuleRef(id=self.id, effect=Effect(self.effect), layer="user",
@@ -251,7 +165,9 @@ class Grant:
         return {"id": self.id, "effect": self.effect, "plugin": self.plugin,
                 "action": self.action, "resource": self.resource,
                 "granted_at": self.granted_at, "asked_by": self.asked_by,
-                "origin": self.origin, "when": self.when, "description": self.description}
+                "origin": self.origin, "when": self.when,
+                "match": {k: list(v) if isinstance(v, tuple) else v for k, v in self.match},
+                "description": self.description}
 
 
 _DESCRIPTION = re.compile(r"^granted (\S+) by prompt(?: for rule (\S+))?")
@@ -338,7 +254,7 @@ class GrantStore:
         except UnicodeDecodeError as exc:
             raise GrantError(f"{self.path}: not UTF-8 text") from exc
 
-    def _load_doc(self, text: str | None) -> tuple[dict, list, list[int]]:
+    def _load_doc(self, text: str | None) -> tuple[dict, builtins.list[dict], builtins.list[int]]:
         """(document, rules, line of each rule) of the file's text; validates the shape."""
         if text is None or not text.strip():
             return {}, [], []
@@ -392,29 +308,33 @@ class GrantStore:
         when = text("when")
         description = text("description")
         m = _DESCRIPTION.match(description)
-        resource, key = when, None
-        if (len(actions) == 1 and len(plugins) == 1 and actions[0] in ACTIONS
-                and effect in ("allow", "deny") and "*" not in plugins[0]):
-            fields = _WhenParser(when).parse()
-            if fields is not None:
-                kwargs = {k: v for k, v in fields.items() if k != "plugin"}
-                try:
-                    if fields.get("plugin", plugins[0]) != plugins[0]:
-                        raise ValueError("plugin mismatch")
-                    req = Request(actions[0], plugins[0], **kwargs)
-                    wanted = _match_fields(req)
-                except (TypeError, ValueError, GrantError):
-                    wanted = None
-                # only an exact, canonical match counts (e.g. a path written un-normalized
-                # is still honoured by the policy engine but not used for lookups here)
-                if wanted is not None and dict(wanted) == fields:
-                    resource = req.resource
-                    key = _key(plugins[0], actions[0], wanted)
+        fields = _read_match(rule.get("match"))
+        shown = [json.dumps(dict(fields) if fields else rule.get("match"), default=str)] \
+            if "match" in rule else []
+        resource, key = " && ".join(shown + ([when] if "when" in rule else [])), None
+        # only a grant whose whole condition is a canonical `match` of one resource is looked
+        # up here; any other rule still decides as policy, it is only listed
+        if (fields is not None and "when" not in rule and len(actions) == 1 and len(plugins) == 1
+                and actions[0] in ACTIONS and effect in ("allow", "deny") and "*" not in plugins[0]):
+            kwargs = {k: v for k, v in fields.items() if k != "plugin"}
+            try:
+                if fields.get("plugin", plugins[0]) != plugins[0]:
+                    raise ValueError("plugin mismatch")
+                req = Request(actions[0], plugins[0], **kwargs)
+                wanted = _match_fields(req)
+            except (TypeError, ValueError, GrantError):
+                wanted = None
+            # only an exact, canonical match counts (e.g. a path written un-normalized
+            # is still honoured by the policy engine but not used for lookups here)
+            if wanted is not None and dict(wanted) == fields:
+                resource = req.resource
+                key = _key(plugins[0], actions[0], wanted)
         grant = Grant(id=str(rule.get("id", "")), effect=effect,
                       plugin=",".join(plugins), action=",".join(actions), resource=resource,
                       granted_at=m.group(1) if m else "", asked_by=(m.group(2) or "") if m else "",
                       origin=f"{self.path}:{line}" if line else self.path, when=when,
-                      message=text("message"), description=description)
+                      message=text("message"), description=description,
+                      match=tuple(fields.items()) if fields else ())
         return grant, key
 
     # -- writing
@@ -426,7 +346,7 @@ class GrantStore:
         if effect is Effect.ASK:
             raise GrantError("only `allow` or `deny` can be remembered")
         fields = _match_fields(request)
-        when = _when(fields)
+        match = _match(fields)
         digest = hashlib.sha256(repr(_key(plugin_id, request.action, fields))
                                 .encode("utf-8", "surrogatepass")).hexdigest()[:8]
         slug = re.sub(r"[^a-z0-9]+", "-", f"{plugin_id[:48]}-{request.action}".lower()).strip("-")
@@ -441,7 +361,7 @@ class GrantStore:
             "effect": effect.value,
             "actions": [request.action],
             "plugins": [plugin_id],
-            "when": when,
+            "match": match,
             "message": f"you answered `{answer}` at a prompt; "
                        f"`promptline grants revoke {grant_id}` undoes it",
             "description": provenance,
@@ -468,7 +388,7 @@ class GrantStore:
         self._mutate(drop)
         return found[0]
 
-    def revoke_all(self, plugin: str | None = None) -> list[Grant]:
+    def revoke_all(self, plugin: str | None = None) -> builtins.list[Grant]:
         """Remove every grant (of one plugin, if given); returns what was removed."""
         removed: list[Grant] = []
 
@@ -488,7 +408,7 @@ class GrantStore:
         self._mutate(drop)
         return removed
 
-    def _mutate(self, change: Callable[[list, dict[str, Grant]], None]) -> None:
+    def _mutate(self, change: Callable[[builtins.list, dict[str, Grant]], None]) -> None:
         """Read, change and atomically rewrite the file under the cross-process lock."""
         try:
             directory = os.path.dirname(self.path)

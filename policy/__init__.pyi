@@ -1,5 +1,6 @@
 from ._capabilities import env_matches, expand_path, glob, host_matches, in_cidr, is_glob, user_home, within
 from ._cel import available_backends, cel_string
+from ._compile import cel_parse_count, clear_compile_caches, match_cel
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError, PromptLineError
 from ._models import (
@@ -7,6 +8,7 @@ from ._models import (
                       Capabilities,
                       Entry,
                       Manifest,
+                      Match,
                       PolicyFile,
                       Rule,
                       Settings,
@@ -40,6 +42,10 @@ __all__ = [
     "requires_ok",
     "ACTIONS",
     "API_VERSION",
+    "cel_parse_count",
+    "clear_compile_caches",
+    "match_cel",
+    "Match",
     "DEFAULT_PORTS",
     "available_backends",
     "Capabilities",

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._capabilities import expand_path, is_glob, user_home
+from ._capabilities import expand_path, is_glob, normalize_host, user_home
 from ._cel import CelProgram, cel_string, get_backend
 from ._decision import Effect, RuleRef
 from ._errors import CelCompileError, PolicyError
-from ._models import Manifest, PolicyFile
+from ._fastpath import NATIVE_TIER_BACKENDS, prepare
+from ._models import Manifest, Match, PolicyFile, Rule
 from ._netspec import parse_net
 from ._request import ACTIONS
 from ._yaml import Located
@@ -54,23 +55,82 @@ _programs: dict[tuple[str, str, bool], CelProgram] = {}
 
 def compile_cached(backend, cel: str, expect_bool: bool = True, prechecked: bool = False) -> CelProgram:
     """Compile once per (backend, text): a reload recompiles only the rules that changed.
-    Programs are immutable, so sharing them between PolicySets is safe; errors are not cached."""
+    Programs are immutable, so sharing them between PolicySets is safe; errors are not cached.
+    A checked rule is translated for the native tier from the same parse tree at once."""
     key = (backend.name, cel, expect_bool)
     program = _programs.get(key)
     if program is None:
         program = backend.compile(cel, expect_bool=expect_bool, prechecked=prechecked)
+        if expect_bool and not prechecked and backend.name in NATIVE_TIER_BACKENDS:
+            prepare(cel)
         if len(_programs) >= PROGRAM_CACHE_SIZE:
             _programs.clear()
         _programs[key] = program
     return program
 
 
+def clear_compile_caches() -> None:
+    """Forget compiled programs, recent CEL parse trees and native translations. Nothing
+    depends on them for correctness; benchmarks use this to measure cold compiles."""
+    from ._cel import _parser
+    from ._fastpath import clear_cache
+
+    _programs.clear()
+    _parser._trees.clear()
+    clear_cache()
+
+
+def cel_parse_count() -> int:
+    """How many times the CEL parser has run in this process."""
+    from ._cel import _parser
+
+    return _parser.parses
+
+
 def _compile(backend, cel: str) -> CelProgram:
     return compile_cached(backend, cel, True)
 
 
+def match_cel(match: Match, home: str | None = None) -> str:
+    """The CEL of a rule's ``match``: ``request.F == <literal>`` for each field, AND-ed. Every
+    string goes through ``cel_string``, so no value can change the expression's shape."""
+    parts = []
+    for name, value in match.fields():
+        if isinstance(value, int):
+            lit = str(int(value))
+        elif isinstance(value, tuple):
+            lit = "[" + ", ".join(cel_string(v) for v in value) + "]"
+        elif name == "path":
+            lit = cel_string(expand_path(value, home))
+        elif name == "host":
+            lit = cel_string(normalize_host(value))
+        else:
+            lit = cel_string(value)
+        parts.append(f"request.{name} == {lit}")
+    return " && ".join(parts)
+
+
+def _rule_program(rule: Rule, i: int, located: Located, backend, home: str | None) -> tuple[str, CelProgram]:
+    """The CEL text and program of one rule: its ``when``, its ``match``, or both AND-ed."""
+    if rule.match is None or "when" in rule.model_fields_set:
+        try:
+            program = _compile(backend, rule.when)
+        except CelCompileError as exc:
+            raise _relocate(exc, located, ("rules", i, "when"), rule.id, rule.when) from None
+        if rule.match is None:
+            return rule.when, program
+    cel = match_cel(rule.match, home)
+    if "when" in rule.model_fields_set:
+        cel = f"{cel} && ({rule.when}\n)"   # the newline ends a trailing `// comment`
+    try:
+        return cel, _compile(backend, cel)
+    except CelCompileError as exc:   # e.g. a value longer than a string literal may be
+        raise located.error(("rules", i, "match"), f"rule `{rule.id}`: invalid `match`: {exc.message}",
+                            exc.fix or "shorten the value") from None
+
+
 def compile_policy(policy: PolicyFile, located: Located, backend=None, *,
-                   remembered: bool = False) -> list[CompiledRule]:
+                   remembered: bool = False, home: str | None = None) -> list[CompiledRule]:
     """Compile one policy file's rules; CEL errors are reported at file:line:column."""
     backend = backend or get_backend()
     out: list[CompiledRule] = []
@@ -81,13 +141,10 @@ def compile_policy(policy: PolicyFile, located: Located, backend=None, *,
             raise located.error(("rules", i, "id"), f"duplicate rule id `{rule.id}` (first on line {seen[rule.id]})",
                                 "give every rule a unique id")
         seen[rule.id] = line or 0
-        try:
-            program = _compile(backend, rule.when)
-        except CelCompileError as exc:
-            raise _relocate(exc, located, ("rules", i, "when"), rule.id, rule.when) from None
+        cel, program = _rule_program(rule, i, located, backend, home)
         ref = RuleRef(rule.id, Effect(rule.effect), policy.layer, f"{located.file}:{line}",
                       rule.message, rule.mode)
-        out.append(CompiledRule(ref, expand_actions(rule.actions), rule.plugins, rule.when,
+        out.append(CompiledRule(ref, expand_actions(rule.actions), rule.plugins, cel,
                                 program, remembered=remembered))
     return out
 

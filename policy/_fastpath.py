@@ -10,34 +10,52 @@ when the expression uses anything outside the subset (then the CEL program runs)
 mirrors CEL semantics exactly, including errors: ``&&``/``||`` absorb errors the way CEL's
 commutative logic does, and an out-of-range list index is an error, not False. Only used with
 the cel-expr-python backend, so the differential test against cel-python checks this tier too.
+
+The closures are built from the one parse tree of ``_cel._parser`` (celpy's grammar), the tree
+the static checker walked: the compiler calls ``prepare`` right after checking a rule, while
+the parser still holds its tree, and the translation is kept by source text. A rule that does
+not read ``plugin`` is translated once for every plugin it applies to; one that does keeps its
+tree and is translated once per distinct value of what it reads (``plugin.trusted``...).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
+
+from lark import Token, Tree
 
 from ._capabilities import HELPERS, matcher
+from ._cel._parser import decode_string, parse
+from ._errors import CelCompileError
 
 ERROR = object()   # a CEL evaluation error inside the closure
+
+# Backends whose plans run simple rules as these closures. Not the reference backend: the
+# differential test compares this tier against cel-python.
+NATIVE_TIER_BACKENDS = frozenset({"cel-expr-python"})
 
 STR_FIELDS = frozenset({"action", "plugin", "path", "host", "scheme", "url", "name", "tool"})
 INT_FIELDS = frozenset({"port"})
 LIST_FIELDS = frozenset({"argv"})
 
-_TOKEN = re.compile(r"""
-    (?P<ws>\s+)
-  | (?P<str>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
-  | (?P<int>\d+)
-  | (?P<id>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>\|\||&&|==|!=|<=|>=|[!<>().,\[\]])
-""", re.VERBOSE)
-_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "t": "\t", "r": "\r"}
+CACHE_SIZE = 65536   # translations kept by source text; the oldest goes first
+
+# single-child links of the grammar's precedence chain (``expr -> conditionalor -> ...``)
+_CHAIN = frozenset({"expr", "conditionalor", "conditionaland", "relation", "addition",
+                    "multiplication", "unary", "member", "primary", "paren_expr"})
+_RELATIONS = {"relation_eq": "==", "relation_ne": "!=", "relation_lt": "<",
+              "relation_le": "<=", "relation_gt": ">", "relation_ge": ">="}
+_METHODS: dict[str, Callable[[str, str], bool]] = {
+    "startsWith": str.startswith, "endsWith": str.endswith, "contains": lambda s, x: x in s}
 
 
 class _Bail(Exception):
     """The expression is outside the subset."""
+
+
+class _NeedsPlugin(Exception):
+    """Translated without a plugin, the expression turned out to read `plugin`."""
 
 
 _NOLIT = object()
@@ -58,44 +76,8 @@ class Val:
         return self.lit is not _NOLIT
 
 
-def _decode(lit: str) -> str:
-    body, out, i = lit[1:-1], [], 0
-    while i < len(body):
-        c = body[i]
-        if c != "\\":
-            out.append(c)
-            i += 1
-            continue
-        nxt = body[i + 1] if i + 1 < len(body) else ""
-        if nxt in _ESCAPES:
-            out.append(_ESCAPES[nxt])
-            i += 2
-        elif nxt in "uU":
-            width = 4 if nxt == "u" else 8
-            digits = body[i + 2:i + 2 + width]
-            if len(digits) != width or not all(d in "0123456789abcdefABCDEF" for d in digits):
-                raise _Bail
-            code = int(digits, 16)
-            if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
-                raise _Bail
-            out.append(chr(code))
-            i += 2 + width
-        else:
-            raise _Bail
-    return "".join(out)
-
-
-def _tokens(source: str) -> list[tuple[str, str]]:
-    out, pos = [], 0
-    while pos < len(source):
-        m = _TOKEN.match(source, pos)
-        if m is None:
-            raise _Bail
-        pos = m.end()
-        kind = m.lastgroup
-        if kind != "ws":
-            out.append((kind, m.group(kind)))
-    return out
+def _const(type: str, value, elem: str | None = None) -> Val:
+    return Val(type, lambda r, v=value: v, value, elem)
 
 
 def _and(a, b):
@@ -129,191 +111,181 @@ def _not(a):
     return f
 
 
-class _Parser:
-    def __init__(self, tokens, plugin: dict) -> None:
-        self.t = tokens
-        self.i = 0
+def _unwrap(node: Any) -> Any:
+    while isinstance(node, Tree) and node.data in _CHAIN and len(node.children) == 1:
+        node = node.children[0]
+    return node
+
+
+def _args(node: Tree, index: int) -> list[Any]:
+    if len(node.children) > index:
+        args = node.children[index]
+        if isinstance(args, Tree) and args.data == "exprlist":
+            return list(args.children)
+    return []
+
+
+def _ident(node: Any) -> str | None:
+    node = _unwrap(node)
+    if isinstance(node, Tree) and node.data == "ident":
+        return str(node.children[0])
+    return None
+
+
+class _Translator:
+    """Walks the parse tree into typed closures; raises ``_Bail`` outside the subset."""
+
+    def __init__(self, plugin: dict | None) -> None:
         self.plugin = plugin
 
-    def peek(self, value=None):
-        if self.i >= len(self.t):
-            return None
-        tok = self.t[self.i]
-        return tok if value is None or tok[1] == value else None
-
-    def take(self, value=None):
-        tok = self.peek(value)
-        if tok is None:
+    def val(self, node: Any) -> Val:
+        node = _unwrap(node)
+        if not isinstance(node, Tree):
             raise _Bail
-        self.i += 1
-        return tok
-
-    def parse(self):
-        v = self.or_()
-        if self.i != len(self.t) or v.type != "bool":
+        method = getattr(self, "_" + node.data, None)
+        if method is None:
             raise _Bail
-        return v.get
+        return method(node)
 
-    def or_(self):
-        v = self.and_()
-        while self.peek("||"):
-            self.take()
-            w = self.and_()
-            if v.type != "bool" or w.type != "bool":
-                raise _Bail
-            v = Val("bool", _or(v.get, w.get))
+    def boolean(self, node: Any) -> Val:
+        v = self.val(node)
+        if v.type != "bool":
+            raise _Bail
         return v
 
-    def and_(self):
-        v = self.unary()
-        while self.peek("&&"):
-            self.take()
-            w = self.unary()
-            if v.type != "bool" or w.type != "bool":
-                raise _Bail
-            v = Val("bool", _and(v.get, w.get))
-        return v
+    # -- logic and relations
 
-    def unary(self):
-        if self.peek("!"):
-            self.take()
-            v = self.unary()
-            if v.type != "bool":
-                raise _Bail
-            return Val("bool", _not(v.get))
-        return self.relation()
+    def _expr(self, node: Tree) -> Val:
+        raise _Bail   # `a ? b : c` (single-child exprs are unwrapped)
 
-    def relation(self):
-        left = self.primary()
-        tok = self.peek()
-        if tok and tok[1] in ("==", "!=", "<", "<=", ">", ">="):
-            op = self.take()[1]
-            right = self.primary()
-            return Val("bool", _compare(op, left, right))
-        if tok and tok[1] == "in":
-            self.take()
-            right = self.primary()
+    def _conditionalor(self, node: Tree) -> Val:
+        a, b = node.children
+        return Val("bool", _or(self.boolean(a).get, self.boolean(b).get))
+
+    def _conditionaland(self, node: Tree) -> Val:
+        a, b = node.children
+        return Val("bool", _and(self.boolean(a).get, self.boolean(b).get))
+
+    def _unary(self, node: Tree) -> Val:
+        op, operand = node.children
+        if op.data != "unary_not":
+            raise _Bail   # negation
+        return Val("bool", _not(self.boolean(operand).get))
+
+    def _relation(self, node: Tree) -> Val:
+        op_node, right_node = node.children
+        left, right = self.val(op_node.children[0]), self.val(right_node)
+        if op_node.data == "relation_in":
             return Val("bool", _member(left, right))
-        return left
+        return Val("bool", _compare(_RELATIONS[op_node.data], left, right))
 
-    def primary(self):
-        kind, text = self.take()
-        if text == "(":
-            v = self.or_()
-            self.take(")")
-            return v
-        if kind == "str":
-            value = _decode(text)
-            return Val("str", lambda r, v=value: v, value)
-        if kind == "int":
-            value = int(text)
-            if value >= 1 << 63:
+    # -- values
+
+    def _literal(self, node: Tree) -> Val:
+        token = cast(Token, node.children[0])
+        text = str(token)
+        if token.type == "BOOL_LIT":
+            return _const("bool", text == "true")
+        if token.type == "INT_LIT":
+            if not text.isdigit() or not text.isascii() or int(text) >= 1 << 63:
+                raise _Bail   # negative and hex literals stay on CEL
+            return _const("int", int(text))
+        if token.type == "STRING_LIT" and text[0] in "\"'":   # no raw or triple quotes
+            try:
+                value = decode_string(token)
+            except Exception:  # noqa: BLE001 - an escape celpy cannot decode: not in the subset
+                raise _Bail from None
+            if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
                 raise _Bail
-            return Val("int", lambda r, v=value: v, value)
-        if text in ("true", "false"):
-            value = text == "true"
-            return Val("bool", lambda r, v=value: v, value)
-        if text == "[":
-            items = []
-            while not self.peek("]"):
-                item = self.primary()
-                if not item.is_lit or item.type not in ("str", "int"):
-                    raise _Bail     # only lists of literal strings or ints
-                items.append(item)
-                if not self.peek(","):
-                    break
-                self.take(",")
-            self.take("]")
-            types = {it.type for it in items}
-            if len(types) > 1:
-                raise _Bail
-            values = [it.lit for it in items]
-            return Val("list", lambda r, v=values: v, values, types.pop() if types else None)
-        if kind != "id":
-            raise _Bail
-        if text == "request":
-            return self.request_field()
-        if text == "plugin":
-            return self.plugin_value()
-        if text == "size":
-            self.take("(")
-            arg = self.primary()
-            self.take(")")
-            if arg.type not in ("str", "list"):
-                raise _Bail
-            return Val("int", lambda r, g=arg.get: _size(g(r)))
-        if text in HELPERS:
-            return self.helper(text)
+            return _const("str", value)
         raise _Bail
 
-    def request_field(self):
-        self.take(".")
-        kind, name = self.take()
-        if kind != "id":
+    def _list_lit(self, node: Tree) -> Val:
+        items = [self.val(x) for x in _args(node, 0)]
+        if any(not it.is_lit or it.type not in ("str", "int") for it in items):
+            raise _Bail   # only lists of literal strings or ints
+        types = {it.type for it in items}
+        if len(types) > 1:
             raise _Bail
-        if name in STR_FIELDS:
-            typ, get = "str", (lambda r, n=name: getattr(r, n))
-        elif name in INT_FIELDS:
-            return Val("int", lambda r, n=name: getattr(r, n))
-        elif name in LIST_FIELDS:
-            if self.peek("["):
-                self.take("[")
-                kind, idx = self.take()
-                if kind != "int":
-                    raise _Bail
-                self.take("]")
-                index = int(idx)
-                get = lambda r, n=name, i=index: _index(getattr(r, n), i)  # noqa: E731
-                typ = "str"
-            else:
-                return Val("list", lambda r, n=name: getattr(r, n), elem="str")
-        else:
-            raise _Bail
-        if typ == "str" and self.peek("."):
-            self.take(".")
-            kind, method = self.take()
-            if method not in ("startsWith", "endsWith", "contains"):
-                raise _Bail
-            self.take("(")
-            arg = self.primary()
-            self.take(")")
-            if not arg.is_lit or arg.type != "str":
-                raise _Bail
-            fn = {"startsWith": str.startswith, "endsWith": str.endswith,
-                  "contains": lambda s, x: x in s}[method]
-            return Val("bool", lambda r, g=get, f=fn, v=arg.lit: _method(f, g(r), v))
-        return Val(typ, get, field=name if typ == "str" and name in STR_FIELDS else None)
+        return _const("list", [it.lit for it in items], types.pop() if types else None)
 
-    def plugin_value(self):
+    def _member_dot(self, node: Tree) -> Val:
+        target, name = node.children
+        if _ident(target) == "request":
+            name = str(name)
+            if name in STR_FIELDS:
+                return Val("str", lambda r, n=name: getattr(r, n), field=name)
+            if name in INT_FIELDS:
+                return Val("int", lambda r, n=name: getattr(r, n))
+            if name in LIST_FIELDS:
+                return Val("list", lambda r, n=name: getattr(r, n), elem="str")
+            raise _Bail
+        return self._plugin_value(node)
+
+    def _plugin_value(self, node: Tree) -> Val:
+        path: list[str] = []
+        while isinstance(node, Tree) and node.data == "member_dot":
+            path.append(str(node.children[1]))
+            node = _unwrap(node.children[0])
+        if _ident(node) != "plugin":
+            raise _Bail
+        if self.plugin is None:
+            raise _NeedsPlugin
         value: Any = self.plugin
-        while self.peek("."):
-            self.take(".")
-            kind, name = self.take()
-            if kind != "id" or not isinstance(value, dict) or name not in value:
+        for name in reversed(path):
+            if not isinstance(value, dict) or name not in value:
                 raise _Bail
             value = value[name]
         if isinstance(value, bool):
-            return Val("bool", lambda r, v=value: v, value)
+            return _const("bool", value)
         if isinstance(value, str):
-            return Val("str", lambda r, v=value: v, value)
+            return _const("str", value)
         if isinstance(value, int):
-            return Val("int", lambda r, v=value: v, value)
+            return _const("int", value)
         if isinstance(value, list) and all(isinstance(x, str) for x in value):
             return Val("list", lambda r, v=tuple(value): v, list(value), "str")
         raise _Bail
 
-    def helper(self, name):
-        self.take("(")
-        arg = self.primary()
-        self.take(",")
-        pattern = self.primary()
-        self.take(")")
-        if arg.type != "str" or not pattern.is_lit or pattern.type != "str":
+    def _member_index(self, node: Tree) -> Val:
+        target, index = node.children
+        target = _unwrap(target)
+        if not (isinstance(target, Tree) and target.data == "member_dot"
+                and _ident(target.children[0]) == "request" and target.children[1] in LIST_FIELDS):
+            raise _Bail   # only `request.argv[N]`
+        i = self.val(index)
+        if i.type != "int" or not i.is_lit:
             raise _Bail
-        fn = matcher(name, pattern.lit)
-        if arg.field is not None:   # a plain string field is never an error: call directly
-            return Val("bool", lambda r, f=fn, n=arg.field: f(getattr(r, n)))
-        return Val("bool", lambda r, f=fn, g=arg.get: _call(f, g(r)))
+        name = str(target.children[1])
+        return Val("str", lambda r, n=name, i=i.lit: _index(getattr(r, n), i))
+
+    def _member_dot_arg(self, node: Tree) -> Val:
+        target, name = node.children[0], str(node.children[1])
+        args = _args(node, 2)
+        if name not in _METHODS or len(args) != 1:
+            raise _Bail
+        receiver, arg = self.val(target), self.val(args[0])
+        if receiver.type != "str" or not arg.is_lit or arg.type != "str":
+            raise _Bail
+        fn = _METHODS[name]
+        return Val("bool", lambda r, g=receiver.get, f=fn, v=arg.lit: _method(f, g(r), v))
+
+    def _ident_arg(self, node: Tree) -> Val:
+        name = str(node.children[0])
+        args = _args(node, 1)
+        if name == "size" and len(args) == 1:
+            arg = self.val(args[0])
+            if arg.type not in ("str", "list"):
+                raise _Bail
+            return Val("int", lambda r, g=arg.get: _size(g(r)))
+        if name in HELPERS and len(args) == 2:
+            arg, pattern = self.val(args[0]), self.val(args[1])
+            if arg.type != "str" or not pattern.is_lit or pattern.type != "str":
+                raise _Bail
+            fn = matcher(name, pattern.lit)
+            if arg.field is not None:   # a plain string field is never an error: call directly
+                return Val("bool", lambda r, f=fn, n=arg.field: f(getattr(r, n)))
+            return Val("bool", lambda r, f=fn, g=arg.get: _call(f, g(r)))
+        raise _Bail
 
 
 def _call(fn, value):
@@ -372,10 +344,120 @@ def _member(left: Val, right: Val):
     return member
 
 
+def translate_tree(tree: Tree, plugin: dict) -> Callable[[Any], Any] | None:
+    """The closure for a parse tree of ``_cel._parser`` and the plugin's CEL `plugin` value,
+    or None when the expression is outside the subset."""
+    try:
+        return _Translator(plugin).boolean(tree).get
+    except (_Bail, RecursionError):
+        return None
+
+
+_MISSING = object()
+
+
+def _plugin_paths(tree: Tree) -> tuple[tuple[str, ...], ...]:
+    """Every ``plugin.a.b`` the expression reads as a value (not the prefixes of longer ones)."""
+    paths: set[tuple[str, ...]] = set()
+    stack: list[Any] = [tree]
+    while stack:
+        node = _unwrap(stack.pop())
+        names: list[str] = []
+        inner = node
+        while isinstance(inner, Tree) and inner.data == "member_dot":
+            names.append(str(inner.children[1]))
+            inner = _unwrap(inner.children[0])
+        if _ident(inner) == "plugin":
+            paths.add(tuple(reversed(names)))
+        elif isinstance(node, Tree):
+            stack.extend(node.children)
+    return tuple(sorted(paths))
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable image of a `plugin` value that tells True from 1 and lists from strings."""
+    if isinstance(value, dict):
+        return ("map", tuple(sorted((str(k), _freeze(v)) for k, v in value.items())))
+    if isinstance(value, (list, tuple)):
+        return ("list", tuple(_freeze(v) for v in value))
+    return (type(value).__name__, value)
+
+
+class _PerPlugin:
+    """An expression reading `plugin`: its tree, the values it reads, and one translation per
+    distinct combination of those values (20 plugins mostly share a few)."""
+
+    __slots__ = ("tree", "paths", "bound")
+
+    MAX_BOUND = 256
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self.paths = _plugin_paths(tree)
+        self.bound: dict[tuple, Callable[[Any], Any] | None] = {}
+
+    def bind(self, plugin: dict) -> Callable[[Any], Any] | None:
+        key = []
+        for path in self.paths:
+            value: Any = plugin
+            for name in path:
+                value = value.get(name, _MISSING) if isinstance(value, dict) else _MISSING
+            key.append(_MISSING if value is _MISSING else _freeze(value))
+        k = tuple(key)
+        try:
+            return self.bound[k]
+        except KeyError:
+            pass
+        fn = translate_tree(self.tree, plugin)
+        if len(self.bound) >= self.MAX_BOUND:
+            self.bound.clear()
+        self.bound[k] = fn
+        return fn
+
+
+# source text -> closure (plugin-independent), None (outside the subset) or _PerPlugin
+_cache: dict[str, Any] = {}
+
+
+def _entry(source: str) -> Any:
+    try:
+        return _cache[source]
+    except KeyError:
+        pass
+    try:
+        tree = parse(source)     # the parser's tree of the static check, when just checked
+    except (CelCompileError, RecursionError):
+        entry: Any = None
+    else:
+        try:
+            entry = _Translator(None).boolean(tree).get
+        except (_Bail, RecursionError):
+            entry = None
+        except _NeedsPlugin:
+            entry = _PerPlugin(tree)
+    if len(_cache) >= CACHE_SIZE:
+        try:
+            del _cache[next(iter(_cache))]
+        except (KeyError, StopIteration, RuntimeError):   # another thread got there first
+            pass
+    _cache[source] = entry
+    return entry
+
+
+def prepare(source: str) -> None:
+    """Translate ``source`` now (the compiler calls it right after the static check)."""
+    _entry(source)
+
+
 def translate(source: str, plugin: dict) -> Callable[[Any], Any] | None:
     """A closure deciding ``source`` for requests of the plugin described by ``plugin``
     (its CEL `plugin` value), or None when ``source`` is outside the subset."""
-    try:
-        return _Parser(_tokens(source), plugin).parse()
-    except (_Bail, IndexError, RecursionError):
-        return None
+    entry = _entry(source)
+    if type(entry) is _PerPlugin:
+        return entry.bind(plugin)
+    return entry
+
+
+def clear_cache() -> None:
+    """Forget every translation (benchmarks measure cold compiles with it)."""
+    _cache.clear()

@@ -6,7 +6,16 @@ import os
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ._errors import PolicyError
 from ._request import ACTIONS
@@ -173,12 +182,66 @@ SETTING_NAMES = ("require_signature", "trusted_keys", "approve", "sandbox_minimu
                  "mode", "plugin_modes", "audit_allows", "mask_fields")
 
 
+class Match(_Strict):
+    """A rule's structured condition: request fields that must equal these values exactly
+    (all of them). The compiler writes each value into CEL as a string literal
+    (``cel_string``), so a value is always data; ``path`` (``~`` allowed) and ``host`` are
+    compared in the normal form a request has (``..`` folded, host lower-case)."""
+
+    path: StrictStr | None = None
+    host: StrictStr | None = None
+    port: StrictInt | None = Field(default=None, ge=0, le=65535)
+    scheme: StrictStr | None = None
+    url: StrictStr | None = None
+    name: StrictStr | None = None
+    argv: tuple[StrictStr, ...] | None = None
+    tool: StrictStr | None = None
+    plugin: StrictStr | None = None
+
+    @field_validator("path", "host", "scheme", "url", "name", "tool", "plugin")
+    @classmethod
+    def _text(cls, v: str | None) -> str | None:
+        if v is not None:
+            _no_surrogates(v)
+        return v
+
+    @field_validator("argv")
+    @classmethod
+    def _argv(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for item in v or ():
+            _no_surrogates(item)
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith("/") or v == "~" or v.startswith("~/")):
+            raise ValueError(f"path `{v}` must be absolute (start with `/` or `~/`)")
+        return v
+
+    @model_validator(mode="after")
+    def _some(self) -> Match:
+        if not self.fields():
+            raise ValueError("`match` needs at least one field, e.g. `match: {path: /data/x}`")
+        return self
+
+    def fields(self) -> tuple[tuple[str, str | int | tuple[str, ...]], ...]:
+        """(field, value) for every field given, in declaration order."""
+        return tuple((k, v) for k in type(self).model_fields if (v := getattr(self, k)) is not None)
+
+
+def _no_surrogates(value: str) -> None:
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise ValueError("contains undecodable characters (lone surrogates)")
+
+
 class Rule(_Strict):
     id: str
     effect: Literal["deny", "ask", "allow"]
     actions: tuple[str, ...] = ()   # empty: every action
     plugins: tuple[str, ...] = ("*",)
     when: str = "true"
+    match: Match | None = None      # exact request fields; AND-ed with `when` when both given
     message: str = ""
     description: str = ""
     mode: Literal["enforce", "audit"] = "enforce"

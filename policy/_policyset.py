@@ -21,7 +21,7 @@ from ._cel import get_backend
 from ._compile import CompiledRule, builtin_rules, compile_cached, compile_policy, manifest_rules
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError
-from ._fastpath import ERROR, translate
+from ._fastpath import ERROR, NATIVE_TIER_BACKENDS, translate
 from ._models import SETTING_NAMES, Manifest, PolicyFile, parse_manifest, parse_policy
 from ._request import Request
 from ._yaml import Located, load_yaml, read_text
@@ -29,9 +29,6 @@ from ._yaml import Located, load_yaml, read_text
 CACHE_SIZE = 8192      # decisions kept per PolicySet; evicted oldest-first
 CHUNK = 8              # rules per combined CEL program (cel-cpp allows 32 levels of nesting)
 LAYERS = ("org", "project", "user")
-# Backends whose plans run simple rules as Python closures (_fastpath). Not the reference
-# backend: the differential test compares this tier against cel-python.
-NATIVE_TIER_BACKENDS = frozenset({"cel-expr-python"})
 LAYER_RANK = {"org": 0, "project": 1, "user": 2}   # manifest rules and defaults rank after all
 
 
@@ -500,7 +497,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     settings = _merge_settings(files)
     rules: list[CompiledRule] = []
     for pf, located in files:
-        rules.extend(compile_policy(pf, located, be))
+        rules.extend(compile_policy(pf, located, be, home=home))
     protected = [(p, "the policy file") for p in sources]
     if grants is not None:
         gpath = os.fspath(grants)
@@ -511,7 +508,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
             pf = parse_policy(located)
             if pf.layer != "user":
                 raise located.error(("layer",), "the grants file must be `layer: user`", "set `layer: user`")
-            rules.extend(compile_policy(pf, located, be, remembered=True))
+            rules.extend(compile_policy(pf, located, be, remembered=True, home=home))
             sources.append(gpath)
             digest.update(b"grants\0" + gtext.encode("utf-8", "surrogatepass"))
     protected.extend(protected_paths)

@@ -26,7 +26,17 @@ def _parser() -> lark.Lark:
     grammar = (Path(next(iter(spec.submodule_search_locations))) / "cel.lark").read_text(encoding="utf-8")
     return lark.Lark(grammar, parser="lalr", start="expr", g_regex_flags=re.M,
                      lexer_callbacks={"IDENT": _ambiguous_literals}, propagate_positions=True,
-                     maybe_placeholders=False, priority="invert", tree_class=lark.Tree)
+                     maybe_placeholders=False, priority="invert", tree_class=_Tree)
+
+
+class _Tree(lark.Tree):
+    """A parse tree whose ``data`` is a plain ``str`` (lark passes a Token): every walk compares
+    it, and Token's Python-level ``__eq__`` made that a fifth of the static check's time."""
+
+    __slots__ = ()
+
+    def __init__(self, data: str, children: list, meta: Any = None) -> None:
+        super().__init__(str.__str__(data), children, meta)
 
 
 def _ambiguous_literals(t: lark.Token) -> lark.Token:
@@ -34,8 +44,32 @@ def _ambiguous_literals(t: lark.Token) -> lark.Token:
     return lark.Token("BOOL_LIT", t.value) if t.value in ("true", "false") else t
 
 
+RECENT_TREES = 64
+"""Parse trees kept by source text, newest last: the static check and the native tier, which
+run one after the other when a rule is compiled, share one parse. Trees are never mutated."""
+
+_trees: dict[str, lark.Tree] = {}
+parses = 0   # times the lark parser ran (benchmarks report it)
+
+
 def parse(source: str) -> lark.Tree:
-    """Parse ``source`` with celpy's grammar; syntax errors become ``CelCompileError``."""
+    """Parse ``source`` with celpy's grammar; syntax errors become ``CelCompileError``.
+    The same text parsed again soon after gets the same tree (errors are not kept)."""
+    tree = _trees.get(source)
+    if tree is None:
+        tree = _parse(source)
+        if len(_trees) >= RECENT_TREES:
+            try:
+                del _trees[next(iter(_trees))]
+            except (KeyError, StopIteration, RuntimeError):   # another thread got there first
+                pass
+        _trees[source] = tree
+    return tree
+
+
+def _parse(source: str) -> lark.Tree:
+    global parses
+    parses += 1
     try:
         return _parser().parse(source)
     except UnexpectedInput as exc:

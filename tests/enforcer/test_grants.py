@@ -56,18 +56,25 @@ def test_remember_and_lookup_exact_resource(store, kind):
     assert listed.effect == "allow" and listed.granted_at.endswith("Z")
 
 
+def decide_with_grants(path, request, backend):
+    from promptline.policy import load_policy_set
+
+    return load_policy_set([], grants=path, backend=backend).decide(request, use_cache=False)
+
+
 @pytest.mark.parametrize("kind", list(REQUESTS))
-def test_when_is_exact_in_every_cel_backend(store, kind):
-    """The written `when` is real CEL matching only that resource: hostile text stays data."""
-    cel = pytest.importorskip("promptline.policy._cel")
+def test_match_is_exact_in_every_cel_backend(store, kind):
+    """The written `match` compiles to CEL matching only that resource: hostile text stays data."""
+    from promptline.policy import available_backends
+
     req = REQUESTS[kind]
-    when = store.remember("db", req, "allow").when
-    backends = cel.available_backends()
-    assert backends
-    for name in backends:
-        program = cel.get_backend(name).compile(when, expect_bool=True)
-        assert program.evaluate({"request": req.to_cel(), "plugin": {}}) is True, name
-        assert program.evaluate({"request": NEIGHBOURS[kind].to_cel(), "plugin": {}}) is False
+    grant = store.remember("db", req, "allow")
+    assert grant.when == "" and dict(grant.match), "stored as structured fields, not CEL text"
+    assert available_backends()
+    for name in available_backends():
+        d = decide_with_grants(store.path, req, name)
+        assert d.allowed and d.rule.id == grant.id, name
+        assert not decide_with_grants(store.path, NEIGHBOURS[kind], name).allowed, name
 
 
 def test_file_is_a_readable_valid_user_policy(store):
@@ -75,7 +82,7 @@ def test_file_is_a_readable_valid_user_policy(store):
     g = store.remember("db", REQUESTS["fs"], Effect.DENY, asked_by=asking)
     text = open(store.path).read()
     assert "layer: user" in text and "kind: Policy" in text and "apiVersion: promptline/v1" in text
-    assert 'when: request.path == "/home/me/.config/db.yaml"' in text
+    assert "match: {path: /home/me/.config/db.yaml}" in text and "when:" not in text
     assert "by prompt for rule ask-config (/etc/promptline/org.yaml:12)" in text
     assert g.asked_by == "ask-config" and g.origin.startswith(store.path + ":")
     assert g.rule_ref().layer == "user" and g.rule_ref().effect is Effect.DENY
@@ -92,6 +99,98 @@ def test_hostile_resource_is_escaped_in_file(store):
     assert store.lookup("db", req) is not None
     text = open(store.path).read()
     assert text.isascii() and "\x00" not in text and "\u202e" not in text
+
+
+HOSTILE_VALUES = ['") || true || ("', "a'b\"c\\", "x\x00y", "line\nbreak\r\n", "\u202e\u2066evil",
+                  "request.path", '"', "\\u0022", " ", "#not a comment", "{a: b}", "- item", "*"]
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES)
+@pytest.mark.parametrize("field", ["path", "name", "argv", "tool"])
+def test_hostile_values_stay_data(store, field, value):
+    """Remembered, written, read back by the policy compiler and by `lookup`: the grant
+    matches exactly that value, never a neighbour the text would match as code."""
+    from promptline.policy import available_backends
+
+    def req(v):
+        if field == "path":
+            return Request("fs.write", "db", path="/tmp/" + v)
+        if field == "name":
+            return Request("env.read", "db", name=v)
+        if field == "argv":
+            return Request("process.exec", "db", argv=("git", v))
+        return Request.tool_call("db", v, {})
+
+    grant = store.remember("db", req(value), "allow")
+    assert store.lookup("db", req(value)) == grant
+    text = open(store.path).read()
+    assert text.isascii() and "\x00" not in text
+    for other in ("x", value + "x", "", "true"):
+        assert store.lookup("db", req(other)) is None
+    for name in available_backends():
+        assert decide_with_grants(store.path, req(value), name).allowed, name
+        for other in ("x", value + "x", "true"):
+            assert not decide_with_grants(store.path, req(other), name).allowed, (name, other)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12))
+def test_any_remembered_path_round_trips_as_data(tmp_path_factory, text):
+    store = GrantStore(tmp_path_factory.mktemp("g") / "grants.yaml")
+    req = Request("fs.read", "db", path="/srv/" + text.replace("/", "_"))
+    grant = store.remember("db", req, "deny")
+    assert store.lookup("db", req) == grant and grant.resource == req.resource
+    d = decide_with_grants(store.path, req, None)
+    assert d.verdict.value == "deny" and d.rule.id == grant.id
+    assert decide_with_grants(store.path, Request("fs.read", "db", path="/srv/other"), None).rule is None
+
+
+LEGACY = """apiVersion: promptline/v1
+kind: Policy
+layer: user
+rules:
+- id: grant-db-fs-read-1234abcd
+  effect: allow
+  actions: [fs.read]
+  plugins: [db]
+  when: request.path == "/home/me/.config/db.yaml"
+  message: you answered `always` at a prompt; `promptline grants revoke grant-db-fs-read-1234abcd` undoes it
+  description: granted 2026-11-27T10:15:00Z by prompt for rule ask-config (org.yaml:12)
+"""
+
+
+def test_legacy_when_grant_still_loads_and_is_listed_with_its_text(store):
+    os.makedirs(os.path.dirname(store.path))
+    with open(store.path, "w") as f:
+        f.write(LEGACY)
+    (g,) = store.list()
+    assert (g.id, g.resource, g.when, g.granted_at) == (
+        "grant-db-fs-read-1234abcd", 'request.path == "/home/me/.config/db.yaml"',
+        'request.path == "/home/me/.config/db.yaml"', "2026-11-27T10:15:00Z")
+    assert store.lookup("db", REQUESTS["fs"]) is None, "its CEL text is not parsed back"
+    assert decide_with_grants(store.path, REQUESTS["fs"], None).rule.id == g.id, "still policy"
+    new = store.remember("db", REQUESTS["env"], "allow")
+    assert [x.id for x in store.list()] == [g.id, new.id], "kept through a rewrite"
+    r = run("list", "--json", "--grants", store.path)
+    assert [row["resource"] for row in json.loads(r.output)] == [g.resource, REQUESTS["env"].resource]
+    assert store.revoke(g.id).id == g.id
+
+
+def test_match_with_when_or_non_canonical_is_listed_not_looked_up(store):
+    os.makedirs(os.path.dirname(store.path))
+    with open(store.path, "w") as f:
+        f.write("apiVersion: promptline/v1\nkind: Policy\nlayer: user\nrules:\n"
+                "  - {id: narrower, effect: allow, actions: [fs.read], plugins: [db],\n"
+                "     match: {path: /data/a}, when: request.port == 1}\n"
+                "  - {id: tilde, effect: allow, actions: [fs.read], plugins: [db], match: {path: ~/a}}\n")
+    narrower, tilde = store.list()
+    assert narrower.resource == '{"path": "/data/a"} && request.port == 1'
+    assert tilde.resource == '{"path": "~/a"}'
+    assert store.lookup("db", Request("fs.read", "db", path="/data/a")) is None
 
 
 def test_undecodable_path_cannot_be_remembered(store):

@@ -80,3 +80,143 @@ PATTERNS = st.sampled_from(["", "/", "/data", "/data/", "~", "*.example.com", "*
 @given(st.sampled_from(sorted(HELPERS)), VALUES, PATTERNS)
 def test_specialised_matchers_equal_the_helpers(helper, value, pattern):
     assert matcher(helper, pattern)(value) is bool(HELPERS[helper](value, pattern))
+
+
+# --------------------------------------------------------------------------- one parse tree
+
+from promptline.policy import _fastpath  # noqa: E402
+from promptline.policy._cel import _parser, _static  # noqa: E402
+
+
+@pytest.fixture
+def parse_count(monkeypatch):
+    """Counts runs of the one lark parser, starting from empty caches."""
+    calls = []
+    real = _parser._parse
+    monkeypatch.setattr(_parser, "_parse", lambda s: calls.append(s) or real(s))
+    monkeypatch.setattr(_parser, "_trees", {})
+    monkeypatch.setattr(_fastpath, "_cache", {})
+    return calls
+
+
+def test_the_translator_walks_the_tree_the_checker_walked(parse_count):
+    src = 'within(request.path, "/srv/one-tree") && request.port != 7'
+    checked = _static.check(src, expect_bool=True)
+    assert _parser.parse(src) is checked.tree, "the tree the checker walked is the one shared"
+    fn = translate(src, PLUGIN)
+    assert fn is not None and parse_count == [src], "translating parsed nothing again"
+
+
+@pytest.mark.skipif("cel-expr-python" not in available_backends(), reason="the native tier's backend")
+def test_an_org_rule_is_parsed_and_translated_once_for_every_plugin(parse_count, monkeypatch, tmp_path):
+    from promptline.policy import _compile, load_policy_set
+
+    monkeypatch.setattr(_compile, "_programs", {})
+    walks = []
+    real = _fastpath._Translator.boolean
+    monkeypatch.setattr(_fastpath._Translator, "boolean", lambda self, n: walks.append(n) or real(self, n))
+    rules = ['within(request.path, "/srv/org-once")', '!plugin.trusted && request.path == "/x"']
+    pol = tmp_path / "org.yaml"
+    pol.write_text("apiVersion: promptline/v1\nkind: Policy\nlayer: org\nrules:\n" + "".join(
+        f"- id: r{i}\n  effect: deny\n  actions: [fs.read]\n  when: '{w}'\n" for i, w in enumerate(rules)))
+    manifests = []
+    for i in range(20):
+        (tmp_path / f"p{i}").mkdir()
+        m = tmp_path / f"p{i}" / "plugin.yaml"
+        m.write_text(f"id: p{i}\nname: P\nversion: 1.0.0\ntypes: [tool]\nentry: {{python: 'p:P'}}\n")
+        manifests.append(str(m))
+    ps = load_policy_set([str(pol)], manifests, backend="cel-expr-python")
+    decisions = [ps.decide(Request("fs.read", f"p{i}", path="/srv/org-once/a")) for i in range(20)]
+    assert all(d.rule is not None and d.rule.id == "r0" for d in decisions)
+    assert sorted(parse_count) == sorted(set(parse_count)), "no text parsed twice"
+    assert sum(1 for s in parse_count if s in rules) == 2
+    # r0 translated once; r1 reads `plugin.trusted` (the same for all 20): once more, bound
+    assert len([w for w in walks if w is _parser.parse(rules[0])]) == 1
+    assert len([w for w in walks if w is _parser.parse(rules[1])]) == 2
+
+
+def test_a_rule_reading_plugin_is_bound_per_value_it_reads():
+    src = '!plugin.trusted && request.path == "/x"'
+    a = translate(src, dict(PLUGIN, trusted=True, id="a"))
+    b = translate(src, dict(PLUGIN, trusted=True, id="b"))
+    c = translate(src, dict(PLUGIN, trusted=False))
+    req = Request("fs.read", "p", path="/x")
+    assert a is b, "what the rule does not read does not matter"
+    assert a(req) is False and c(req) is True
+    d = translate("plugin.signed == true", dict(PLUGIN, signed=1))   # 1 is not true
+    assert d is None or d(req) is False
+
+
+# --------------------------------------------------------------------------- differential
+
+STR_EXPRS = st.sampled_from([f"request.{f}" for f in sorted(_fastpath.STR_FIELDS)] + [
+    "request.argv[0]", "request.argv[1]", "request.argv[3]", "plugin.id", "plugin.sandbox",
+    '"/data"', '"api.example.com"', "'git'", '"\\x41\\101\\u00e9"', '"a\\"b"', '""', 'r"\\d"',
+    '"""x"""', "request.args"])
+INT_EXPRS = st.sampled_from(["request.port", "0", "443", "1024", "9223372036854775807", "-1", "0x10",
+                             "size(request.argv)", "size(request.path)", "size(plugin.capabilities.environment)",
+                             "request.port + 1", "1u"])
+LIST_EXPRS = st.sampled_from(["request.argv", '["git", "status"]', '["git"]', "[]", "[1, 2]",
+                              "plugin.capabilities.environment", '["a", 1]', "[request.path]", "[plugin.id]"])
+LIT_STRS = st.sampled_from(['"/data"', '"/"', '"*.example.com"', '"10.0.0.0/8"', '"AWS_*"', '"/**/*.md"',
+                            '"git"', '"x.md"', '"private"', '""', '"fs.read"', "plugin.id", "request.path"])
+
+
+def _atom(draw_from):
+    helper = st.builds(lambda h, a, p: f"{h}({a}, {p})", st.sampled_from(sorted(HELPERS)), STR_EXPRS, LIT_STRS)
+    cmp = st.builds(lambda a, op, b: f"{a} {op} {b}", STR_EXPRS, st.sampled_from(["==", "!="]), STR_EXPRS) | \
+        st.builds(lambda a, op, b: f"{a} {op} {b}", INT_EXPRS, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]),
+                  INT_EXPRS)
+    method = st.builds(lambda a, m, p: f"{a}.{m}({p})", STR_EXPRS,
+                       st.sampled_from(["startsWith", "endsWith", "contains", "matches"]), LIT_STRS)
+    member = st.builds(lambda a, b: f"{a} in {b}", STR_EXPRS | INT_EXPRS, LIST_EXPRS)
+    lists = st.builds(lambda a, op, b: f"{a} {op} {b}", LIST_EXPRS, st.sampled_from(["==", "!="]), LIST_EXPRS)
+    consts = st.sampled_from(["true", "false", "plugin.trusted", "plugin.signed", "plugin.capabilities.native",
+                              "plugin.nope", "request.port == 443 ? true : false"])
+    return helper | cmp | method | member | lists | consts
+
+
+EXPRS = st.recursive(_atom(None), lambda inner: st.builds(lambda a, op, b: f"({a}) {op} ({b})", inner,
+                                                          st.sampled_from(["&&", "||", "=="]), inner)
+                     | st.builds(lambda a: f"!({a})", inner) | st.builds(lambda a: f"!{a}", inner),
+                     max_leaves=4)
+TEXT = st.sampled_from(["", "/", "/data", "/data/x.md", "/database", "api.example.com", "10.1.2.3", "AWS_KEY",
+                        "git", "status", "x.md", "fs.read", "p", "A", "AAé", "a\"b", "*"]) | st.text(max_size=6)
+REQS = st.builds(lambda a, path, host, port, name, argv, tool: Request(a, "p", path=path and "/" + path.lstrip("/"),
+                                                                        host=host.lower().strip(". []"), port=port,
+                                                                        name=name, argv=tuple(argv), tool=tool),
+                 st.sampled_from(["fs.read", "net.connect", "env.read", "process.exec"]), TEXT, TEXT,
+                 st.sampled_from([0, 443, 1024, 65535]), TEXT, st.lists(TEXT, max_size=3), TEXT)
+PLUGINS = st.sampled_from([PLUGIN, dict(PLUGIN, trusted=False, signed=True, id="git", sandbox="process"),
+                           unknown_plugin_cel("AAé")])
+
+
+def _run(program, req, plugin):
+    try:
+        return program.evaluate({"request": req.to_cel(), "plugin": plugin})
+    except CelEvalError:
+        return ERROR
+
+
+@pytest.mark.skipif("cel-python" not in available_backends(), reason="needs the reference backend")
+@settings(max_examples=300, deadline=None)
+@given(EXPRS, PLUGINS, st.lists(REQS, min_size=1, max_size=6))
+def test_native_tier_equals_cel_on_generated_expressions(src, plugin, requests):
+    """Whatever the tree translator accepts decides as cel-python does (and as cel-expr-python,
+    the backend it stands in for), errors included; what it refuses stays on CEL."""
+    from promptline.policy._errors import CelCompileError
+
+    try:
+        ref = get_backend("cel-python").compile(src, expect_bool=True)
+    except CelCompileError:
+        return
+    fn = translate(src, plugin)
+    if fn is None:
+        return
+    others = [get_backend(n).compile(src, expect_bool=True) for n in available_backends() if n != "cel-python"]
+    for req in requests:
+        got = fn(req)
+        assert got is _run(ref, req, plugin), (src, req)
+        if not any("\x00" in str(v) for v in req.key):   # cel-expr-python refuses NUL
+            for other in others:
+                assert got is _run(other, req, plugin), (src, req, "cel-expr-python")
