@@ -35,6 +35,7 @@ from ._swap import STALE, rebuild_and_swap
 LOADER_MODULES = {
     "none": ("promptline.loaders._python", "PythonLoader"),
     "process": ("promptline.loaders._process", "ProcessLoader"),
+    "container": ("promptline.loaders._process", "ContainerLoader"),
     "wasm": ("promptline.loaders._wasm", "WasmLoader"),
 }
 

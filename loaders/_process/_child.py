@@ -41,7 +41,8 @@ class Child:
 
     def __init__(self, plugin_id: str, spec: SandboxSpec, *, on_started: Callable[[MCPClient], None],
                  on_notification: Callable[[str, Any], None],
-                 on_ask: Callable[[Any], dict[str, Any]] | None = None, stderr_log: str | None = None) -> None:
+                 on_ask: Callable[[Any], dict[str, Any]] | None = None, stderr_log: str | None = None,
+                 make_wall: Callable[[], Any] | None = None) -> None:
         self.id = plugin_id
         self.spec = spec
         self.lock = threading.RLock()
@@ -52,6 +53,8 @@ class Child:
         self._on_notification = on_notification
         self._on_ask = on_ask
         self._proc: subprocess.Popen | None = None
+        self._make_wall = make_wall   # the egress proxy and seccomp supervisor of each start
+        self.wall: Any = None
         self._client: MCPClient | None = None
         self._next_start = 0.0
         self._last_error = ""
@@ -119,10 +122,17 @@ class Child:
 
     def _start(self) -> MCPClient:
         self._stderr_tail.clear()
+        wall = self._make_wall() if self._make_wall is not None else None
         try:
-            proc = spawn(self.spec)
+            proc = spawn(self.spec, None if wall is None else wall.child_fd)
         except OSError as exc:
+            if wall is not None:
+                wall.close()
+                os.close(wall.child_fd)
             raise LoaderError(f"cannot start the plugin process: {exc.strerror or exc}", plugin=self.id) from None
+        if wall is not None:
+            wall.started()
+        self.wall = wall
         self._proc = proc
         self.pid = proc.pid
         self.starts += 1
@@ -220,10 +230,12 @@ class Child:
 
     def stop(self, grace: float = 0.0) -> None:
         """Stop and reap the child (and its process group); idempotent."""
-        proc, client = self._proc, self._client
-        self._proc = self._client = None
+        proc, client, wall = self._proc, self._client, self.wall
+        self._proc = self._client = self.wall = None
         if client is not None:
             client.close()
+        if wall is not None:
+            wall.close()
         if proc is None:
             return
         try:

@@ -2,8 +2,12 @@
 
     python -I -S -B .../_shim.py '<json spec>' -- argv...
 
-Order: rlimits, drop every capability (when started as root), Landlock (which sets
-no_new_privs), seccomp, then ``os.execve``. Nothing here imports the project (``-S``,
+Order: rlimits; the network namespace (``netns: new``; ``inherited`` when bubblewrap made it)
+and the egress forwarder (``_netns``); an unprivileged real uid when started as root
+(``ruid``: RLIMIT_NPROC does not bind uid 0; the effective uid stays, so file ownership is
+unchanged, and seccomp forbids switching back); drop every capability; Landlock (which
+sets no_new_privs); seccomp (its listener fd, if any, goes to the host over the channel);
+then ``os.execve``. Nothing here imports the project (``-S``,
 standard library only) so no plugin-controlled file is read before the walls stand. Any
 failure exits with :data:`EXIT_SANDBOX_FAILED` and one line on stderr starting with
 ``promptline-sandbox:`` — the host turns it into a clear error; it never runs the plugin
@@ -39,6 +43,7 @@ def main(argv: list[str]) -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, here)
     import _landlock  # noqa: E402 - siblings, loaded without the package
+    import _netns  # noqa: E402
     import _seccomp  # noqa: E402
 
     for name, value in (spec.get("rlimits") or {}).items():
@@ -47,25 +52,75 @@ def main(argv: list[str]) -> None:
             resource.setrlimit(RLIMITS[name], (limit, limit))
         except (KeyError, ValueError, OSError) as exc:
             _die(f"rlimit {name}={value}: {exc}")
+    channel = spec.get("channel")
+    if channel is not None:
+        channel = int(channel)
+        os.set_inheritable(channel, False)   # the plugin never holds the host's channel
+    netns = spec.get("netns")
+    if netns == "new":
+        try:
+            _netns.enter_new_netns()
+        except OSError as exc:
+            _die(f"cannot make the network namespace: {exc}")
+    if netns is not None and not _netns.only_loopback():
+        _die("the network namespace has interfaces besides loopback")
+    ll = spec.get("landlock")
+    connect = None if ll is None else ll.get("connect")
+    if spec.get("proxy"):
+        if channel is None or netns is None:
+            _die("the egress proxy needs the host channel and a network namespace")
+
+        def confine() -> None:
+            _seccomp.drop_capabilities()
+            _landlock.restrict([], connect_ports=[], bind_ports=[])
+            _seccomp.install(allow_inet=False)
+        try:
+            port = _netns.start_forwarder(channel, confine)
+        except OSError as exc:
+            _die(f"cannot start the egress forwarder: {exc}")
+        url = f"http://127.0.0.1:{port}"
+        for name, value in (("HTTP_PROXY", url), ("HTTPS_PROXY", url),
+                            ("ALL_PROXY", f"socks5h://127.0.0.1:{port}"), ("NO_PROXY", "")):
+            os.environ[name] = os.environ[name.lower()] = value
+        if connect is not None:
+            connect = [*connect, port]
+    ruid = spec.get("ruid")
+    if ruid is not None and os.getuid() == 0:
+        try:
+            os.setresuid(int(ruid), os.geteuid(), os.geteuid())
+        except OSError as exc:
+            _die(f"cannot set the real uid {ruid} (RLIMIT_NPROC would not bind root): {exc}")
     if spec.get("drop_caps", True):
         try:
             _seccomp.drop_capabilities()
         except OSError as exc:
             _die(f"dropping capabilities failed: {exc}")
-    ll = spec.get("landlock")
     if ll is not None:
         try:
             _landlock.restrict([(p, int(r)) for p, r in ll.get("fs", ())],
-                               connect_ports=ll.get("connect"), bind_ports=ll.get("bind"),
+                               connect_ports=connect, bind_ports=ll.get("bind"),
                                scope=bool(ll.get("scope", True)))
         except OSError as exc:
             _die(str(exc))
     sc = spec.get("seccomp")
     if sc is not None:
+        guard, notify = bool(sc.get("exec_guard")), bool(sc.get("notify"))
+        if (guard or notify) and channel is None:
+            _die("the exec guard needs the host channel")
         try:
-            _seccomp.install(allow_inet=bool(sc.get("allow_inet")))
+            listener = _seccomp.install(allow_inet=bool(sc.get("allow_inet")), listen=bool(sc.get("listen")),
+                                        exec_guard=guard, notify=notify)
         except OSError as exc:
             _die(str(exc))
+        if listener is not None:
+            import socket
+            try:
+                socket.send_fds(socket.socket(fileno=os.dup(channel)), [_netns.TAG_LISTENER], [listener])
+            except OSError as exc:
+                _die(f"cannot hand the seccomp listener to the host: {exc}")
+            os.close(listener)
+    if channel is not None:
+        os.close(channel)
     program, args = argv[3], argv[3:]
     try:
         os.execve(program, args, dict(os.environ))

@@ -68,7 +68,9 @@ def world(tmp_path_factory):
 def test_environment_holds_granted_variables_only(world):
     env = run(world, "import os; result = dict(os.environ)")
     assert env["PL_GRANTED"] == "yes" and env["PL_PREFIX_ONE"] == "1"
-    assert set(env) <= {"PL_GRANTED", "PL_PREFIX_ONE", "PATH", "HOME", "TMPDIR", "LANG"}
+    proxy = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"}
+    assert set(env) <= {"PL_GRANTED", "PL_PREFIX_ONE", "PATH", "HOME", "TMPDIR", "TMP", "TEMP", "LANG",
+                        *proxy, *(p.lower() for p in proxy)}
     assert "PL_SECRET_TOKEN" not in env
 
 
@@ -82,7 +84,9 @@ def test_loader_variables_pass_only_by_exact_name(name):
 
 
 def test_own_working_directory_and_home(world):
-    cwd, home, tmpdir = run(world, "import os; result = [os.getcwd(), os.environ['HOME'], os.environ['TMPDIR']]")
+    # TMPDIR is dropped by glibc when a root host's child runs with real uid nobody (AT_SECURE)
+    cwd, home, tmpdir = run(world, "import os, tempfile; result = [os.getcwd(), os.environ['HOME'], "
+                                   "tempfile.gettempdir()]")
     assert cwd == home == tmpdir
     assert os.path.basename(cwd) == "work" and "promptline-walls-" in cwd
     assert run(world, "open('scratch.txt', 'w').write('ok'); result = open('scratch.txt').read()") == "ok"
@@ -178,8 +182,19 @@ def _connect(port: int) -> str:
             "except OSError as e:\n    result = e.errno")
 
 
+def _via_proxy(port: int) -> str:
+    return ("import os, socket\nport = int(os.environ['HTTPS_PROXY'].rpartition(':')[2])\n"
+            "s = socket.create_connection(('127.0.0.1', port))\n"
+            f"s.sendall(b'CONNECT 127.0.0.1:{port} HTTP/1.1\\r\\n\\r\\n')\n"
+            "result = s.recv(100).decode()")
+
+
 def test_tcp_connect_to_the_granted_port(world):
-    assert run(world, _connect(world.extras["granted"].getsockname()[1])) == "connected"
+    # the child has its own network namespace: the host's listener is reached through the
+    # egress proxy only; dialled directly, the port is not even open in the child's loopback
+    port = world.extras["granted"].getsockname()[1]
+    assert run(world, _connect(port)) == errno.EACCES
+    assert run(world, _via_proxy(port)).startswith("HTTP/1.1 200")
     conn, _ = world.extras["granted"].accept()
     conn.close()
 

@@ -1,0 +1,160 @@
+"""The child's side of the network wall: its own network namespace and the egress forwarder.
+
+Standard library only (the shim loads it with ``python -I -S``, like ``_landlock``).
+
+Design (DESIGN.md §7): the child gets a network namespace with only loopback, so no
+packet reaches any other host whatever the plugin does. The one way out is the host's
+egress proxy. Inside the namespace a tiny *forwarder* process listens on
+``127.0.0.1:<port>`` (announced as ``HTTP(S)_PROXY``/``ALL_PROXY``); for every connection it
+accepts it hands the socket itself to the host over an inherited ``AF_UNIX`` SEQPACKET
+channel (``SCM_RIGHTS``) and forgets it. The host speaks HTTP CONNECT / SOCKS5 on that socket,
+decides, dials and relays: the forwarder copies no byte and decides nothing. It is forked
+before the plugin's Landlock domain exists, so the plugin can neither signal nor trace it,
+and it confines itself (no files, no connect, no exec) before its first accept.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import signal
+import socket
+import struct
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+PR_SET_PDEATHSIG = 1
+TAG_CONNECTION = b"C"
+TAG_LISTENER = b"N"
+
+
+class NamespaceError(OSError):
+    """The network namespace cannot be made."""
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _unshare(flags: int) -> None:
+    if _libc().unshare(ctypes.c_int(flags)) != 0:
+        e = ctypes.get_errno()
+        raise NamespaceError(e, f"unshare failed: {os.strerror(e)}")
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def enter_new_netns() -> None:
+    """Move the calling process into a new network namespace (root: directly; otherwise in a
+    new user namespace that maps the caller's own uid and gid) and bring loopback up."""
+    uid, gid = os.geteuid(), os.getegid()
+    if uid == 0:
+        _unshare(CLONE_NEWNET)
+    else:
+        _unshare(CLONE_NEWUSER | CLONE_NEWNET)
+        try:
+            _write("/proc/self/setgroups", "deny")
+            _write("/proc/self/uid_map", f"{uid} {uid} 1")
+            _write("/proc/self/gid_map", f"{gid} {gid} 1")
+        except OSError as exc:
+            raise NamespaceError(exc.errno or errno.EPERM, f"user namespace id map: {exc.strerror}") from None
+    loopback_up()
+
+
+def loopback_up() -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+    except OSError as exc:
+        raise NamespaceError(exc.errno or errno.EPERM, f"loopback up: {exc.strerror}") from None
+    finally:
+        s.close()
+
+
+def only_loopback() -> bool:
+    """True when this network namespace has no interface but ``lo``."""
+    return [name for _, name in socket.if_nameindex()] == ["lo"]
+
+
+def probe() -> str | None:
+    """None when this process can give a child its own network namespace, else the reason
+    (tried in a forked child, so nothing here changes)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - the child
+        os.close(r)
+        try:
+            enter_new_netns()
+            msg = b"" if only_loopback() else b"the new namespace has interfaces besides lo"
+        except BaseException as exc:  # noqa: BLE001
+            msg = str(exc).encode()[:500] or b"failed"
+        os.write(w, msg)
+        os._exit(0)
+    os.close(w)
+    out = b""
+    while True:
+        chunk = os.read(r, 1024)
+        if not chunk:
+            break
+        out += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return out.decode("utf-8", "replace") or None
+
+
+def start_forwarder(channel: int, confine) -> int:
+    """Fork the forwarder (see the module docstring); returns its port on 127.0.0.1.
+    ``confine()`` locks the forwarder down before its first accept."""
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(64)
+    port = lsock.getsockname()[1]
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        lsock.close()
+        return port
+    try:   # the forwarder
+        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(0)
+        keep = {lsock.fileno(), channel}
+        os.closerange(3, min(keep))
+        for fd in range(min(keep) + 1, max(keep)):
+            if fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        os.closerange(max(keep) + 1, 1024)
+        devnull = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        confine()
+        chan = socket.socket(fileno=channel)
+        while True:
+            conn, _ = lsock.accept()
+            try:
+                socket.send_fds(chan, [TAG_CONNECTION], [conn.fileno()])
+            except OSError:
+                os._exit(0)   # the host is gone
+            finally:
+                conn.close()
+    except BaseException as exc:  # noqa: BLE001
+        try:
+            os.write(2, f"promptline-sandbox: egress forwarder: {exc}\n".encode())
+        except OSError:
+            pass
+    os._exit(1)
