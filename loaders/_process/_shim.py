@@ -22,6 +22,7 @@ import resource
 import sys
 
 EXIT_SANDBOX_FAILED = 125
+EGRESS_ENV = "PROMPTLINE_EGRESS"   # host:port of the egress proxy, for the bootstrap
 STDERR_TAG = "promptline-sandbox:"
 
 RLIMITS = {"AS": resource.RLIMIT_AS, "CPU": resource.RLIMIT_CPU, "NOFILE": resource.RLIMIT_NOFILE,
@@ -66,6 +67,7 @@ def main(argv: list[str]) -> None:
         _die("the network namespace has interfaces besides loopback")
     ll = spec.get("landlock")
     connect = None if ll is None else ll.get("connect")
+    os.environ.pop(EGRESS_ENV, None)   # only the shim says where its proxy is
     if spec.get("proxy"):
         if channel is None or netns is None:
             _die("the egress proxy needs the host channel and a network namespace")
@@ -82,6 +84,7 @@ def main(argv: list[str]) -> None:
         for name, value in (("HTTP_PROXY", url), ("HTTPS_PROXY", url),
                             ("ALL_PROXY", f"socks5h://127.0.0.1:{port}"), ("NO_PROXY", "")):
             os.environ[name] = os.environ[name.lower()] = value
+        os.environ[EGRESS_ENV] = f"127.0.0.1:{port}"
         if connect is not None:
             connect = [*connect, port]
     ruid = spec.get("ruid")

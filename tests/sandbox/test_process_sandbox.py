@@ -68,7 +68,7 @@ def world(tmp_path_factory):
 def test_environment_holds_granted_variables_only(world):
     env = run(world, "import os; result = dict(os.environ)")
     assert env["PL_GRANTED"] == "yes" and env["PL_PREFIX_ONE"] == "1"
-    proxy = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"}
+    proxy = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "PROMPTLINE_EGRESS"}
     assert set(env) <= {"PL_GRANTED", "PL_PREFIX_ONE", "PATH", "HOME", "TMPDIR", "TMP", "TEMP", "LANG",
                         *proxy, *(p.lower() for p in proxy)}
     assert "PL_SECRET_TOKEN" not in env
