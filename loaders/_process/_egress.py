@@ -56,13 +56,18 @@ def canonical_host(text: str) -> str:
     h = text.strip()
     if h.startswith("[") and h.endswith("]"):
         h = h[1:-1]
+    if not h.isascii():   # IDNA first: `²` or fullwidth digits become ASCII digits, i.e. an address
+        try:
+            h = h.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise Refused(f"host `{text[:80]}` is not a valid name") from None
     try:
         ip = ipaddress.ip_address(h)
     except ValueError:
         ip = None
     if ip is None and h and all(c in "0123456789abcdefxABCDEFX." for c in h) and not h.endswith(".."):
         try:
-            ip = ipaddress.IPv4Address(socket.inet_aton(h.rstrip(".")))
+            ip = ipaddress.IPv4Address(socket.inet_aton(h[:-1] if h.endswith(".") else h))
         except OSError:
             ip = None
     if ip is not None:
@@ -73,10 +78,6 @@ def canonical_host(text: str) -> str:
                 ip = ip.ipv4_mapped
         return str(ip)
     h = h.rstrip(".").lower()
-    try:
-        h = h.encode("idna").decode("ascii") if not h.isascii() else h
-    except UnicodeError:
-        raise Refused(f"host `{text[:80]}` is not a valid name") from None
     labels = h.split(".")
     if not h or any(not lab or len(lab) > 63 for lab in labels) or \
             any(not (c.isalnum() or c in "-_") for lab in labels for c in lab):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import http.server
 import json
-import os
 import socket
 import sys
 import textwrap
