@@ -5,14 +5,21 @@ forwarder hands them over (SCM_RIGHTS on the SEQPACKET channel)."""
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
 import socket
 import struct
+import subprocess
+import tempfile
+import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from promptline.loaders._process import _netns
 from promptline.loaders._process._egress import Refused, Wall, canonical_host, split_authority
 from promptline.loaders._process._netns import TAG_CONNECTION
 
@@ -190,3 +197,33 @@ def test_socks5_name_is_resolved_by_the_host(upstream):
         assert host.decided == [("localhost", port)]   # the name decided; its loopback address allowed
     finally:
         host.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or not os.path.exists("/usr/bin/python3"),
+                    reason="needs root (to become nobody with setpriv) and /usr/bin/python3")
+def test_a_non_root_host_gets_a_user_and_network_namespace():
+    """The non-root path of the shim (a user namespace mapping the caller's own uid, then the
+    network namespace and the forwarder), run as uid 65534; a connection reaches the channel."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="promptline-nonroot-"))   # pytest's tmp is root-only
+    os.chmod(tmp_path, 0o755)
+    shutil.copy(Path(_netns.__file__), tmp_path / "_netns.py")
+    os.chmod(tmp_path / "_netns.py", 0o644)
+    code = textwrap.dedent(f"""
+        import sys, os, socket
+        sys.path.insert(0, {str(tmp_path)!r})
+        import _netns
+        assert _netns.probe() is None
+        _netns.enter_new_netns()
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        port = _netns.start_forwarder(b.fileno(), lambda: None)
+        c = socket.create_connection(("127.0.0.1", port))
+        msg, fds, _, _ = socket.recv_fds(a, 16, 4)
+        print(os.getuid(), [n for _, n in socket.if_nameindex()], msg.decode(), len(fds))
+    """)
+    try:
+        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
+                              "-c", code], capture_output=True, text=True, timeout=30)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["65534", "['lo']", "C", "1"]
