@@ -69,18 +69,12 @@ WALLS = ("process, seccomp only", "process + netns", "container")
 
 def _load(root: Path, tmp: Path, wall: str):
     """Load ``root`` with the wall named ``wall`` (the first one switches the namespace off)."""
-    from promptline.loaders._process import ContainerLoader, ProcessLoader
-    from promptline.loaders._process import _loader as process_loader
+    from promptline.loaders import ContainerLoader, ProcessLoader
     if wall == "container":
         return load(root, tmp, loader=ContainerLoader())
     if wall == "process + netns":
         return load(root, tmp)
-    real = process_loader.netns_problem
-    process_loader.netns_problem = lambda: "switched off by the benchmark"
-    try:
-        return load(root, tmp, loader=ProcessLoader(netns_missing="seccomp-only"))
-    finally:
-        process_loader.netns_problem = real
+    return load(root, tmp, loader=ProcessLoader(network_wall="seccomp-only"))
 
 
 def main() -> None:
@@ -90,9 +84,7 @@ def main() -> None:
     n = ap.parse_args().calls
     starts = ap.parse_args().starts
     tmp = Path(tempfile.mkdtemp(prefix="bench-process-"))
-    from promptline.loaders._process import landlock_abi
-    print(f"process plugin round trips, {n} calls each, and start-up to tools listed (median of {starts}); "
-          f"Landlock ABI {landlock_abi()}")
+    print(f"process plugin round trips, {n} calls each, and start-up to tools listed (median of {starts})")
     rows = []
     for i, wall in enumerate(WALLS):
         cmd = write_command_plugin(tmp / f"plugins{i}", "bench-cmd", ECHO_SERVER)

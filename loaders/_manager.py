@@ -381,7 +381,8 @@ class PluginManager:
         if old is not None:
             self._retire(old)
         report.loaded.append(pid)
-        self._lifecycle(pid, version, event, f"sandbox {info.sandbox}")
+        wall = getattr(loaded, "network_wall", None)   # which network wall a sandboxed child got
+        self._lifecycle(pid, version, event, f"sandbox {info.sandbox}" + (f", network {wall}" if wall else ""))
 
     def _retire(self, old: LoadedPlugin, wait: float = 60.0) -> None:
         """Shut ``old`` down once the calls running on it have finished (in the background)."""

@@ -59,13 +59,15 @@ class ProcessLoader:
     ``netns_missing``: what to do when the host cannot give the child its own network
     namespace (user namespaces disabled): ``refuse`` (default) or ``seccomp-only`` (the
     seccomp and Landlock port rules stand alone; the plugin's ``network_wall`` says so).
+    ``network_wall``: ``namespace`` (default) or ``seccomp-only`` to run without the
+    namespace on purpose (a weaker wall, chosen by the host, e.g. to measure its cost).
     """
 
     kind = "process"
 
     def __init__(self, *, start: str = "lazy", landlock_missing: str = "refuse",
                  rlimits: dict[str, int] | None = None, stderr_dir: str | None = None,
-                 netns_missing: str = "refuse") -> None:
+                 netns_missing: str = "refuse", network_wall: str = "namespace") -> None:
         if start not in ("lazy", "eager"):
             raise ValueError(f"unknown start mode `{start}` — use lazy or eager")
         if landlock_missing not in ("refuse", "hooks-only"):
@@ -74,7 +76,10 @@ class ProcessLoader:
             raise ValueError(f"unknown netns_missing `{netns_missing}` — use refuse or seccomp-only")
         self.start = start
         self.landlock_missing = landlock_missing
+        if network_wall not in ("namespace", "seccomp-only"):
+            raise ValueError(f"unknown network_wall `{network_wall}` — use namespace or seccomp-only")
         self.netns_missing = netns_missing
+        self.network_wall = network_wall
         self.rlimits = dict(rlimits or {})
         self.stderr_dir = stderr_dir
 
@@ -113,6 +118,10 @@ class ProcessLoader:
     def _network_wall(self, plugin_id: str) -> bool:
         """True: the child gets its own network namespace. Refuses (LoaderError) when the host
         cannot make one, unless ``netns_missing`` is ``seccomp-only``."""
+        if self.network_wall == "seccomp-only":
+            log.warning("plugin `%s`: network namespace switched off by the host: seccomp and Landlock "
+                        "port rules only", plugin_id)
+            return False
         problem = netns_problem()
         if problem is None:
             return True
