@@ -99,9 +99,9 @@ class Supervisor:
                     continue
                 err = errno.EACCES if nr in (X86_64_EXECVE, X86_64_EXECVEAT) else errno.EPERM
                 action, resource = _describe(nr, tuple(args), pid)
-                self._send(nid, -err, 0)
                 self.refused += 1
-                self._note(action, resource, NAMES.get(nr, str(nr)))
+                self._note(action, resource, NAMES.get(nr, str(nr)))   # on record before the call returns
+                self._send(nid, -err, 0)
         finally:
             os.close(self._fd)
 
