@@ -45,7 +45,7 @@ def probe(arg):
     return ns["result"]
 '''
 
-PRELUDE = '''
+HOOK_OFF = '''
 import ctypes, os, sys, errno, socket
 from promptline.enforcer import _hook
 ctypes.pythonapi.Py_IncRef(ctypes.py_object(None))
@@ -59,6 +59,9 @@ def attempt(fn, *a, **k):
         return ("ok", repr(fn(*a, **k))[:200])
     except OSError as e:
         return ("refused", e.errno, type(e).__name__)
+'''
+
+PRELUDE = HOOK_OFF + '''
 _getenv = ctypes.CDLL(None).getenv
 _getenv.restype = ctypes.c_char_p
 PROXY = int(_getenv(b"HTTPS_PROXY").decode().rpartition(":")[2])   # os.environ is guarded
@@ -412,3 +415,40 @@ def test_the_forwarder_cannot_be_signalled_or_traced(attacker):
     kids, kills = out
     assert kids and all(k[0] == "refused" and k[1] == errno.EPERM for k in kills), out
     assert attack(attacker, 'result = connect_via_proxy("127.0.0.1:{http}")').endswith(GREETING.decode())
+
+
+def test_a_setsid_grandchild_dies_with_the_container(tmp_path_factory, services):
+    """`setsid()` and fork: the grandchild leaves the plugin's process group. In `container`
+    the PID namespace ends with the plugin, so the grandchild stops (its heartbeat file stops
+    growing); the control is that it really beat while the plugin was up."""
+    if bwrap_path() is None:
+        pytest.skip("bubblewrap (bwrap) is not installed; .ci/run installs it")
+    import time
+    tmp = tmp_path_factory.mktemp("wall-setsid")
+    (tmp / "out").mkdir()
+    beat = tmp / "out" / "beat"
+    root = write_python_plugin(tmp / "plugins", "wall-setsid", PROBE, write=[str(tmp / "out")], native=True,
+                               sandbox="container")
+    loaded = load(root, tmp, loader=ContainerLoader())
+    code = HOOK_OFF + textwrap.dedent(f"""
+        import time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                fd = os.open({str(beat)!r}, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                while True:
+                    os.write(fd, b"."); time.sleep(0.05)
+            os._exit(0)
+        result = "started"
+    """)
+    r = loaded.plugin.call_tool("run", {"arg": code}, timeout=60)
+    assert r.ok and r.data == "started", r.content
+    deadline = time.monotonic() + 10
+    while (not beat.exists() or beat.stat().st_size < 3) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert beat.stat().st_size >= 3, "the grandchild never ran"
+    loaded.plugin.shutdown()
+    time.sleep(0.3)
+    size = beat.stat().st_size
+    time.sleep(0.5)
+    assert beat.stat().st_size == size, "the setsid grandchild outlived the container"
