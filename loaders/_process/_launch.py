@@ -197,8 +197,9 @@ def sandbox_spec(manifest: Any, argv: Sequence[str], *, workdir: str, code_dirs:
     ``read_files`` single files it must read (policy files). Manifests grant TCP connect
     only; ``bind_ports`` are ports a policy rule lets it listen on (none by default).
     ``netns``: own network namespace, the network through the host's proxy only;
-    ``container``: under bubblewrap (implies ``netns``); ``exec_guard`` (default: with
-    ``netns``, when nothing is granted in ``process``): no exec after the plugin's own.
+    ``container``: under bubblewrap (implies ``netns``); ``exec_guard`` (default: when
+    nothing is granted in ``process``): no exec after the plugin's own (it needs the host
+    channel: :func:`spawn` without one runs without the guard and the refusal records).
     """
     netns = netns or container
     caps = manifest.capabilities
@@ -249,7 +250,7 @@ def sandbox_spec(manifest: Any, argv: Sequence[str], *, workdir: str, code_dirs:
                      "every host and port" if netns else
                      "network hosts are checked by the in-child enforcer; the kernel checks TCP ports only")
     if exec_guard is None:
-        exec_guard = netns and not caps.process
+        exec_guard = not caps.process
     if caps.process:
         notes.append("process: granted programs may be started, so the dynamic loader is executable too")
     env = scrub_env(caps.environment, environ,

@@ -88,29 +88,22 @@ def only_loopback() -> bool:
 
 
 def probe() -> str | None:
-    """None when this process can give a child its own network namespace, else the reason
-    (tried in a forked child, so nothing here changes)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:   # pragma: no cover - the child
-        os.close(r)
-        try:
-            enter_new_netns()
-            msg = b"" if only_loopback() else b"the new namespace has interfaces besides lo"
-        except BaseException as exc:  # noqa: BLE001
-            msg = str(exc).encode()[:500] or b"failed"
-        os.write(w, msg)
-        os._exit(0)
-    os.close(w)
-    out = b""
-    while True:
-        chunk = os.read(r, 1024)
-        if not chunk:
-            break
-        out += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return out.decode("utf-8", "replace") or None
+    """None when this host can give a child its own network namespace, else the reason
+    (tried in a throwaway interpreter, so nothing here changes and no thread is forked)."""
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = (f"import sys; sys.path.insert(0, {here!r}); import _netns; _netns.enter_new_netns(); "
+            "sys.exit(0 if _netns.only_loopback() else 3)")
+    try:
+        r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"cannot run the probe: {exc}"
+    if r.returncode == 0:
+        return None
+    if r.returncode == 3:
+        return "the new namespace has interfaces besides lo"
+    return (r.stderr.strip().splitlines() or [f"exit code {r.returncode}"])[-1][:300]
 
 
 def start_forwarder(channel: int, confine) -> int:
