@@ -465,7 +465,7 @@ def _sandbox(manifest: Manifest, trusted: bool, minimum: str) -> str:
     if level == "wasm" or kind == "command" or (level == "none" and not trusted):
         level = "process"   # a Python or command entry cannot run in wasm; commands need a child
     if SANDBOX_RANK[minimum] > SANDBOX_RANK[level] and minimum in ("process", "container"):
-        level = minimum
+        level = "container" if minimum == "container" else "process"
     return level
 
 

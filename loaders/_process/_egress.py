@@ -225,7 +225,7 @@ class Wall:
             raise Refused(f"cannot resolve `{host}`") from None
         last: Exception | None = None
         for family, kind, proto, _canon, addr in infos:
-            ip = canonical_host(addr[0])
+            ip = canonical_host(str(addr[0]))
             if not literal and in_cidr(ip, "private") and not _loopback_name(host, ip):
                 if self._decide(ip, port) is not None:
                     last = Refused(f"`{host}` resolves to the private address {ip}, which is not granted")

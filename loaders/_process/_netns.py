@@ -2,7 +2,7 @@
 
 Standard library only (the shim loads it with ``python -I -S``, like ``_landlock``).
 
-Design (DESIGN.md §7): the child gets a network namespace with only loopback, so no
+Design (docs/design.md §7): the child gets a network namespace with only loopback, so no
 packet reaches any other host whatever the plugin does. The one way out is the host's
 egress proxy. Inside the namespace a tiny *forwarder* process listens on
 ``127.0.0.1:<port>`` (announced as ``HTTP(S)_PROXY``/``ALL_PROXY``); for every connection it
