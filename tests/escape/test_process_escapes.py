@@ -311,3 +311,29 @@ def test_new_user_namespace_to_regain_privileges(attacker):
         libc = ctypes.CDLL(None, use_errno=True)
         result = ("refused", ctypes.get_errno(), "OSError") if libc.unshare(0x10000000) else ("ok", 0)""")
     assert refused(out, errno.EPERM)
+
+
+
+def test_a_socket_refused_by_seccomp_is_recorded(tmp_path):
+    """A connect without a network grant, hook on (the path of the issue's
+    `asyncio.open_connection`): the in-child enforcer allows creating a socket
+    (`socket.__new__`) and never sees a connect, because seccomp refuses the socket first.
+    That kernel refusal is written to the host's audit log too."""
+    root = write_python_plugin(tmp_path / "plugins", "asyncnet", PROBE)
+    loaded = load(root, tmp_path)
+    try:
+        code = textwrap.dedent("""
+            import socket
+            try:
+                socket.create_connection(("127.0.0.1", 9), timeout=5); result = "connected"
+            except OSError as e:
+                result = ["refused", e.errno]""")
+        r = loaded.plugin.call_tool("run", {"arg": code}, timeout=30)
+        assert r.ok and r.data == ["refused", errno.EPERM], r.content
+        records = [line for line in loaded.audit_path.read_text().splitlines()
+                   if "socket(family=2" in line and '"asyncnet"' in line and "seccomp" in line]
+        assert records, "the seccomp refusal is not in the host's audit log"
+        r = loaded.plugin.call_tool("run", {"arg": "result = 6 * 7"}, timeout=30)   # the control
+        assert r.ok and r.data == 42
+    finally:
+        loaded.plugin.shutdown()
