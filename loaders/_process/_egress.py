@@ -24,6 +24,7 @@ import ipaddress
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from promptline.policy import in_cidr
@@ -36,6 +37,7 @@ HANDSHAKE_TIMEOUT = 30.0     # seconds for a client to send its request
 CONNECT_TIMEOUT = 10.0       # seconds to dial a granted host
 MAX_HEADER = 64 * 1024       # bytes of an HTTP request head
 MAX_CONNECTIONS = 64         # concurrent proxied connections of one child
+MAX_RECORDS_PER_S = 50       # refusal records of one child a second (a flood is counted, not written)
 BUFSIZE = 256 * 1024
 
 Decide = Callable[[str, int], "str | None"]            # (host, port) -> None or why refused
@@ -122,6 +124,7 @@ class Wall:
         self._lock = threading.Lock()
         self.connections = 0
         self.refusals = 0
+        self._budget = [MAX_RECORDS_PER_S, time.monotonic()]
 
     def started(self) -> None:
         """The child holds its end now: close ours and start receiving."""
@@ -170,6 +173,15 @@ class Wall:
 
     def _refuse(self, action: str, resource: str, reason: str) -> None:
         self.refusals += 1
+        with self._lock:
+            budget, now = self._budget, time.monotonic()
+            if now - budget[1] >= 1.0:
+                if budget[0] < 0:
+                    log.warning("plugin `%s`: %d more proxy refusals were not recorded", self.plugin_id, -budget[0])
+                budget[0], budget[1] = MAX_RECORDS_PER_S, now
+            budget[0] -= 1
+            if budget[0] < 0:
+                return
         try:
             self._record(action, resource, reason)
         except Exception as exc:  # noqa: BLE001 - never take the host down

@@ -227,3 +227,18 @@ def test_a_non_root_host_gets_a_user_and_network_namespace():
         shutil.rmtree(tmp_path, ignore_errors=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["65534", "['lo']", "C", "1"]
+
+
+def test_a_flood_of_bad_requests_is_counted_not_written(upstream):
+    from promptline.loaders._process._egress import MAX_RECORDS_PER_S
+    host = Host(("127.0.0.1", upstream.getsockname()[1]))
+    host.start()
+    try:
+        for _ in range(MAX_RECORDS_PER_S + 30):
+            c = host.connect()
+            c.sendall(b"garbage\r\n\r\n")
+            assert _read_all(c).startswith(b"HTTP/1.1 400")   # every one is still refused
+            c.close()
+        assert len(host.records) == MAX_RECORDS_PER_S and host.wall.refusals == MAX_RECORDS_PER_S + 30
+    finally:
+        host.close()
