@@ -254,6 +254,7 @@ class Child:
                         pass
             _kill_group(proc, signal.SIGKILL)   # grandchildren too, even after a clean exit
             proc.wait()
+            _wait_group_gone(proc.pid)
         finally:
             for s in (proc.stdin, proc.stdout, proc.stderr):
                 try:
@@ -271,6 +272,36 @@ class Child:
             self.stop(grace=STOP_GRACE)
             if self._stderr_log is not None:
                 self._stderr_log.close()
+
+
+GROUP_EXIT_WAIT = 1.0   # seconds stop() waits for the rest of a killed group (the namespace's init, the plugin)
+
+
+def _wait_group_gone(pgid: int, timeout: float = GROUP_EXIT_WAIT) -> None:
+    """Wait until no live process is left in process group ``pgid`` (zombies left to a
+    non-reaping init do not count): the child's PID namespace ends a moment after its outer
+    process, which is all ``wait()`` saw."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        live = False
+        try:
+            names = os.listdir("/proc")
+        except OSError:
+            return
+        for name in names:
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != b"Z":
+                live = True
+                break
+        if not live:
+            return
+        time.sleep(0.005)
 
 
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:

@@ -25,6 +25,7 @@ import struct
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 PR_SET_PDEATHSIG = 1
 TAG_CONNECTION = b"C"
@@ -53,14 +54,16 @@ def _write(path: str, text: str) -> None:
         os.close(fd)
 
 
-def enter_new_netns() -> None:
+def enter_new_netns(*, pid: bool = False) -> None:
     """Move the calling process into a new network namespace (root: directly; otherwise in a
-    new user namespace that maps the caller's own uid and gid) and bring loopback up."""
+    new user namespace that maps the caller's own uid and gid) and bring loopback up. With
+    ``pid`` its next child starts a new PID namespace too (see :func:`become_init`)."""
     uid, gid = os.geteuid(), os.getegid()
+    extra = CLONE_NEWPID if pid else 0
     if uid == 0:
-        _unshare(CLONE_NEWNET)
+        _unshare(CLONE_NEWNET | extra)
     else:
-        _unshare(CLONE_NEWUSER | CLONE_NEWNET)
+        _unshare(CLONE_NEWUSER | CLONE_NEWNET | extra)
         try:
             _write("/proc/self/setgroups", "deny")
             _write("/proc/self/uid_map", f"{uid} {uid} 1")
@@ -80,6 +83,89 @@ def loopback_up() -> None:
         raise NamespaceError(exc.errno or errno.EPERM, f"loopback up: {exc.strerror}") from None
     finally:
         s.close()
+
+
+def _mirror(status: int) -> None:
+    """Exit the way a waited-for child exited (its code, or its signal)."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _forward_to(pid: int) -> None:
+    for sig in FORWARDED:
+        signal.signal(sig, lambda s, _f, p=pid: os.kill(p, s))
+
+
+def _quiet(keep: tuple[int, ...] = ()) -> None:
+    """Drop stdin and stdout (the plugin's protocol) so only the plugin holds them."""
+    devnull = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    for fd in keep:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def become_init(close: tuple[int, ...], confine) -> None:
+    """After ``enter_new_netns(pid=True)``: fork twice so the plugin runs as PID 2 under a
+    tiny init (PID 1) in the new PID namespace. Returns in the plugin's process only.
+
+    The caller stays outside as the host's child: it forwards SIGTERM/SIGINT/SIGHUP and exits
+    as the plugin did. The init reaps orphans and exits when the plugin does, and the kernel
+    then kills everything left in the namespace (a ``setsid()`` grandchild included); it
+    dies with the outer process too (PDEATHSIG), so the host killing its child kills them all.
+    ``close`` are fds the two waiters must not hold; ``confine()`` locks the init down.
+    """
+    # a namespace's init cannot die of its own signals: it reports the plugin's raw wait
+    # status on this pipe, and the outer process mirrors it (a SIGSEGV stays a SIGSEGV)
+    status_r, status_w = os.pipe()
+    init = os.fork()
+    if init:
+        os.close(status_w)
+        _quiet(close)
+        _forward_to(init)
+        while True:
+            try:
+                _, status = os.waitpid(init, 0)
+                break
+            except InterruptedError:
+                continue
+        report = os.read(status_r, 4)
+        _mirror(struct.unpack("=i", report)[0] if len(report) == 4 else status)
+    os.close(status_r)
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    plugin = os.fork()
+    if plugin == 0:
+        os.close(status_w)
+        for sig in FORWARDED:
+            signal.signal(sig, signal.SIG_DFL)
+        return
+    _quiet(close)
+    _forward_to(plugin)
+    try:
+        confine()
+    except OSError:
+        os.kill(plugin, signal.SIGKILL)
+        os._exit(125)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(1)
+        except InterruptedError:
+            continue
+        if pid == plugin:
+            os.write(status_w, struct.pack("=i", status))
+            os._exit(0)
 
 
 def only_loopback() -> bool:

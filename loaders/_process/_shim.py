@@ -2,8 +2,9 @@
 
     python -I -S -B .../_shim.py '<json spec>' -- argv...
 
-Order: rlimits; the network namespace (``netns: new``; ``inherited`` when bubblewrap made it)
-and the egress forwarder (``_netns``); an unprivileged real uid when started as root
+Order: rlimits; the network and PID namespaces (``netns: new``: the plugin becomes pid 2
+under a small init, see ``_netns.become_init``; ``inherited`` when bubblewrap made them) and
+the egress forwarder (``_netns``); an unprivileged real uid when started as root
 (``ruid``: RLIMIT_NPROC does not bind uid 0; the effective uid stays, so file ownership is
 unchanged, and seccomp forbids switching back); drop every capability; Landlock (which
 sets no_new_privs); seccomp (its listener fd, if any, goes to the host over the channel);
@@ -60,9 +61,15 @@ def main(argv: list[str]) -> None:
     netns = spec.get("netns")
     if netns == "new":
         try:
-            _netns.enter_new_netns()
+            _netns.enter_new_netns(pid=True)
         except OSError as exc:
-            _die(f"cannot make the network namespace: {exc}")
+            _die(f"cannot make the network and PID namespaces: {exc}")
+
+        def confine_init() -> None:   # no files, no network, no exec; it may signal the plugin
+            _seccomp.drop_capabilities()
+            _landlock.restrict([], connect_ports=[], bind_ports=[], scope=False)
+            _seccomp.install(allow_inet=False)
+        _netns.become_init((channel,) if channel is not None else (), confine_init)
     if netns is not None and not _netns.only_loopback():
         _die("the network namespace has interfaces besides loopback")
     ll = spec.get("landlock")

@@ -410,26 +410,32 @@ def test_the_forwarder_cannot_be_signalled_or_traced(attacker):
     """The forwarder runs outside the plugin's Landlock domain: the plugin cannot kill it to
     take its listening socket, nor ptrace it."""
     out = attack(attacker, """
-        kids = [int(k) for k in open("/proc/self/task/%d/children" % os.getpid()).read().split()]
-        result = [kids, [attempt(os.kill, k, 9) for k in kids]]""")
-    kids, kills = out
-    assert kids and all(k[0] == "refused" and k[1] == errno.EPERM for k in kills), out
+        # in both levels the plugin is pid 2 of its own PID namespace: pid 1 is the
+        # namespace's init, pid 3 the forwarder (the plugin's only child)
+        own = open("/proc/self/stat").read().split()[0]
+        kids = open("/proc/self/task/%s/children" % own).read().split()
+        result = [os.getpid(), len(kids), [attempt(os.kill, p, 9) for p in (1, 3)], attempt(os.kill, 2, 0)]""")
+    me, nkids, kills, self_signal = out
+    assert me == 2 and nkids == 1, out
+    assert all(k[0] == "refused" and k[1] == errno.EPERM for k in kills), out
+    assert self_signal[0] == "ok"   # the control: signalling itself works
     assert attack(attacker, 'result = connect_via_proxy("127.0.0.1:{http}")').endswith(GREETING.decode())
 
 
-def test_a_setsid_grandchild_dies_with_the_container(tmp_path_factory, services):
-    """`setsid()` and fork: the grandchild leaves the plugin's process group. In `container`
-    the PID namespace ends with the plugin, so the grandchild stops (its heartbeat file stops
-    growing); the control is that it really beat while the plugin was up."""
-    if bwrap_path() is None:
+@pytest.mark.parametrize("level", ["process", "container"])
+def test_a_setsid_grandchild_dies_with_the_plugin(tmp_path_factory, level):
+    """`setsid()` and fork: the grandchild leaves the plugin's process group. The plugin's
+    PID namespace ends with it, so the grandchild stops (its heartbeat file stops growing);
+    the control is that it really beat while the plugin was up."""
+    if level == "container" and bwrap_path() is None:
         pytest.skip("bubblewrap (bwrap) is not installed; .ci/run installs it")
     import time
-    tmp = tmp_path_factory.mktemp("wall-setsid")
+    tmp = tmp_path_factory.mktemp(f"wall-setsid-{level}")
     (tmp / "out").mkdir()
     beat = tmp / "out" / "beat"
     root = write_python_plugin(tmp / "plugins", "wall-setsid", PROBE, write=[str(tmp / "out")], native=True,
-                               sandbox="container")
-    loaded = load(root, tmp, loader=ContainerLoader())
+                               sandbox=level)
+    loaded = load(root, tmp, loader=ContainerLoader() if level == "container" else ProcessLoader())
     code = HOOK_OFF + textwrap.dedent(f"""
         import time
         if os.fork() == 0:
@@ -451,4 +457,4 @@ def test_a_setsid_grandchild_dies_with_the_container(tmp_path_factory, services)
     time.sleep(0.3)
     size = beat.stat().st_size
     time.sleep(0.5)
-    assert beat.stat().st_size == size, "the setsid grandchild outlived the container"
+    assert beat.stat().st_size == size, f"the setsid grandchild outlived the plugin ({level})"
