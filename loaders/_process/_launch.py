@@ -31,17 +31,18 @@ DEFAULT_RLIMITS: Mapping[str, int] = {
     "AS": 4 * 1024 ** 3,     # bytes of address space
     "CPU": 600,              # seconds of CPU time over the child's life
     "NOFILE": 256,           # open file descriptors
-    "NPROC": 64,             # processes of the real uid (a root host's child runs as real uid nobody)
+    "NPROC": 64,             # processes of the real uid (a root host's child gets a real uid of its own)
     "CORE": 0,               # no core dumps (they would leak memory to disk)
     "FSIZE": 1024 ** 3,      # largest file the child may write
 }
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-UNPRIVILEGED_UID = 65534
-"""The real uid of a child started by root (``nobody``): the kernel exempts uid 0 from
-RLIMIT_NPROC. Only the real uid changes, so files are still opened as the host's user.
-Real and effective uid differ at exec, so the child runs in secure-execution mode
-(AT_SECURE): glibc drops ``TMPDIR`` and the loader variables, and the process is not
-dumpable; ``TMP``/``TEMP`` still name the work dir."""
+UNPRIVILEGED_UIDS = (0x40000000, 0x7FFFFFFE)
+"""A child started by root gets a real uid of its own, drawn from this unused range at each
+start: the kernel exempts uid 0 from RLIMIT_NPROC, and a uid shared by every child (like
+``nobody``) would share one count among all plugins on the machine. Only the real uid
+changes, so files are still opened as the host's user. Real and effective uid differ at
+exec, so the child runs in secure-execution mode (AT_SECURE): glibc drops ``TMPDIR`` and the
+loader variables, and the process is not dumpable; ``TMP``/``TEMP`` still name the work dir."""
 
 LOADER_VARIABLE = re.compile(
     r"^(LD_.*|DYLD_.*|PYTHON.*|PERL5?LIB|PERL5OPT|RUBYOPT|RUBYLIB|NODE_OPTIONS|NODE_PATH|"
@@ -79,7 +80,7 @@ class SandboxSpec:
     notes: tuple[str, ...] = field(default=(), compare=False)   # where the kernel is broader than policy
     netns: bool = False              # own network namespace; the network only through the proxy
     exec_guard: bool = False         # no `process` grant: only the shim's own exec runs
-    ruid: int | None = None          # a root host's child runs with this real uid (RLIMIT_NPROC binds)
+    ruid: tuple[int, int] | None = None   # a root host's child: a real uid drawn from this range
     container: bool = False          # under bubblewrap: only `fs` is mounted
 
     def shim_spec(self, channel: int | None = None) -> dict[str, Any]:
@@ -96,7 +97,7 @@ class SandboxSpec:
                             "notify": channel is not None} if self.seccomp else None,
                 "netns": ("inherited" if self.container else "new") if self.netns else None,
                 "proxy": bool(self.netns and self.allow_inet), "channel": channel,
-                "ruid": self.ruid}
+                "ruid": None if self.ruid is None else list(self.ruid)}
 
 
 def scrub_env(granted: Sequence[str], environ: Mapping[str, str] | None = None, *,
@@ -264,7 +265,7 @@ def sandbox_spec(manifest: Any, argv: Sequence[str], *, workdir: str, code_dirs:
                        bind_ports=tuple(bind_ports),
                        allow_inet=bool(caps.network), landlock=landlock, notes=tuple(notes),
                        netns=netns, container=container, exec_guard=bool(exec_guard),
-                       ruid=UNPRIVILEGED_UID if os.geteuid() == 0 else None)
+                       ruid=UNPRIVILEGED_UIDS if os.geteuid() == 0 else None)
 
 
 def shim_argv(spec: SandboxSpec, channel: int | None = None) -> list[str]:

@@ -5,7 +5,8 @@
 Order: rlimits; the network and PID namespaces (``netns: new``: the plugin becomes pid 2
 under a small init, see ``_netns.become_init``; ``inherited`` when bubblewrap made them) and
 the egress forwarder (``_netns``); an unprivileged real uid when started as root
-(``ruid``: RLIMIT_NPROC does not bind uid 0; the effective uid stays, so file ownership is
+(``ruid``, drawn per start from an unused range: RLIMIT_NPROC does not bind uid 0, and each
+child counts only its own processes; the effective uid stays, so file ownership is
 unchanged, and seccomp forbids switching back); drop every capability; Landlock (which
 sets no_new_privs); seccomp (its listener fd, if any, goes to the host over the channel);
 then ``os.execve``. Nothing here imports the project (``-S``,
@@ -96,8 +97,10 @@ def main(argv: list[str]) -> None:
             connect = [*connect, port]
     ruid = spec.get("ruid")
     if ruid is not None and os.getuid() == 0:
+        low, high = (int(v) for v in ruid)
+        ruid = low + int.from_bytes(os.urandom(4), "little") % (high - low + 1)   # this child's own count
         try:
-            os.setresuid(int(ruid), os.geteuid(), os.geteuid())
+            os.setresuid(ruid, os.geteuid(), os.geteuid())
         except OSError as exc:
             _die(f"cannot set the real uid {ruid} (RLIMIT_NPROC would not bind root): {exc}")
     if spec.get("drop_caps", True):

@@ -89,7 +89,7 @@ def test_loader_variables_pass_only_by_exact_name(name):
 
 
 def test_own_working_directory_and_home(world):
-    # TMPDIR is dropped by glibc when a root host's child runs with real uid nobody (AT_SECURE)
+    # TMPDIR is dropped by glibc when a root host's child runs with a real uid of its own (AT_SECURE)
     cwd, home, tmpdir = run(world, "import os, tempfile; result = [os.getcwd(), os.environ['HOME'], "
                                    "tempfile.gettempdir()]")
     assert cwd == home == tmpdir
