@@ -98,8 +98,10 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def _forward_to(pid: int) -> None:
+    def forward(sig: int, _frame: object) -> None:
+        os.kill(pid, sig)
     for sig in FORWARDED:
-        signal.signal(sig, lambda s, _f, p=pid: os.kill(p, s))
+        signal.signal(sig, forward)
 
 
 def _quiet(keep: tuple[int, ...] = ()) -> None:
