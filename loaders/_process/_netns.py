@@ -125,7 +125,8 @@ def become_init(close: tuple[int, ...], confine) -> None:
     as the plugin did. The init reaps orphans and exits when the plugin does, and the kernel
     then kills everything left in the namespace (a ``setsid()`` grandchild included); it
     dies with the outer process too (PDEATHSIG), so the host killing its child kills them all.
-    ``close`` are fds the two waiters must not hold; ``confine()`` locks the init down.
+    ``close`` are fds the two waiters must not hold; ``confine()`` locks both down (no
+    capabilities, files, network or exec; signals stay possible).
     """
     # a namespace's init cannot die of its own signals: it reports the plugin's raw wait
     # status on this pipe, and the outer process mirrors it (a SIGSEGV stays a SIGSEGV)
@@ -135,6 +136,11 @@ def become_init(close: tuple[int, ...], confine) -> None:
         os.close(status_w)
         _quiet(close)
         _forward_to(init)
+        try:
+            confine()
+        except OSError:
+            os.kill(init, signal.SIGKILL)
+            os._exit(125)
         while True:
             try:
                 _, status = os.waitpid(init, 0)

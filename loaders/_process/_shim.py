@@ -66,7 +66,7 @@ def main(argv: list[str]) -> None:
         except OSError as exc:
             _die(f"cannot make the network and PID namespaces: {exc}")
 
-        def confine_init() -> None:   # no files, no network, no exec; it may signal the plugin
+        def confine_init() -> None:   # no files, no network, no exec; it may signal its child
             _seccomp.drop_capabilities()
             _landlock.restrict([], connect_ports=[], bind_ports=[], scope=False)
             _seccomp.install(allow_inet=False)
