@@ -7,8 +7,11 @@ Measures, in one run, with real sandboxed children (shim, Landlock, seccomp):
 - `tools/call` on a stdlib MCP server started as a `command:` plugin;
 - `tools/call` on a Python plugin served by the bootstrap (in-child enforcer, JSON Schema
   validation of the arguments, async tool machinery);
-and the time from load to first answer for each. Machines here are noisy: read ratios and
-medians from the same run, never a pass/fail threshold.
+and the time from load to first answer for each — for every wall side by side: `process`
+without its network namespace (seccomp and Landlock ports only, the fallback), `process`
+with it (namespace, forwarder, egress proxy channel, exec guard) and `container`
+(bubblewrap). Machines here are noisy: read ratios and medians from the same run, never a
+pass/fail threshold.
 """
 
 from __future__ import annotations
@@ -61,38 +64,65 @@ def report(name: str, samples: list[float]) -> None:
           f"mean {statistics.fmean(s):7.3f} ms")
 
 
+WALLS = ("process, seccomp only", "process + netns", "container")
+
+
+def _load(root: Path, tmp: Path, wall: str):
+    """Load ``root`` with the wall named ``wall`` (the first one switches the namespace off)."""
+    from promptline.loaders import ContainerLoader, ProcessLoader
+    if wall == "container":
+        return load(root, tmp, loader=ContainerLoader())
+    if wall == "process + netns":
+        return load(root, tmp)
+    return load(root, tmp, loader=ProcessLoader(network_wall="seccomp-only"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--starts", type=int, default=5, help="start-ups measured per wall and kind")
     n = ap.parse_args().calls
+    starts = ap.parse_args().starts
     tmp = Path(tempfile.mkdtemp(prefix="bench-process-"))
-    cmd = write_command_plugin(tmp / "plugins", "bench-cmd", ECHO_SERVER)
-    py = write_python_plugin(tmp / "plugins", "bench-py", "def probe(arg):\n    return arg\n")
-
-    c = load(cmd, tmp)
-    t = time.perf_counter()
-    c.plugin.tools()
-    start_cmd = time.perf_counter() - t
-    p = load(py, tmp)
-    t = time.perf_counter()
-    p.plugin.tools()
-    start_py = time.perf_counter() - t
-    try:
-        client = c.plugin.ensure_started()
-        for _ in range(200):   # warm up
-            client.request("ping", timeout=5)
-            c.plugin.call_tool("echo", {"text": "x"})
-            p.plugin.call_tool("echo", {"text": "x"})
-        print(f"process plugin round trips, {n} calls each (sandboxed children, Landlock ABI "
-              f"{c.plugin.landlock_abi})")
-        report("ping (client only)", timed(lambda: client.request("ping", timeout=5), n))
-        report("tools/call, stdlib MCP server", timed(lambda: c.plugin.call_tool("echo", {"text": "hi"}), n))
-        report("tools/call, Python plugin", timed(lambda: p.plugin.call_tool("echo", {"text": "hi"}), n))
-        print(f"start-up to tools listed: command plugin {start_cmd * 1e3:.0f} ms, "
-              f"Python plugin (bootstrap, policy compile) {start_py * 1e3:.0f} ms")
-    finally:
-        c.plugin.shutdown()
-        p.plugin.shutdown()
+    print(f"process plugin round trips, {n} calls each, and start-up to tools listed (median of {starts})")
+    rows = []
+    for i, wall in enumerate(WALLS):
+        cmd = write_command_plugin(tmp / f"plugins{i}", "bench-cmd", ECHO_SERVER)
+        py = write_python_plugin(tmp / f"plugins{i}", "bench-py", "def probe(arg):\n    return arg\n")
+        up = {}
+        for kind, root in (("cmd", cmd), ("py", py)):
+            samples = []
+            for _ in range(starts):
+                loaded = _load(root, tmp, wall)
+                t = time.perf_counter()
+                loaded.plugin.tools()
+                samples.append((time.perf_counter() - t) * 1e3)
+                loaded.plugin.shutdown()
+            up[kind] = statistics.median(samples)
+        c, p = _load(cmd, tmp, wall), _load(py, tmp, wall)
+        try:
+            client = c.plugin.ensure_started()
+            p.plugin.tools()
+            for _ in range(200):   # warm up
+                client.request("ping", timeout=5)
+                c.plugin.call_tool("echo", {"text": "x"})
+                p.plugin.call_tool("echo", {"text": "x"})
+            print(f"-- {wall}")
+            report("  ping (client only)", timed(lambda cl=client: cl.request("ping", timeout=5), n))
+            cmd_s = timed(lambda c=c: c.plugin.call_tool("echo", {"text": "hi"}), n)
+            py_s = timed(lambda p=p: p.plugin.call_tool("echo", {"text": "hi"}), n)
+            report("  tools/call, stdlib MCP server", cmd_s)
+            report("  tools/call, Python plugin", py_s)
+            rows.append((wall, statistics.median(cmd_s), statistics.median(py_s), up["cmd"], up["py"]))
+        finally:
+            c.plugin.shutdown()
+            p.plugin.shutdown()
+    base = rows[0]
+    print()
+    print(f"{'wall':<24}{'call cmd p50':>14}{'call py p50':>14}{'start cmd':>12}{'start py':>12}   ratio to first row")
+    for wall, cc, pc, sc, sp in rows:
+        print(f"{wall:<24}{cc:>11.3f} ms{pc:>11.3f} ms{sc:>9.0f} ms{sp:>9.0f} ms   "
+              f"call x{pc / base[2]:.2f}, start x{sp / base[4]:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Sandbox call round trips and start-up, side by side (docs/design.md §12; issue [5/7]):
-process plugin call (target < 0.5 ms) and wasm tool call with a cached module (< 1 ms).
+process plugin call per wall (target < 0.5 ms), the egress proxy against a direct
+connection, and wasm tool call with a cached module (< 1 ms).
 
     python benchmarks/sandbox.py [--calls N]
 
-Runs benchmarks/process_call.py and benchmarks/wasm_call.py one after the other in this
-process's interpreter and prints both reports.
+Runs benchmarks/process_call.py, egress.py and wasm_call.py one after the other in this
+process's interpreter and prints their reports.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=2000, help="calls per measured case")
     args = ap.parse_args()
     rc = 0
-    for script, target in (("process_call.py", "process call round trip: target < 0.5 ms (p50)"),
-                           ("wasm_call.py", "wasm call, cached module: target < 1 ms (p50)")):
+    for script, target, extra in (
+            ("process_call.py", "process call round trip: target < 0.5 ms (p50), per wall", ["--calls", str(args.calls)]),
+            ("egress.py", "the egress proxy against a direct connection", []),
+            ("wasm_call.py", "wasm call, cached module: target < 1 ms (p50)", ["--calls", str(args.calls)])):
         print(f"== {script} — {target}", flush=True)
-        rc |= subprocess.run([sys.executable, os.path.join(HERE, script), "--calls", str(args.calls)]).returncode
+        rc |= subprocess.run([sys.executable, os.path.join(HERE, script), *extra]).returncode
         print(flush=True)
     return rc
 

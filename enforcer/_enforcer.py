@@ -74,6 +74,7 @@ class Snapshot:
         self.code_roots = code_roots
         self.plugin_dirs = {pid: d for d, pid in dirs}
         self.netmemory = enforcer._netmemory
+        self.egress = enforcer._egress
         self.cache: dict[tuple, Decision] = {}
         self.fast: dict[tuple, tuple[int, int]] = {}
         self.log_allows = enforcer._log_allows()
@@ -165,7 +166,7 @@ class Enforcer:
     """Decides requests of plugins against a PolicySet; guards in-process plugins."""
 
     __slots__ = ("_snap", "_audit_log", "_prompter", "_grants", "_mode", "_netmemory", "_extra_dirs",
-                 "_code_roots", "_lock", "__weakref__")
+                 "_code_roots", "_egress", "_lock", "__weakref__")
     # set once through object.__setattr__ (instances refuse attribute writes)
     _snap: Snapshot
     _audit_log: AuditSink | None
@@ -175,11 +176,12 @@ class Enforcer:
     _netmemory: NetMemory
     _extra_dirs: dict[str, str]
     _code_roots: Any
+    _egress: tuple[str, int] | None
     _lock: threading.Lock
 
     def __init__(self, policy_set, *, audit_log: AuditSink | None = None, prompter: Prompter | None = None,
                  grants: GrantLookup | None = None, mode: str = "enforce",
-                 plugin_dirs: dict[str, str] | None = None) -> None:
+                 plugin_dirs: dict[str, str] | None = None, egress: tuple[str, int] | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode `{mode}` — use enforce or audit")
         s = object.__setattr__
@@ -190,6 +192,9 @@ class Enforcer:
         s(self, "_netmemory", NetMemory())
         s(self, "_extra_dirs", dict(plugin_dirs or {}))
         s(self, "_code_roots", _code_roots())
+        # a sandboxed child's egress proxy (host, port): connects to it are decided by the
+        # host's proxy, per target, not here
+        s(self, "_egress", tuple(egress) if egress else None)
         s(self, "_lock", threading.Lock())
         s(self, "_snap", None)
         self._swap(policy_set)

@@ -26,6 +26,7 @@ from ._learn import learn, parse_calls
 from ._loader import LoadContext, LoadedPlugin, Loader
 from ._manager import LoadReport, ManagerConfig, PluginManager
 from ._process._jsonrpc import INVALID_PARAMS, RpcError
+from ._process._loader import ContainerLoader, ProcessLoader
 from ._process._server import MCPBackend, serve_mcp_loop, stream_io, tool_result_to_mcp
 from ._registry import (
     DEFAULT_INDEX,
@@ -99,6 +100,8 @@ __all__ = [
     "LoadContext",
     "LoadedPlugin",
     "Loader",
+    "ContainerLoader",
+    "ProcessLoader",
     "LoaderError",
     "LoadReport",
     "manifest_from_tree",

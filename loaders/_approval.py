@@ -39,7 +39,7 @@ APPROVALS_ENV = "PROMPTLINE_APPROVALS"
 STORE_VERSION = 1
 LOCK_TIMEOUT = 10.0            # seconds to wait for another promptline writing approvals
 MAX_STORE_BYTES = 4 * 1024 * 1024   # the approvals file; far beyond thousands of plugins
-SANDBOX_RANK = {"none": 0, "process": 1, "wasm": 1}
+SANDBOX_RANK = {"none": 0, "process": 1, "container": 2, "wasm": 1}
 
 State = Literal["approved", "needs-approval", "changed"]
 

@@ -35,6 +35,7 @@ from ._swap import STALE, rebuild_and_swap
 LOADER_MODULES = {
     "none": ("promptline.loaders._python", "PythonLoader"),
     "process": ("promptline.loaders._process", "ProcessLoader"),
+    "container": ("promptline.loaders._process", "ContainerLoader"),
     "wasm": ("promptline.loaders._wasm", "WasmLoader"),
 }
 
@@ -412,7 +413,8 @@ class PluginManager:
         if old is not None:
             self._retire(old)
         report.loaded.append(pid)
-        self._lifecycle(pid, version, event, f"sandbox {info.sandbox}")
+        wall = getattr(loaded, "network_wall", None)   # which network wall a sandboxed child got
+        self._lifecycle(pid, version, event, f"sandbox {info.sandbox}" + (f", network {wall}" if wall else ""))
 
     def _retire(self, old: LoadedPlugin, wait: float = 60.0) -> None:
         """Shut ``old`` down once the calls running on it have finished (in the background)."""

@@ -129,7 +129,7 @@ class Manifest(_Strict):
     requires: str = ""
     types: tuple[Literal["tool", "model", "prompt", "context"], ...] = ("tool",)
     entry: Entry
-    sandbox: Literal["none", "process", "wasm"] = "process"
+    sandbox: Literal["none", "process", "container", "wasm"] = "process"
     capabilities: Capabilities = Capabilities()
     config: dict[str, Any] = Field(default_factory=dict)
 
@@ -159,7 +159,7 @@ class Settings(_Strict):
     require_signature: bool | None = None
     trusted_keys: tuple[str, ...] | None = None
     approve: Literal["review", "declared", "policy-only"] | None = None
-    sandbox_minimum: Literal["none", "process", "wasm"] | None = None
+    sandbox_minimum: Literal["none", "process", "container", "wasm"] | None = None
     trust: tuple[str, ...] | None = None          # plugin id globs trusted to run in process
     mode: Literal["enforce", "audit"] | None = None
     plugin_modes: dict[str, Literal["enforce", "audit"]] | None = None

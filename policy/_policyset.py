@@ -447,7 +447,7 @@ def _merge_settings(files: list[tuple[PolicyFile, Located]]) -> EffectiveSetting
                              locked=tuple(locked), set_by=set_by)
 
 
-SANDBOX_RANK = {"none": 0, "process": 1, "wasm": 2}   # wasm: no sockets, no processes at all
+SANDBOX_RANK = {"none": 0, "process": 1, "container": 2, "wasm": 3}   # wasm: no sockets, no processes at all
 
 
 def _sandbox(manifest: Manifest, trusted: bool, minimum: str) -> str:
@@ -461,8 +461,8 @@ def _sandbox(manifest: Manifest, trusted: bool, minimum: str) -> str:
     level = manifest.sandbox
     if level == "wasm" or kind == "command" or (level == "none" and not trusted):
         level = "process"   # a Python or command entry cannot run in wasm; commands need a child
-    if SANDBOX_RANK[minimum] > SANDBOX_RANK[level] and minimum == "process":
-        level = "process"
+    if SANDBOX_RANK[minimum] > SANDBOX_RANK[level] and minimum in ("process", "container"):
+        level = "container" if minimum == "container" else "process"
     return level
 
 

@@ -258,7 +258,7 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
         audit = ForwardingAuditLog(writer.send_bytes, bool(spec.get("log_allows")))
         host = HostPrompter(inbox, writer.send_bytes)
         enforcer = Enforcer(policy_set, audit_log=audit, prompter=host, grants=host,
-                            mode=spec.get("mode") or "enforce")
+                            mode=spec.get("mode") or "enforce", egress=spec.get("egress"))
         enforcer.install()
     guard = (lambda: enforcer.guard(plugin_id)) if enforcer is not None else contextlib.nullcontext
     # an async plugin's event loop (its self-pipe, asyncio's imports) is host business
@@ -275,8 +275,13 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
         child.shutdown()
 
 
+EGRESS_ENV = "PROMPTLINE_EGRESS"   # set by the shim (only there) when it started the egress forwarder
+
+
 def main(argv: list[str]) -> None:
     spec = json.loads(os.environ.pop(BOOT_ENV) if BOOT_ENV in os.environ else argv[1])
+    host, _, port = os.environ.pop(EGRESS_ENV, "").rpartition(":")
+    spec["egress"] = [host, int(port)] if host and port.isdigit() else None
     # the protocol gets private fds; what the plugin prints goes to stderr
     proto_in, proto_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)

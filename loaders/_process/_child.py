@@ -41,7 +41,8 @@ class Child:
 
     def __init__(self, plugin_id: str, spec: SandboxSpec, *, on_started: Callable[[MCPClient], None],
                  on_notification: Callable[[str, Any], None],
-                 on_ask: Callable[[Any], dict[str, Any]] | None = None, stderr_log: str | None = None) -> None:
+                 on_ask: Callable[[Any], dict[str, Any]] | None = None, stderr_log: str | None = None,
+                 make_wall: Callable[[], Any] | None = None) -> None:
         self.id = plugin_id
         self.spec = spec
         self.lock = threading.RLock()
@@ -52,6 +53,8 @@ class Child:
         self._on_notification = on_notification
         self._on_ask = on_ask
         self._proc: subprocess.Popen | None = None
+        self._make_wall = make_wall   # the egress proxy and seccomp supervisor of each start
+        self.wall: Any = None
         self._client: MCPClient | None = None
         self._next_start = 0.0
         self._last_error = ""
@@ -119,10 +122,17 @@ class Child:
 
     def _start(self) -> MCPClient:
         self._stderr_tail.clear()
+        wall = self._make_wall() if self._make_wall is not None else None
         try:
-            proc = spawn(self.spec)
+            proc = spawn(self.spec, None if wall is None else wall.child_fd)
         except OSError as exc:
+            if wall is not None:
+                wall.close()
+                os.close(wall.child_fd)
             raise LoaderError(f"cannot start the plugin process: {exc.strerror or exc}", plugin=self.id) from None
+        if wall is not None:
+            wall.started()
+        self.wall = wall
         self._proc = proc
         self.pid = proc.pid
         self.starts += 1
@@ -220,10 +230,12 @@ class Child:
 
     def stop(self, grace: float = 0.0) -> None:
         """Stop and reap the child (and its process group); idempotent."""
-        proc, client = self._proc, self._client
-        self._proc = self._client = None
+        proc, client, wall = self._proc, self._client, self.wall
+        self._proc = self._client = self.wall = None
         if client is not None:
             client.close()
+        if wall is not None:
+            wall.close()
         if proc is None:
             return
         try:
@@ -242,6 +254,7 @@ class Child:
                         pass
             _kill_group(proc, signal.SIGKILL)   # grandchildren too, even after a clean exit
             proc.wait()
+            _wait_group_gone(proc.pid)
         finally:
             for s in (proc.stdin, proc.stdout, proc.stderr):
                 try:
@@ -259,6 +272,36 @@ class Child:
             self.stop(grace=STOP_GRACE)
             if self._stderr_log is not None:
                 self._stderr_log.close()
+
+
+GROUP_EXIT_WAIT = 1.0   # seconds stop() waits for the rest of a killed group (the namespace's init, the plugin)
+
+
+def _wait_group_gone(pgid: int, timeout: float = GROUP_EXIT_WAIT) -> None:
+    """Wait until no live process is left in process group ``pgid`` (zombies left to a
+    non-reaping init do not count): the child's PID namespace ends a moment after its outer
+    process, which is all ``wait()`` saw."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        live = False
+        try:
+            names = os.listdir("/proc")
+        except OSError:
+            return
+        for name in names:
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != b"Z":
+                live = True
+                break
+        if not live:
+            return
+        time.sleep(0.005)
 
 
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:

@@ -3,6 +3,9 @@ new session, and the shim that applies rlimits, capabilities, Landlock and secco
 
 :func:`sandbox_spec` turns a manifest's capabilities into a :class:`SandboxSpec` (pure data,
 easy to test and to show in ``plugin info``); :func:`spawn` starts the child with it.
+With ``netns`` the child gets its own network namespace and reaches the network only
+through the host's egress proxy (``_netns``, ``_egress``); with ``container`` it runs under
+bubblewrap (:func:`container_argv`): a mount namespace holding only what ``fs`` names.
 """
 
 from __future__ import annotations
@@ -28,11 +31,18 @@ DEFAULT_RLIMITS: Mapping[str, int] = {
     "AS": 4 * 1024 ** 3,     # bytes of address space
     "CPU": 600,              # seconds of CPU time over the child's life
     "NOFILE": 256,           # open file descriptors
-    "NPROC": 64,             # processes of the user (the kernel ignores it for root: caps dropped)
+    "NPROC": 64,             # processes of the real uid (a root host's child gets a real uid of its own)
     "CORE": 0,               # no core dumps (they would leak memory to disk)
     "FSIZE": 1024 ** 3,      # largest file the child may write
 }
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+UNPRIVILEGED_UIDS = (0x40000000, 0x7FFFFFFE)
+"""A child started by root gets a real uid of its own, drawn from this unused range at each
+start: the kernel exempts uid 0 from RLIMIT_NPROC, and a uid shared by every child (like
+``nobody``) would share one count among all plugins on the machine. Only the real uid
+changes, so files are still opened as the host's user. Real and effective uid differ at
+exec, so the child runs in secure-execution mode (AT_SECURE): glibc drops ``TMPDIR`` and the
+loader variables, and the process is not dumpable; ``TMP``/``TEMP`` still name the work dir."""
 
 LOADER_VARIABLE = re.compile(
     r"^(LD_.*|DYLD_.*|PYTHON.*|PERL5?LIB|PERL5OPT|RUBYOPT|RUBYLIB|NODE_OPTIONS|NODE_PATH|"
@@ -68,14 +78,26 @@ class SandboxSpec:
     landlock: bool = True
     seccomp: bool = True
     notes: tuple[str, ...] = field(default=(), compare=False)   # where the kernel is broader than policy
+    netns: bool = False              # own network namespace; the network only through the proxy
+    exec_guard: bool = False         # no `process` grant: only the shim's own exec runs
+    ruid: tuple[int, int] | None = None   # a root host's child: a real uid drawn from this range
+    container: bool = False          # under bubblewrap: only `fs` is mounted
 
-    def shim_spec(self) -> dict[str, Any]:
+    def shim_spec(self, channel: int | None = None) -> dict[str, Any]:
+        connect = self.connect_ports
+        if self.netns:
+            connect = ()   # nothing but loopback exists: only the proxy port (the shim adds it)
         return {"rlimits": dict(self.rlimits), "drop_caps": True,
                 "landlock": {"fs": [list(r) for r in self.fs],
-                             "connect": None if self.connect_ports is None else list(self.connect_ports),
+                             "connect": None if connect is None else list(connect),
                              "bind": None if self.bind_ports is None else list(self.bind_ports)}
                 if self.landlock else None,
-                "seccomp": {"allow_inet": self.allow_inet} if self.seccomp else None}
+                "seccomp": {"allow_inet": self.allow_inet, "listen": bool(self.bind_ports),
+                            "exec_guard": self.exec_guard and channel is not None,
+                            "notify": channel is not None} if self.seccomp else None,
+                "netns": ("inherited" if self.container else "new") if self.netns else None,
+                "proxy": bool(self.netns and self.allow_inet), "channel": channel,
+                "ruid": None if self.ruid is None else list(self.ruid)}
 
 
 def scrub_env(granted: Sequence[str], environ: Mapping[str, str] | None = None, *,
@@ -167,14 +189,20 @@ def sandbox_spec(manifest: Any, argv: Sequence[str], *, workdir: str, code_dirs:
                  read_files: Sequence[str] = (), rlimits: Mapping[str, int] | None = None,
                  environ: Mapping[str, str] | None = None, landlock: bool = True,
                  extra_env: Mapping[str, str] | None = None,
-                 bind_ports: Sequence[int] = ()) -> SandboxSpec:
+                 bind_ports: Sequence[int] = (), netns: bool = False, container: bool = False,
+                 exec_guard: bool | None = None) -> SandboxSpec:
     """Derive the child's sandbox from ``manifest.capabilities``.
 
     ``workdir`` is the child's own writable directory (cwd, HOME, TMPDIR); ``code_dirs``
     are read-only trees it runs code from (the plugin, the interpreter's packages);
     ``read_files`` single files it must read (policy files). Manifests grant TCP connect
     only; ``bind_ports`` are ports a policy rule lets it listen on (none by default).
+    ``netns``: own network namespace, the network through the host's proxy only;
+    ``container``: under bubblewrap (implies ``netns``); ``exec_guard`` (default: when
+    nothing is granted in ``process``): no exec after the plugin's own (it needs the host
+    channel: :func:`spawn` without one runs without the guard and the refusal records).
     """
+    netns = netns or container
     caps = manifest.capabilities
     notes: list[str] = []
     fs: list[tuple[str, int]] = []
@@ -219,33 +247,80 @@ def sandbox_spec(manifest: Any, argv: Sequence[str], *, workdir: str, code_dirs:
             connect.append(spec.port)
     if caps.network:
         fs.extend((p, ll.READ) for p in NETWORK_READ)
-        notes.append("network hosts are checked by the in-child enforcer; the kernel checks TCP ports only")
+        notes.append("network: only loopback in the child's namespace; the host's egress proxy decides "
+                     "every host and port" if netns else
+                     "network hosts are checked by the in-child enforcer; the kernel checks TCP ports only")
+    if exec_guard is None:
+        exec_guard = not caps.process
+    if caps.process:
+        notes.append("process: granted programs may be started, so the dynamic loader is executable too")
     env = scrub_env(caps.environment, environ,
                     defaults={"PATH": DEFAULT_PATH, "HOME": workdir, "TMPDIR": workdir,
-                              "LANG": "C.UTF-8"})
+                              "TMP": workdir, "TEMP": workdir, "LANG": "C.UTF-8"})
     env.update(extra_env or {})   # the host's own variables for the child win over inherited ones
     limits = dict(DEFAULT_RLIMITS)
     limits.update(rlimits or {})
     return SandboxSpec(argv=tuple(argv), env=env, cwd=workdir, rlimits=limits,
                        fs=tuple(dict.fromkeys(fs)), connect_ports=None if connect is None else tuple(connect),
                        bind_ports=tuple(bind_ports),
-                       allow_inet=bool(caps.network), landlock=landlock, notes=tuple(notes))
+                       allow_inet=bool(caps.network), landlock=landlock, notes=tuple(notes),
+                       netns=netns, container=container, exec_guard=bool(exec_guard),
+                       ruid=UNPRIVILEGED_UIDS if os.geteuid() == 0 else None)
 
 
-def shim_argv(spec: SandboxSpec) -> list[str]:
+def shim_argv(spec: SandboxSpec, channel: int | None = None) -> list[str]:
     import json
-    return [sys.executable, "-I", "-S", "-B", SHIM, json.dumps(spec.shim_spec(), separators=(",", ":")), "--",
-            *spec.argv]
+    return [sys.executable, "-I", "-S", "-B", SHIM, json.dumps(spec.shim_spec(channel), separators=(",", ":")),
+            "--", *spec.argv]
 
 
-def spawn(spec: SandboxSpec) -> subprocess.Popen:
-    """Start the child: pipes for stdio, nothing else inherited, its own session."""
-    argv = shim_argv(spec)
-    # the shim's own python must be executable under the child's rules too (it execs first)
+BWRAP = "bwrap"
+CONTAINER_HOSTNAME = "promptline"
+
+
+def bwrap_path() -> str | None:
+    return shutil.which(BWRAP, path=DEFAULT_PATH)
+
+
+def container_argv(spec: SandboxSpec, inner: Sequence[str]) -> list[str]:
+    """bubblewrap around ``inner``: a mount namespace with the paths of ``spec.fs`` only
+    (read-only unless the rule writes; symlinks as symlinks), a fresh /proc, a minimal /dev,
+    a private /tmp, and new PID, IPC, UTS, network and cgroup namespaces."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        raise FileNotFoundError(BWRAP)
+    out = [bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+           "--unshare-net", "--unshare-cgroup-try", "--hostname", CONTAINER_HOSTNAME,
+           "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", spec.cwd]
+    if os.geteuid() != 0:
+        out.append("--unshare-user")
+    else:
+        out += ["--cap-add", "CAP_SETUID"]   # the shim sets the unprivileged real uid, then drops all
+    paths = {p: r for p, r in spec.fs if not (p == "/proc" or p.startswith(("/proc/", "/dev/")) or p == "/dev")}
+    for p in (os.path.dirname(SHIM), os.path.realpath(sys.executable)):
+        paths.setdefault(p, ll.READ_FILE | ll.EXECUTE if p != os.path.dirname(SHIM) else ll.READ)
+    for path in sorted(paths, key=lambda p: (p.count("/"), p)):
+        rights = paths[path]
+        if os.path.islink(path):
+            out += ["--symlink", os.readlink(path), path]
+        elif rights & (ll.WRITE_FILE | ll.MAKE_REG):
+            out += ["--bind-try", path, path]
+        else:
+            out += ["--ro-bind-try", path, path]
+    out += ["--chdir", spec.cwd, "--", *inner]
+    return out
+
+
+def spawn(spec: SandboxSpec, channel: int | None = None) -> subprocess.Popen:
+    """Start the child: pipes for stdio, nothing else inherited (but ``channel``, the host's
+    egress and seccomp-listener socket), its own session."""
+    argv = shim_argv(spec, channel)
+    if spec.container:
+        argv = container_argv(spec, argv)
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=dict(spec.env), cwd=spec.cwd,
                             close_fds=True, start_new_session=True, bufsize=0,
-                            executable=argv[0])
+                            executable=argv[0], pass_fds=() if channel is None else (channel,))
 
 
 def ld_so_paths() -> list[str]:

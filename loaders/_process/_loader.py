@@ -33,10 +33,13 @@ from . import _jsonrpc as rpc
 from ._bridge import HostBridge, child_policy
 from ._child import START_TIMEOUT, Child
 from ._client import CallTimeout, MCPClient
+from ._egress import Wall
 from ._landlock import landlock_abi
+from ._launch import bwrap_path
 from ._protocol import COMPLETE_METHOD, CONTEXT_METHOD
 from ._server import content_text
 from ._spec import build_spec
+from ._wall import make_wall, netns_problem
 
 LIST_TIMEOUT = 10.0             # seconds for prompts/resources listings
 MAX_TOOLS = 1000                # tools one plugin may list
@@ -53,18 +56,30 @@ class ProcessLoader:
     ``landlock_missing``: what to do when the kernel has no Landlock: ``refuse`` (default) or
     ``hooks-only`` (Python plugins keep the in-child enforcer, seccomp and the rest; the
     host logs a warning that the filesystem and network walls are missing).
+    ``netns_missing``: what to do when the host cannot give the child its own network
+    namespace (user namespaces disabled): ``refuse`` (default) or ``seccomp-only`` (the
+    seccomp and Landlock port rules stand alone; the plugin's ``network_wall`` says so).
+    ``network_wall``: ``namespace`` (default) or ``seccomp-only`` to run without the
+    namespace on purpose (a weaker wall, chosen by the host, e.g. to measure its cost).
     """
 
     kind = "process"
 
     def __init__(self, *, start: str = "lazy", landlock_missing: str = "refuse",
-                 rlimits: dict[str, int] | None = None, stderr_dir: str | None = None) -> None:
+                 rlimits: dict[str, int] | None = None, stderr_dir: str | None = None,
+                 netns_missing: str = "refuse", network_wall: str = "namespace") -> None:
         if start not in ("lazy", "eager"):
             raise ValueError(f"unknown start mode `{start}` — use lazy or eager")
         if landlock_missing not in ("refuse", "hooks-only"):
             raise ValueError(f"unknown landlock_missing `{landlock_missing}` — use refuse or hooks-only")
+        if netns_missing not in ("refuse", "seccomp-only"):
+            raise ValueError(f"unknown netns_missing `{netns_missing}` — use refuse or seccomp-only")
         self.start = start
         self.landlock_missing = landlock_missing
+        if network_wall not in ("namespace", "seccomp-only"):
+            raise ValueError(f"unknown network_wall `{network_wall}` — use namespace or seccomp-only")
+        self.netns_missing = netns_missing
+        self.network_wall = network_wall
         self.rlimits = dict(rlimits or {})
         self.stderr_dir = stderr_dir
 
@@ -89,7 +104,8 @@ class ProcessLoader:
                         "and rlimits only (no kernel file or network walls)", plugin.id)
         elif abi < NET_LANDLOCK_ABI and manifest.capabilities.network is not None:
             log.warning("plugin `%s`: Landlock ABI %d cannot restrict TCP ports (needs 4)", plugin.id, abi)
-        proc = ProcessPlugin(ctx, self, use_landlock=use_landlock, landlock_abi=abi)
+        netns = self._network_wall(plugin.id)
+        proc = ProcessPlugin(ctx, self, use_landlock=use_landlock, landlock_abi=abi, netns=netns)
         if self.start == "eager" or ctx.options.get("start") == "eager":
             try:
                 proc.ensure_started()
@@ -99,17 +115,60 @@ class ProcessLoader:
         return proc
 
 
+    def _network_wall(self, plugin_id: str) -> bool:
+        """True: the child gets its own network namespace. Refuses (LoaderError) when the host
+        cannot make one, unless ``netns_missing`` is ``seccomp-only``."""
+        if self.network_wall == "seccomp-only":
+            log.warning("plugin `%s`: network namespace switched off by the host: seccomp and Landlock "
+                        "port rules only", plugin_id)
+            return False
+        problem = netns_problem()
+        if problem is None:
+            return True
+        if self.netns_missing == "refuse":
+            raise LoaderError(f"this host cannot give the plugin its own network namespace ({problem}), "
+                              "so the process sandbox cannot confine its network", plugin=plugin_id,
+                              fix="enable user namespaces (sysctl kernel.unprivileged_userns_clone=1 / "
+                                  "user.max_user_namespaces) or let policy accept netns_missing: seccomp-only")
+        log.warning("plugin `%s`: no network namespace (%s): seccomp and Landlock port rules only",
+                    plugin_id, problem)
+        return False
+
+
+class ContainerLoader(ProcessLoader):
+    """Loader for ``sandbox: container``: the process sandbox under bubblewrap (a mount
+    namespace with a minimal read-only root: the runtime and the granted paths only, private
+    /tmp and home; PID, IPC, UTS and network namespaces). No fallback: without ``bwrap`` or
+    namespaces the plugin is refused."""
+
+    kind = "container"
+
+    def load(self, ctx: LoadContext) -> ProcessPlugin:
+        if bwrap_path() is None:
+            raise LoaderError("the container sandbox needs bubblewrap (`bwrap`), which is not installed",
+                              plugin=ctx.plugin.id, fix="install it (Debian/Ubuntu: apt-get install bubblewrap)")
+        return super().load(ctx)
+
+    def _network_wall(self, plugin_id: str) -> bool:
+        problem = netns_problem()
+        if problem is not None:
+            raise LoaderError(f"the container sandbox needs namespaces, which this host refuses ({problem})",
+                              plugin=plugin_id, fix="enable user namespaces, or use `sandbox: process`")
+        return True
+
+
 class ProcessPlugin(LoadedPlugin):
     """A plugin in a child process: the MCP surface (tools, prompts, context, completion,
     resources) over a :class:`~._child.Child`. Thread-safe; calls are answered in the
     child's order."""
 
     def __init__(self, ctx: LoadContext, loader: ProcessLoader, *, use_landlock: bool,
-                 landlock_abi: int) -> None:
+                 landlock_abi: int, netns: bool = True) -> None:
         self.ctx = ctx
         self.id = ctx.plugin.id
         self.version = ctx.plugin.version
-        self.sandbox = "process"
+        self.sandbox = loader.kind
+        self.network_wall = "namespace" if netns else "seccomp-only"
         self.landlock_abi = landlock_abi
         self._tools: tuple[ToolSpec, ...] | None = None
         self._templates: tuple[PromptTemplate, ...] | None = None
@@ -120,7 +179,8 @@ class ProcessPlugin(LoadedPlugin):
         os.mkdir(workdir, 0o700)
         try:
             self.spec = build_spec(ctx, workdir=workdir, code=os.path.join(self._tmp, "code"),
-                                   rlimits=loader.rlimits, use_landlock=use_landlock)
+                                   rlimits=loader.rlimits, use_landlock=use_landlock, netns=netns,
+                                   container=loader.kind == "container")
         except BaseException:
             shutil.rmtree(self._tmp, ignore_errors=True)
             raise
@@ -132,7 +192,7 @@ class ProcessPlugin(LoadedPlugin):
         self.child = Child(self.id, self.spec, on_started=self._on_started,
                            on_notification=self.bridge.notification,
                            on_ask=self.bridge.answer_ask if ctx.plugin.kind == "python" else None,
-                           stderr_log=stderr_log)
+                           stderr_log=stderr_log, make_wall=self._make_wall)
 
     def _host_audit_log(self) -> Any:
         log_obj = self.ctx.options.get("audit_log")
@@ -142,6 +202,10 @@ class ProcessPlugin(LoadedPlugin):
             from promptline.enforcer.audit import AuditLog
             log_obj = AuditLog(self.ctx.audit_log_path)
         return log_obj
+
+    def _make_wall(self) -> Wall:
+        return make_wall(self.id, self.version, enforcer=self.ctx.enforcer, audit=self.bridge.audit,
+                         exec_guard=self.spec.exec_guard)
 
     @property
     def pid(self) -> int | None:

@@ -8,7 +8,18 @@ Standard library only: the child shim loads it with ``python -I -S``. The filter
 - refuses ``clone`` with namespace flags and answers ``clone3`` with ENOSYS (its flags sit
   behind a pointer the filter cannot read; libc falls back to ``clone``);
 - refuses ``socket()`` for every address family except AF_INET/AF_INET6, and those too when
-  the plugin has no network capability (no DNS or UDP leak without a grant).
+  the plugin has no network capability (no DNS or UDP leak without a grant); an inet socket
+  must be SOCK_STREAM with protocol 0 or TCP (no UDP, raw sockets or MPTCP);
+- refuses TCP Fast Open (MSG_FASTOPEN on sendto/sendmsg/sendmmsg, the TCP_FASTOPEN and
+  TCP_FASTOPEN_CONNECT socket options) and ``listen`` unless a bind port is granted;
+- refuses changing user or group ids (a root host runs the child with an unprivileged real
+  uid so RLIMIT_NPROC binds; the child must not switch it back);
+- with ``exec_guard``: ``execve``/``execveat`` go to the host (a seccomp user notification),
+  which lets the shim's own exec of the plugin through and refuses every later one. That is
+  what stops the dynamic loader trick (``ld.so /bin/sh``): Landlock must grant EXECUTE on
+  the loader for the plugin's own program to start, and ld.so maps its target without an
+  exec check. With ``notify`` the network refusals also go to the host, which answers EPERM
+  and writes an audit record (a kernel refusal the in-child enforcer never saw).
 
 Only x86_64 has a syscall table here: elsewhere :func:`install` raises, and the host refuses
 the process sandbox with a clear error rather than running without the filter.
@@ -30,12 +41,23 @@ X32_SYSCALL_BIT = 0x40000000
 RET_KILL_PROCESS = 0x80000000
 RET_ALLOW = 0x7FFF0000
 RET_ERRNO = 0x00050000
+RET_USER_NOTIF = 0x7FC00000
+SYS_SECCOMP = 317
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 
 LD_W_ABS = 0x20
 JEQ_K = 0x15
 JGE_K = 0x35
 JSET_K = 0x45
 RET_K = 0x06
+ALU_AND_K = 0x54
+
+SOCK_STREAM = 1
+SOCK_TYPE_MASK = 0xF
+IPPROTO_TCP = 6
+MSG_FASTOPEN = 0x20000000
+TCP_FASTOPEN, TCP_FASTOPEN_CONNECT = 23, 30
 
 AF_INET, AF_INET6 = 2, 10
 CLONE_NS_FLAGS = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
@@ -57,8 +79,23 @@ X86_64_DENIED = {
     "fspick": 433, "mount_setattr": 442, "uselib": 134,
 }
 X86_64_CLONE, X86_64_CLONE3, X86_64_SOCKET = 56, 435, 41
+X86_64_SENDTO, X86_64_SENDMSG, X86_64_SENDMMSG = 44, 46, 307
+X86_64_SETSOCKOPT, X86_64_LISTEN = 54, 50
+X86_64_EXECVE, X86_64_EXECVEAT = 59, 322
+X86_64_SETID = {"setuid": 105, "setgid": 106, "setreuid": 113, "setregid": 114, "setgroups": 116,
+                "setresuid": 117, "setresgid": 119, "setfsuid": 122, "setfsgid": 123}
+NAMES = {v: k for k, v in {**X86_64_DENIED, **X86_64_SETID, "socket": X86_64_SOCKET,
+                            "sendto": X86_64_SENDTO, "sendmsg": X86_64_SENDMSG,
+                            "sendmmsg": X86_64_SENDMMSG, "setsockopt": X86_64_SETSOCKOPT,
+                            "listen": X86_64_LISTEN, "execve": X86_64_EXECVE,
+                            "execveat": X86_64_EXECVEAT}.items()}
+"""Syscall names by number (for the host's audit records of refusals)."""
 
-OFF_NR, OFF_ARCH, OFF_ARG0 = 0, 4, 16   # struct seccomp_data (little-endian low word of args[0])
+OFF_NR, OFF_ARCH = 0, 4   # struct seccomp_data; args[i] at 16 + 8*i (little-endian low word first)
+
+
+def _arg(i: int) -> int:
+    return 16 + 8 * i
 
 
 class SeccompError(OSError):
@@ -73,11 +110,14 @@ def supported() -> bool:
     return platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
 
 
-def build(*, allow_inet: bool) -> bytes:
-    """The BPF program as bytes (an array of struct sock_filter)."""
+def build(*, allow_inet: bool, listen: bool = False, exec_guard: bool = False,
+          notify: bool = False) -> bytes:
+    """The BPF program as bytes (an array of struct sock_filter). ``listen``: the plugin
+    has a bind grant; ``exec_guard``/``notify``: see the module docstring (both need the
+    filter installed with :func:`install`, which returns the listener fd)."""
     if not supported():
         raise SeccompError(errno.EOPNOTSUPP, f"no seccomp syscall table for `{platform.machine()}`")
-    prog: list[tuple] = []   # (code, jt, jf, k); jt/jf may be label names
+    prog: list[list] = []   # (code, jt, jf, k); jt/jf may be label names
 
     def op(code, k, jt=0, jf=0):
         prog.append([code, jt, jf, k])
@@ -88,25 +128,56 @@ def build(*, allow_inet: bool) -> bytes:
     op(RET_K, RET_KILL_PROCESS)
     op(LD_W_ABS, OFF_NR)
     op(JGE_K, X32_SYSCALL_BIT, "eperm", 0)
-    for nr in sorted(set(X86_64_DENIED.values())):
+    for nr in sorted(set(X86_64_DENIED.values()) | set(X86_64_SETID.values())):
         op(JEQ_K, nr, "eperm", 0)
+    if exec_guard:
+        op(JEQ_K, X86_64_EXECVE, "notify", 0)
+        op(JEQ_K, X86_64_EXECVEAT, "notify", 0)
     op(JEQ_K, X86_64_CLONE3, "enosys", 0)
     op(JEQ_K, X86_64_CLONE, "clone", 0)
-    op(JEQ_K, X86_64_SOCKET, "socket", "allow")
-    labels = {}
+    op(JEQ_K, X86_64_SOCKET, "socket", 0)
+    op(JEQ_K, X86_64_SENDTO, "sendto", 0)
+    op(JEQ_K, X86_64_SENDMSG, "sendmsg", 0)
+    op(JEQ_K, X86_64_SENDMMSG, "sendto", 0)      # flags are args[3], as for sendto
+    op(JEQ_K, X86_64_SETSOCKOPT, "setsockopt", 0)
+    op(JEQ_K, X86_64_LISTEN, "allow" if listen else "net", "allow")
+    labels: dict[str, int] = {}
     labels["clone"] = len(prog)
-    op(LD_W_ABS, OFF_ARG0)
+    op(LD_W_ABS, _arg(0))
     op(JSET_K, CLONE_NS_FLAGS, "eperm", "allow")
     labels["socket"] = len(prog)
-    op(LD_W_ABS, OFF_ARG0)
+    op(LD_W_ABS, _arg(0))
     if allow_inet:
-        op(JEQ_K, AF_INET, "allow", 0)
-        op(JEQ_K, AF_INET6, "allow", 0)
-    op(RET_K, eperm)
+        op(JEQ_K, AF_INET, "inet", 0)
+        op(JEQ_K, AF_INET6, "inet", 0)
+    op(RET_K, RET_USER_NOTIF if notify else eperm)
+    labels["inet"] = len(prog)
+    op(LD_W_ABS, _arg(1))
+    op(ALU_AND_K, SOCK_TYPE_MASK)
+    op(JEQ_K, SOCK_STREAM, 0, "net")
+    op(LD_W_ABS, _arg(2))
+    op(JEQ_K, 0, "allow", 0)
+    op(JEQ_K, IPPROTO_TCP, "allow", "net")
+    labels["sendto"] = len(prog)
+    op(LD_W_ABS, _arg(3))
+    op(JSET_K, MSG_FASTOPEN, "net", "allow")
+    labels["sendmsg"] = len(prog)
+    op(LD_W_ABS, _arg(2))
+    op(JSET_K, MSG_FASTOPEN, "net", "allow")
+    labels["setsockopt"] = len(prog)
+    op(LD_W_ABS, _arg(1))
+    op(JEQ_K, IPPROTO_TCP, 0, "allow")
+    op(LD_W_ABS, _arg(2))
+    op(JEQ_K, TCP_FASTOPEN, "net", 0)
+    op(JEQ_K, TCP_FASTOPEN_CONNECT, "net", "allow")
     labels["allow"] = len(prog)
     op(RET_K, RET_ALLOW)
     labels["eperm"] = len(prog)
     op(RET_K, eperm)
+    labels["net"] = len(prog)
+    op(RET_K, RET_USER_NOTIF if notify else eperm)
+    labels["notify"] = len(prog)
+    op(RET_K, RET_USER_NOTIF)
     labels["enosys"] = len(prog)
     op(RET_K, RET_ERRNO | errno.ENOSYS)
     out = b""
@@ -119,18 +190,30 @@ def build(*, allow_inet: bool) -> bytes:
     return out
 
 
-def install(*, allow_inet: bool) -> None:
-    """Set no_new_privs and install the filter on the calling (single-threaded) process."""
-    program = build(allow_inet=allow_inet)
+def install(*, allow_inet: bool, listen: bool = False, exec_guard: bool = False,
+            notify: bool = False) -> int | None:
+    """Set no_new_privs and install the filter on the calling (single-threaded) process.
+    With ``exec_guard`` or ``notify`` returns the seccomp listener fd (hand it to the
+    supervisor and close it before running the plugin), else None."""
+    program = build(allow_inet=allow_inet, listen=listen, exec_guard=exec_guard, notify=notify)
     buf = ctypes.create_string_buffer(program, len(program))
     fprog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
     libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         e = ctypes.get_errno()
         raise SeccompError(e, f"no_new_privs failed: {errno.errorcode.get(e, e)}")
+    if exec_guard or notify:
+        fd = libc.syscall(ctypes.c_long(SYS_SECCOMP), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
+                          ctypes.c_long(SECCOMP_FILTER_FLAG_NEW_LISTENER), ctypes.byref(fprog))
+        if fd < 0:
+            e = ctypes.get_errno()
+            raise SeccompError(e, f"seccomp filter with a listener refused: {errno.errorcode.get(e, e)}")
+        return int(fd)
     if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
         e = ctypes.get_errno()
         raise SeccompError(e, f"seccomp filter refused: {errno.errorcode.get(e, e)}")
+    return None
 
 
 PR_CAPBSET_DROP = 24

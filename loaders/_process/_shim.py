@@ -2,8 +2,14 @@
 
     python -I -S -B .../_shim.py '<json spec>' -- argv...
 
-Order: rlimits, drop every capability (when started as root), Landlock (which sets
-no_new_privs), seccomp, then ``os.execve``. Nothing here imports the project (``-S``,
+Order: rlimits; the network and PID namespaces (``netns: new``: the plugin becomes pid 2
+under a small init, see ``_netns.become_init``; ``inherited`` when bubblewrap made them) and
+the egress forwarder (``_netns``); an unprivileged real uid when started as root
+(``ruid``, drawn per start from an unused range: RLIMIT_NPROC does not bind uid 0, and each
+child counts only its own processes; the effective uid stays, so file ownership is
+unchanged, and seccomp forbids switching back); drop every capability; Landlock (which
+sets no_new_privs); seccomp (its listener fd, if any, goes to the host over the channel);
+then ``os.execve``. Nothing here imports the project (``-S``,
 standard library only) so no plugin-controlled file is read before the walls stand. Any
 failure exits with :data:`EXIT_SANDBOX_FAILED` and one line on stderr starting with
 ``promptline-sandbox:`` — the host turns it into a clear error; it never runs the plugin
@@ -18,6 +24,7 @@ import resource
 import sys
 
 EXIT_SANDBOX_FAILED = 125
+EGRESS_ENV = "PROMPTLINE_EGRESS"   # host:port of the egress proxy, for the bootstrap
 STDERR_TAG = "promptline-sandbox:"
 
 RLIMITS = {"AS": resource.RLIMIT_AS, "CPU": resource.RLIMIT_CPU, "NOFILE": resource.RLIMIT_NOFILE,
@@ -39,6 +46,7 @@ def main(argv: list[str]) -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, here)
     import _landlock  # noqa: E402 - siblings, loaded without the package
+    import _netns  # noqa: E402
     import _seccomp  # noqa: E402
 
     for name, value in (spec.get("rlimits") or {}).items():
@@ -47,25 +55,85 @@ def main(argv: list[str]) -> None:
             resource.setrlimit(RLIMITS[name], (limit, limit))
         except (KeyError, ValueError, OSError) as exc:
             _die(f"rlimit {name}={value}: {exc}")
+    channel = spec.get("channel")
+    if channel is not None:
+        channel = int(channel)
+        os.set_inheritable(channel, False)   # the plugin never holds the host's channel
+    netns = spec.get("netns")
+    if netns == "new":
+        try:
+            _netns.enter_new_netns(pid=True)
+        except OSError as exc:
+            _die(f"cannot make the network and PID namespaces: {exc}")
+
+        def confine_init() -> None:   # no files, no network, no exec; it may signal its child
+            _seccomp.drop_capabilities()
+            _landlock.restrict([], connect_ports=[], bind_ports=[], scope=False)
+            _seccomp.install(allow_inet=False)
+        _netns.become_init((channel,) if channel is not None else (), confine_init)
+    if netns is not None and not _netns.only_loopback():
+        _die("the network namespace has interfaces besides loopback")
+    ll = spec.get("landlock")
+    connect = None if ll is None else ll.get("connect")
+    os.environ.pop(EGRESS_ENV, None)   # only the shim says where its proxy is
+    if spec.get("proxy"):
+        if channel is None or netns is None:
+            _die("the egress proxy needs the host channel and a network namespace")
+
+        def confine() -> None:
+            _seccomp.drop_capabilities()
+            _landlock.restrict([], connect_ports=[], bind_ports=[])
+            _seccomp.install(allow_inet=False)
+        try:
+            port = _netns.start_forwarder(channel, confine)
+        except OSError as exc:
+            _die(f"cannot start the egress forwarder: {exc}")
+        url = f"http://127.0.0.1:{port}"
+        for name, value in (("HTTP_PROXY", url), ("HTTPS_PROXY", url),
+                            ("ALL_PROXY", f"socks5h://127.0.0.1:{port}"), ("NO_PROXY", "")):
+            os.environ[name] = os.environ[name.lower()] = value
+        os.environ[EGRESS_ENV] = f"127.0.0.1:{port}"
+        if connect is not None:
+            connect = [*connect, port]
+    ruid = spec.get("ruid")
+    if ruid is not None and os.getuid() == 0:
+        low, high = (int(v) for v in ruid)
+        ruid = low + int.from_bytes(os.urandom(4), "little") % (high - low + 1)   # this child's own count
+        try:
+            os.setresuid(ruid, os.geteuid(), os.geteuid())
+        except OSError as exc:
+            _die(f"cannot set the real uid {ruid} (RLIMIT_NPROC would not bind root): {exc}")
     if spec.get("drop_caps", True):
         try:
             _seccomp.drop_capabilities()
         except OSError as exc:
             _die(f"dropping capabilities failed: {exc}")
-    ll = spec.get("landlock")
     if ll is not None:
         try:
             _landlock.restrict([(p, int(r)) for p, r in ll.get("fs", ())],
-                               connect_ports=ll.get("connect"), bind_ports=ll.get("bind"),
+                               connect_ports=connect, bind_ports=ll.get("bind"),
                                scope=bool(ll.get("scope", True)))
         except OSError as exc:
             _die(str(exc))
     sc = spec.get("seccomp")
     if sc is not None:
+        guard, notify = bool(sc.get("exec_guard")), bool(sc.get("notify"))
+        if (guard or notify) and channel is None:
+            _die("the exec guard needs the host channel")
         try:
-            _seccomp.install(allow_inet=bool(sc.get("allow_inet")))
+            listener = _seccomp.install(allow_inet=bool(sc.get("allow_inet")), listen=bool(sc.get("listen")),
+                                        exec_guard=guard, notify=notify)
         except OSError as exc:
             _die(str(exc))
+        if listener is not None:
+            import socket
+            try:
+                socket.send_fds(socket.socket(fileno=os.dup(channel)), [_netns.TAG_LISTENER], [listener])
+            except OSError as exc:
+                _die(f"cannot hand the seccomp listener to the host: {exc}")
+            os.close(listener)
+    if channel is not None:
+        os.close(channel)
     program, args = argv[3], argv[3:]
     try:
         os.execve(program, args, dict(os.environ))

@@ -71,7 +71,7 @@ def copy_code(ctx: LoadContext, code: str) -> str:
 
 
 def build_spec(ctx: LoadContext, *, workdir: str, code: str, rlimits: dict[str, int],
-               use_landlock: bool) -> SandboxSpec:
+               use_landlock: bool, netns: bool = False, container: bool = False) -> SandboxSpec:
     """The child's SandboxSpec: the bootstrap for Python plugins, the command otherwise."""
     plugin = ctx.plugin
     manifest = plugin.manifest
@@ -130,7 +130,7 @@ def build_spec(ctx: LoadContext, *, workdir: str, code: str, rlimits: dict[str, 
         spec = sandbox_spec(manifest, argv, workdir=workdir, code_dirs=dirs,
                             read_files=read_files, rlimits=rlimits,
                             landlock=use_landlock, extra_env=extra_env,
-                            bind_ports=opts.get("bind_ports") or ())
+                            bind_ports=opts.get("bind_ports") or (), netns=netns, container=container)
     except FileNotFoundError:
         raise LoaderError(f"program `{argv[0]}` was not found", plugin=plugin.id,
                           fix="install it or give its absolute path in `entry.command`") from None

@@ -50,7 +50,7 @@ requires: ">=0.1,<1.0"
 types: [{type}]
 entry:
   python: {module}:{cls}
-sandbox: {sandbox}          # none | process | wasm; the policy may force a stricter one
+sandbox: {sandbox}          # none | process | container | wasm; the policy may force a stricter one
 capabilities:             # ask only for what the tools need; users approve this list
   network: []             # e.g. ["https://api.example.com"]
   filesystem:

@@ -296,8 +296,9 @@ def test_tcp_connect_without_a_network_grant(attacker):
 
 
 def test_signal_to_the_host(attacker):
-    out = attack(attacker, "result = attempt(os.kill, {host}, 0)", host=os.getpid())
-    assert refused(out, errno.EPERM)
+    out = attack(attacker, "result = [attempt(os.kill, {host}, 0), attempt(os.kill, 1, 0)]", host=os.getpid())
+    assert refused(out[0], errno.ESRCH) or refused(out[0], errno.EPERM)   # the host: not in the PID namespace
+    assert refused(out[1], errno.EPERM)   # the namespace's init: outside the Landlock domain
 
 
 def test_writing_outside_the_grant_after_the_hook_is_gone(attacker):
@@ -311,3 +312,29 @@ def test_new_user_namespace_to_regain_privileges(attacker):
         libc = ctypes.CDLL(None, use_errno=True)
         result = ("refused", ctypes.get_errno(), "OSError") if libc.unshare(0x10000000) else ("ok", 0)""")
     assert refused(out, errno.EPERM)
+
+
+
+def test_a_socket_refused_by_seccomp_is_recorded(tmp_path):
+    """A connect without a network grant, hook on (the path of the issue's
+    `asyncio.open_connection`): the in-child enforcer allows creating a socket
+    (`socket.__new__`) and never sees a connect, because seccomp refuses the socket first.
+    That kernel refusal is written to the host's audit log too."""
+    root = write_python_plugin(tmp_path / "plugins", "asyncnet", PROBE)
+    loaded = load(root, tmp_path)
+    try:
+        code = textwrap.dedent("""
+            import socket
+            try:
+                socket.create_connection(("127.0.0.1", 9), timeout=5); result = "connected"
+            except OSError as e:
+                result = ["refused", e.errno]""")
+        r = loaded.plugin.call_tool("run", {"arg": code}, timeout=30)
+        assert r.ok and r.data == ["refused", errno.EPERM], r.content
+        records = [line for line in loaded.audit_path.read_text().splitlines()
+                   if "socket(family=2" in line and '"asyncnet"' in line and "seccomp" in line]
+        assert records, "the seccomp refusal is not in the host's audit log"
+        r = loaded.plugin.call_tool("run", {"arg": "result = 6 * 7"}, timeout=30)   # the control
+        assert r.ok and r.data == 42
+    finally:
+        loaded.plugin.shutdown()

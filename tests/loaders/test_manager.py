@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import textwrap
 import time
 
@@ -233,6 +234,21 @@ def test_sandbox_minimum_raises_the_level_or_refuses(tmp_path, env):
         report = pm.load_all()
         assert report.loaded == []
         assert "cannot run in the `wasm` sandbox" in report.refused[0][1]
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed; .ci/run installs it")
+def test_sandbox_minimum_container_puts_the_plugin_under_bubblewrap(tmp_path, env):
+    plugins, log = env
+    make_plugin(plugins, sandbox="process")
+    pol = policy(tmp_path, settings="  sandbox_minimum: container\n")
+    with manager(tmp_path, plugins, log, pol) as pm:
+        report = pm.load_all()
+        assert report.loaded == ["demo"], report
+        assert pm.policy_set.plugins["demo"].sandbox == "container"
+        assert pm.plugins["demo"].sandbox == "container" and pm.plugins["demo"].network_wall == "namespace"
+        assert pm.call_tool("demo.echo", {"text": "from a container"}).content == "from a container"
+    loaded = [r for r in read_records(str(tmp_path / "audit.jsonl")) if r.get("event") == "loaded"]
+    assert loaded and "sandbox container, network namespace" in loaded[-1].get("detail", "")
 
 
 def test_ask_answered_always_is_remembered_as_a_grant(tmp_path, env):

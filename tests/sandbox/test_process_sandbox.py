@@ -22,6 +22,11 @@ HOST_ENV = {"PL_GRANTED": "yes", "PL_PREFIX_ONE": "1", "PL_SECRET_TOKEN": "s3cr3
             "PYTHONSTARTUP": "/nonexistent/evil.py", "NODE_OPTIONS": "--require=/evil.js"}
 
 
+# the child's pid as the host sees it: the child runs in its own PID namespace, where
+# os.getpid() is small; /proc (the host's mount) still names it by the host's number
+HOST_PID = "import os; result = int(os.readlink('/proc/self'))"
+
+
 def _listener() -> socket.socket:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -68,7 +73,9 @@ def world(tmp_path_factory):
 def test_environment_holds_granted_variables_only(world):
     env = run(world, "import os; result = dict(os.environ)")
     assert env["PL_GRANTED"] == "yes" and env["PL_PREFIX_ONE"] == "1"
-    assert set(env) <= {"PL_GRANTED", "PL_PREFIX_ONE", "PATH", "HOME", "TMPDIR", "LANG"}
+    proxy = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "PROMPTLINE_EGRESS"}
+    assert set(env) <= {"PL_GRANTED", "PL_PREFIX_ONE", "PATH", "HOME", "TMPDIR", "TMP", "TEMP", "LANG",
+                        *proxy, *(p.lower() for p in proxy)}
     assert "PL_SECRET_TOKEN" not in env
 
 
@@ -82,7 +89,9 @@ def test_loader_variables_pass_only_by_exact_name(name):
 
 
 def test_own_working_directory_and_home(world):
-    cwd, home, tmpdir = run(world, "import os; result = [os.getcwd(), os.environ['HOME'], os.environ['TMPDIR']]")
+    # TMPDIR is dropped by glibc when a root host's child runs with a real uid of its own (AT_SECURE)
+    cwd, home, tmpdir = run(world, "import os, tempfile; result = [os.getcwd(), os.environ['HOME'], "
+                                   "tempfile.gettempdir()]")
     assert cwd == home == tmpdir
     assert os.path.basename(cwd) == "work" and "promptline-walls-" in cwd
     assert run(world, "open('scratch.txt', 'w').write('ok'); result = open('scratch.txt').read()") == "ok"
@@ -178,8 +187,19 @@ def _connect(port: int) -> str:
             "except OSError as e:\n    result = e.errno")
 
 
+def _via_proxy(port: int) -> str:
+    return ("import os, socket\nport = int(os.environ['HTTPS_PROXY'].rpartition(':')[2])\n"
+            "s = socket.create_connection(('127.0.0.1', port))\n"
+            f"s.sendall(b'CONNECT 127.0.0.1:{port} HTTP/1.1\\r\\n\\r\\n')\n"
+            "result = s.recv(100).decode()")
+
+
 def test_tcp_connect_to_the_granted_port(world):
-    assert run(world, _connect(world.extras["granted"].getsockname()[1])) == "connected"
+    # the child has its own network namespace: the host's listener is reached through the
+    # egress proxy only; dialled directly, the port is not even open in the child's loopback
+    port = world.extras["granted"].getsockname()[1]
+    assert run(world, _connect(port)) == errno.EACCES
+    assert run(world, _via_proxy(port)).startswith("HTTP/1.1 200")
     conn, _ = world.extras["granted"].accept()
     conn.close()
 
@@ -253,8 +273,12 @@ def test_ordinary_fork_still_works(world):
 
 
 def test_signals_to_processes_outside_the_sandbox_are_refused(world):
-    code = f"import os\ntry:\n os.kill({os.getpid()}, 0); result = 'reached'\nexcept OSError as e: result = e.errno"
-    assert run(world, code) == errno.EPERM
+    # the host is not even addressable from the child's PID namespace; the namespace's init
+    # (pid 1) is, and Landlock's signal scope refuses it
+    for target, want in ((os.getpid(), (errno.ESRCH, errno.EPERM)), (1, (errno.EPERM,))):
+        code = f"import os\ntry:\n os.kill({target}, 0); result = 'reached'\nexcept OSError as e: result = e.errno"
+        assert run(world, code) in want, target
+    assert run(world, "import os; os.kill(os.getpid(), 0); result = 'self'") == "self"   # the control
 
 
 # -- lifecycle -------------------------------------------------------------------------------
@@ -268,11 +292,11 @@ def probe(tmp_path):
 
 
 def test_crash_gives_a_clear_error_then_restarts(probe):
-    first = run(probe, "import os; result = os.getpid()")
+    first = run(probe, HOST_PID)
     r = probe.plugin.call_tool("run", {"code": "import os; os._exit(3)"}, timeout=10)
     assert not r.ok and r.error.kind == "unavailable"
     assert "exited with code 3" in r.content
-    second = run(probe, "import os; result = os.getpid()")
+    second = run(probe, HOST_PID)
     assert second != first and pid_gone(first)
 
 
@@ -289,7 +313,7 @@ def test_repeated_crashes_back_off(probe):
 
 
 def test_timeout_kills_the_hung_child_and_the_next_call_works(probe):
-    pid = run(probe, "import os; result = os.getpid()")
+    pid = run(probe, HOST_PID)
     t = time.monotonic()
     r = probe.plugin.call_tool("run", {"code": "import time; time.sleep(60)"}, timeout=0.5)
     assert time.monotonic() - t < 5
@@ -308,7 +332,7 @@ def test_timeout_kills_the_hung_child_and_the_next_call_works(probe):
     ("out.write(b'\\xff\\xfe\\n'); out.flush(); import time; time.sleep(5)", "expected a JSON-RPC message"),
 ], ids=["garbage", "batch", "wrong-id", "bad-version", "huge-line", "not-utf8"])
 def test_hostile_output_is_a_clear_error_and_the_child_is_replaced(probe, attack, expect):
-    pid = run(probe, "import os; result = os.getpid()")
+    pid = run(probe, HOST_PID)
     t = time.monotonic()
     r = probe.plugin.call_tool("run", {"code": attack}, timeout=20)
     assert not r.ok and r.error.kind == "unavailable"
@@ -336,14 +360,15 @@ def test_parse_refuses_hostile_messages():
 
 def test_shutdown_reaps_the_child_and_its_descendants(tmp_path):
     loaded = load(write_probe_plugin(tmp_path / "plugins", "reaper"), tmp_path)
-    pid = run(loaded, "import os; result = os.getpid()")
+    pid = run(loaded, HOST_PID)
     grandchild = run(loaded, """
         import os, time
         pid = os.fork()
         if pid == 0:
-            os.setpgid(0, 0) if False else None
+            os.setsid()   # leaves the process group: the PID namespace still ends it
             time.sleep(60); os._exit(0)
-        result = pid""")
+        me = os.readlink('/proc/self')
+        result = int(open(f'/proc/self/task/{me}/children').read().split()[0])   # its host pid""")
     loaded.plugin.shutdown()
     assert pid_gone(pid)
     with pytest.raises(ChildProcessError):
