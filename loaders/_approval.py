@@ -32,6 +32,7 @@ import yaml
 from filelock import FileLock, Timeout
 
 from promptline.enforcer import write_atomic
+from promptline.policy import key_ids
 
 from ._errors import ApprovalRequired, ApprovalStoreError
 
@@ -331,11 +332,7 @@ class ApprovalStore:
 
 
 def _key_ids(keys: Iterable[str]) -> frozenset[str]:
-    from ._signing import key_id, parse_public_key
-    out = set()
-    for k in keys:
-        out.add(key_id(parse_public_key(k)) if k.startswith("ed25519:") else k)
-    return frozenset(out)
+    return key_ids(keys)
 
 
 __all__ = ["ApprovalStore", "ApprovalSubject", "ApprovalStatus", "Approval", "CapabilityDiff",

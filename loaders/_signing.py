@@ -36,6 +36,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from promptline.policy import raw_key_id
+
 from ._errors import SignatureError
 
 SIGNATURE_FILE = "plugin.sig"
@@ -62,7 +64,7 @@ MAX_SIG_BYTES = 4 * 1024 * 1024      # plugin.sig (a JSON list of files and dige
 def key_id(public_key: Ed25519PublicKey | bytes) -> str:
     """First 16 hex digits of sha256 over the raw 32-byte public key."""
     raw = public_key if isinstance(public_key, bytes) else _raw_public(public_key)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return raw_key_id(raw)
 
 
 def format_public_key(public_key: Ed25519PublicKey) -> str:

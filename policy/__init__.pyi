@@ -3,6 +3,7 @@ from ._cel import available_backends, cel_string
 from ._compile import cel_parse_count, clear_compile_caches, match_cel
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError, PromptLineError
+from ._keys import key_id_of, key_ids, raw_key_id, same_key
 from ._models import (
                       API_VERSION,
                       Capabilities,
@@ -65,6 +66,8 @@ __all__ = [
     "host_matches",
     "in_cidr",
     "is_glob",
+    "key_id_of",
+    "key_ids",
     "load_manifest",
     "load_policy_file",
     "load_policy_set",
@@ -78,12 +81,14 @@ __all__ = [
     "PolicyFile",
     "PolicySet",
     "PromptLineError",
+    "raw_key_id",
     "read_text",
     "Request",
     "Rule",
     "RuleRef",
     "RuleTrace",
     "run_test_file",
+    "same_key",
     "Settings",
     "uncovered_rules",
     "user_home",

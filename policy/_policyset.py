@@ -22,6 +22,7 @@ from ._compile import CompiledRule, builtin_rules, compile_cached, compile_polic
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError
 from ._fastpath import ERROR, NATIVE_TIER_BACKENDS, translate
+from ._keys import key_id_of, key_ids
 from ._models import SETTING_NAMES, Manifest, PolicyFile, parse_manifest, parse_policy
 from ._request import Request
 from ._yaml import Located, load_yaml, read_text
@@ -450,6 +451,14 @@ def _merge_settings(files: list[tuple[PolicyFile, Located]]) -> EffectiveSetting
 SANDBOX_RANK = {"none": 0, "process": 1, "container": 2, "wasm": 3}   # wasm: no sockets, no processes at all
 
 
+def _publisher_trusted(publisher: str, trusted_ids: frozenset[str]) -> bool:
+    """True when the verified publisher (a key id or a full key) is one of the trusted keys."""
+    try:
+        return key_id_of(publisher) in trusted_ids
+    except ValueError:
+        return False
+
+
 def _sandbox(manifest: Manifest, trusted: bool, minimum: str) -> str:
     """The level a plugin runs at: what it declares, raised to `process` when it is not
     trusted (or is a command), and to the policy's minimum where its entry can run there.
@@ -515,6 +524,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     rules[:0] = builtin_rules(protected, be)
     plugins: dict[str, PluginInfo] = {}
     facts = plugin_facts or {}
+    trusted_ids = key_ids(settings.trusted_keys)
     for m in manifests:
         if isinstance(m, Manifest):
             manifest, located, directory = m, None, ""
@@ -540,7 +550,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
         signed = bool(fact.get("signed", False))
         publisher = str(fact.get("publisher", manifest.publisher))
         trusted = any(fnmatch.fnmatchcase(manifest.id, p) for p in settings.trust) or (
-            signed and bool(publisher) and publisher in settings.trusted_keys)
+            signed and bool(publisher) and _publisher_trusted(publisher, trusted_ids))
         plugins[manifest.id] = PluginInfo(manifest.id, manifest.version, directory,
                                           _sandbox(manifest, trusted, settings.sandbox_minimum),
                                           trusted, manifest, publisher, signed, settings.sandbox_minimum)

@@ -38,6 +38,8 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
+from promptline.policy import key_ids
+
 from .._errors import SignatureError
 from .._signing import key_id as _key_id
 from .._signing import parse_public_key
@@ -116,7 +118,7 @@ class IndexEntry:
             raise RegistryError(f"{where}: signature is not valid for key `{kid}` (the entry was altered)",
                                 reason="signature", plugin=self.id,
                                 fix="do not install it; tell the index's maintainer") from None
-        trusted = {_key_id(parse_public_key(k)) for k in trusted_keys}
+        trusted = key_ids(trusted_keys)
         if kid not in trusted:
             if require_signature:
                 raise RegistryError(f"{where} is signed by key `{kid}`, which is not trusted", reason="signature",

@@ -271,3 +271,36 @@ def test_ask_answered_always_is_remembered_as_a_grant(tmp_path, env):
         assert asked == ["echo"], "the second call is decided by the remembered grant"
     (grant,) = GrantStore(str(grants)).list()
     assert grant.plugin == "demo" and grant.effect == "allow" and grant.action == "tool.call"
+
+
+def _signed_none_plugin(tmp_path, plugins, name):
+    d = make_plugin(plugins, sandbox="none")
+    key = generate_key(str(tmp_path / f"{name}.pem"))
+    sign_plugin(str(d), str(tmp_path / f"{name}.pem"))
+    return d, key
+
+
+def test_a_plugin_signed_by_a_trusted_key_is_trusted_and_runs_in_process(tmp_path, env):
+    plugins, log = env
+    _, key = _signed_none_plugin(tmp_path, plugins, "trusted")
+    other = generate_key(str(tmp_path / "other.pem"))
+    settings = f"  require_signature: false\n  trusted_keys: [\"{key}\", \"{other}\"]\n"
+    with manager(tmp_path, plugins, log, policy(tmp_path, settings=settings)) as pm:
+        assert pm.load_all().loaded == ["demo"]
+        info = pm.policy_set.plugins["demo"]
+        assert info.signed and info.trusted and info.sandbox == "none"
+        assert pm.plugins["demo"].sandbox == "none", "signed by a trusted key: runs in process as asked"
+        assert pm.call_tool("demo.echo", {"text": "in process"}).content == "in process"
+
+
+def test_a_plugin_signed_by_an_untrusted_key_is_raised_to_process(tmp_path, env):
+    plugins, log = env
+    _signed_none_plugin(tmp_path, plugins, "publisher")
+    stranger = generate_key(str(tmp_path / "stranger.pem"))
+    settings = f"  require_signature: false\n  trusted_keys: [\"{stranger}\"]\n"
+    with manager(tmp_path, plugins, log, policy(tmp_path, settings=settings)) as pm:
+        assert pm.load_all().loaded == ["demo"]
+        info = pm.policy_set.plugins["demo"]
+        assert not info.trusted and info.sandbox == "process"
+        assert pm.plugins["demo"].sandbox == "process", "an untrusted signature never runs in process"
+        assert pm.call_tool("demo.echo", {"text": "in a child"}).content == "in a child"
