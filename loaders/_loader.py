@@ -34,6 +34,38 @@ class LoadContext:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model plugin's provider as the host sees it: its name and whether it can be used now."""
+
+    name: str
+    available: bool
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "available": self.available, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, value: Any) -> ModelInfo:
+        """Parse a child's answer; anything malformed is an unavailable model."""
+        if not isinstance(value, dict):
+            return cls("", False, "malformed answer")
+        name, available, reason = value.get("name"), value.get("available"), value.get("reason", "")
+        if not isinstance(name, str) or not isinstance(available, bool) or not isinstance(reason, str):
+            return cls("", False, "malformed answer")
+        return cls(name[:128], available, reason[:512])
+
+
+def describe_model(provider: Any, available: Any) -> ModelInfo:
+    """ModelInfo from a provider object and what ``is_available`` returned (only True counts)."""
+    name = getattr(provider, "name", "")
+    name = name[:128] if isinstance(name, str) else ""
+    if available is True:
+        return ModelInfo(name, True)
+    return ModelInfo(name, False, "is_available() returned False" if available is False
+                     else f"is_available() returned `{type(available).__name__}`, not a bool")
+
+
 class LoadedPlugin(ABC):
     """A running plugin as the manager sees it. Plugin failures never raise out of these
     methods: they come back as error ToolResults (or empty lists)."""
@@ -53,6 +85,10 @@ class LoadedPlugin(ABC):
 
     def get_context(self, query: str, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> str:
         return ""
+
+    def model_info(self, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> ModelInfo | None:
+        """For a model plugin: its provider's name and ``is_available()``; None for others."""
+        return None
 
     def complete(self, prompt: str, *, timeout: float = DEFAULT_CALL_TIMEOUT, **options: Any) -> ToolResult:
         """A model plugin's completion, as a ToolResult (content = the text)."""

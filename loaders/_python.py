@@ -8,7 +8,6 @@ enforcer attributes them to the plugin. Everything the plugin runs — import-ti
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -20,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from promptline.sdk import (
+    MAX_TOOL_RETRIES,
+    ModelPlugin,
     Plugin,
     PromptTemplate,
     ToolError,
@@ -35,10 +36,13 @@ from promptline.sdk import (
 )
 
 from ._errors import LoaderError
-from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
+from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin, ModelInfo, describe_model
+from ._loop import PluginLoop
+from ._requires import check_class_requires
 
 _IMPORT_LOCK = threading.Lock()
 CALL_GRACE = 0.5   # seconds beyond the tool timeout before the caller stops waiting
+HOOK_TIMEOUT = 60.0  # seconds for initialize, tools(), templates() and shutdown
 
 
 class _SnapshotFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -92,22 +96,23 @@ def _module_names(files: Mapping[str, bytes]) -> dict[str, str]:
 
 
 class InProcessPlugin(LoadedPlugin):
-    """A plugin object living in the host process, called under the enforcer's guard."""
+    """A plugin object living in the host process, called under the enforcer's guard.
+    Every hook (sync or async) runs on the plugin's host-owned event loop (:class:`PluginLoop`)."""
 
     sandbox = "none"
 
     def __init__(self, plugin_id: str, version: str, instance: Plugin, enforcer: Any,
-                 finder: _SnapshotFinder | None) -> None:
+                 finder: _SnapshotFinder | None, loop: PluginLoop) -> None:
         self.id = plugin_id
         self.version = version
         self.instance = instance
         self.enforcer = enforcer
         self._finder = finder
+        self._loop = loop
         self._tools: dict[str, Any] = {}
         self._specs: list[ToolSpec] = []
         if isinstance(instance, ToolPlugin):
-            with enforcer.guard(plugin_id):
-                tools = list(instance.tools())
+            tools = list(loop.run(instance.tools, HOOK_TIMEOUT))
             for tool in tools:
                 spec = tool_spec(tool, plugin=plugin_id)
                 if spec.name in self._tools:
@@ -124,40 +129,28 @@ class InProcessPlugin(LoadedPlugin):
         if tool is None:
             return ToolResult.failure(ToolError(f"no tool `{name}` in plugin `{self.id}`", tool=name,
                                                 kind="unknown-tool"))
-        guard = self.enforcer.guard(self.id)
 
         async def invoke(t, a):
-            with guard:
-                return await invoke_tool(t, a, timeout=timeout)
+            # a synchronous execute runs on its own daemon thread, so it cannot stall the loop
+            return await invoke_tool(t, a, timeout=timeout, offload_sync=True)
 
-        async def run():
-            return await call_with_recovery(self.instance, tool, args, invoke=invoke)
-
-        box: list[ToolResult] = []
-
-        def worker() -> None:
-            try:
-                box.append(asyncio.run(run()))
-            except BaseException as exc:  # noqa: BLE001 - a plugin never crashes the host
-                box.append(error_result(exc, tool=name))
-
-        # A daemon thread, so a tool that blocks past its timeout cannot hold the caller
-        # (Python threads cannot be killed: one more reason untrusted code runs in a process).
-        thread = threading.Thread(target=worker, name=f"plugin-{self.id}-{name}", daemon=True)
-        thread.start()
-        thread.join(timeout + CALL_GRACE)
-        if not box:
+        def attempt():
+            return call_with_recovery(self.instance, tool, args, invoke=invoke)
+        budget = timeout * (MAX_TOOL_RETRIES + 1) + CALL_GRACE
+        try:
+            return self._loop.run(attempt, budget)
+        except TimeoutError:
             return ToolResult.failure(ToolError(f"did not answer within {timeout:g} s", tool=name,
                                                 kind="timeout", retryable=True))
-        return box[0]
+        except BaseException as exc:  # noqa: BLE001 - a plugin never crashes the host
+            return error_result(exc, tool=name)
 
     def templates(self) -> Sequence[PromptTemplate]:
         fn = getattr(self.instance, "templates", None)
         if fn is None:
             return ()
         try:
-            with self.enforcer.guard(self.id):
-                found = list(fn())
+            found = list(self._loop.run(fn, HOOK_TIMEOUT))
         except (Exception, SystemExit):  # noqa: BLE001
             return ()
         return tuple(t for t in found if isinstance(t, PromptTemplate))
@@ -166,48 +159,47 @@ class InProcessPlugin(LoadedPlugin):
         fn = getattr(self.instance, "get_context", None)
         if fn is None:
             return ""
-
-        async def run():
-            with self.enforcer.guard(self.id):
-                return await asyncio.wait_for(maybe_await(fn(query)), timeout)
         try:
-            value = asyncio.run(run())
+            value = self._loop.run(lambda: fn(query), timeout)
         except (Exception, SystemExit):  # noqa: BLE001
             return ""
         return value if isinstance(value, str) else ""
 
-    def complete(self, prompt: str, *, timeout: float = DEFAULT_CALL_TIMEOUT, **options: Any) -> ToolResult:
-        provider_fn = getattr(self.instance, "provider", None)
-        if provider_fn is None:
-            return super().complete(prompt, timeout=timeout, **options)
-        box: list[ToolResult] = []
+    def model_info(self, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> ModelInfo | None:
+        if not isinstance(self.instance, ModelPlugin):
+            return None
+        instance = self.instance
 
-        def worker() -> None:
-            async def run():
-                with self.enforcer.guard(self.id):
-                    model = provider_fn()
-                    return await asyncio.wait_for(maybe_await(model.complete(prompt, **options)), timeout)
-            try:
-                value = asyncio.run(run())
-                box.append(ToolResult.success(value) if isinstance(value, str) else
-                           ToolResult.failure(ToolError("the model returned a non-string", kind="malformed-result")))
-            except BaseException as exc:  # noqa: BLE001
-                box.append(error_result(exc, tool="complete"))
-        thread = threading.Thread(target=worker, name=f"plugin-{self.id}-complete", daemon=True)
-        thread.start()
-        thread.join(timeout + CALL_GRACE)
-        return box[0] if box else ToolResult.failure(ToolError(f"did not answer within {timeout:g} s",
-                                                               kind="timeout", retryable=True))
+        async def probe():
+            return describe_model(instance.provider(), await maybe_await(instance.is_available()))
+        try:
+            return self._loop.run(probe, timeout)
+        except BaseException as exc:  # noqa: BLE001 - a failing probe means unavailable
+            return ModelInfo("", False, f"is_available raised `{type(exc).__name__}`")
+
+    def complete(self, prompt: str, *, timeout: float = DEFAULT_CALL_TIMEOUT, **options: Any) -> ToolResult:
+        if not isinstance(self.instance, ModelPlugin):
+            return super().complete(prompt, timeout=timeout, **options)
+        instance = self.instance
+        try:
+            value = self._loop.run(lambda: instance.provider().complete(prompt, **options), timeout)
+        except TimeoutError:
+            return ToolResult.failure(ToolError(f"did not answer within {timeout:g} s", tool="complete",
+                                                kind="timeout", retryable=True))
+        except BaseException as exc:  # noqa: BLE001
+            return error_result(exc, tool="complete")
+        if not isinstance(value, str):
+            return ToolResult.failure(ToolError("the model returned a non-string", tool="complete",
+                                                kind="malformed-result"))
+        return ToolResult.success(value)
 
     def shutdown(self) -> None:
         try:
-            with self.enforcer.guard(self.id):
-                result = self.instance.shutdown()
-                if asyncio.iscoroutine(result):
-                    asyncio.run(result)
-        except (Exception, SystemExit):  # noqa: BLE001
+            self._loop.run(self.instance.shutdown, HOOK_TIMEOUT)
+        except BaseException:  # noqa: BLE001
             pass
         finally:
+            self._loop.close()
             if self._finder is not None:
                 with _IMPORT_LOCK:
                     if self._finder in sys.meta_path:
@@ -265,12 +257,15 @@ class PythonLoader:
             raise LoaderError(f"`{target}` is not a promptline Plugin", plugin=pid,
                               fix="derive the class from promptline.ToolPlugin (or another plugin type)")
         bind_manifest(instance, manifest)
+        check_class_requires(instance, pid)
+        loop = PluginLoop(pid, lambda: enforcer.guard(pid))
         try:
-            with enforcer.guard(pid):
-                result = instance.initialize(ctx.config)
-                if asyncio.iscoroutine(result):
-                    asyncio.run(result)
+            loop.run(lambda: instance.initialize(ctx.config), HOOK_TIMEOUT)
+            return InProcessPlugin(pid, manifest.version, instance, enforcer, finder, loop)
+        except LoaderError:
+            loop.close()
+            raise
         except BaseException as exc:  # noqa: BLE001
+            loop.close()
             raise LoaderError(f"initialize() failed: {type(exc).__name__}: {exc}", plugin=pid,
                               fix="check the plugin's configuration") from None
-        return InProcessPlugin(pid, manifest.version, instance, enforcer, finder)
