@@ -260,6 +260,8 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
         enforcer = Enforcer(policy_set, audit_log=audit, prompter=host, grants=host,
                             mode=spec.get("mode") or "enforce", egress=spec.get("egress"))
         enforcer.install()
+        if spec.get("plugin_dir"):       # a pip-installed plugin reads its own distribution
+            enforcer.register_plugin_dir(plugin_id, spec["plugin_dir"])
     guard = (lambda: enforcer.guard(plugin_id)) if enforcer is not None else contextlib.nullcontext
     # an async plugin's event loop (its self-pipe, asyncio's imports) is host business
     loop = LazyLoop(enforcer.privileged if enforcer is not None else contextlib.nullcontext)

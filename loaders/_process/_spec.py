@@ -19,6 +19,7 @@ from promptline.policy import promptline_version, user_home
 from .._errors import LoaderError
 from .._loader import LoadContext
 from . import _landlock as ll
+from ._distribution import distribution_files
 from ._launch import SandboxSpec, sandbox_spec
 from ._protocol import BOOT_ENV
 
@@ -58,16 +59,23 @@ def copy_code(ctx: LoadContext, code: str) -> str:
     base = code
     if plugin.package:
         base = os.path.join(base, *plugin.package.split("."))
+        # the rest of a pip-installed plugin's distribution (RECORD-checked) beside its package
+        for rel, data in distribution_files(plugin.root, plugin.package, plugin.id):
+            _write_below(code, rel, data, plugin.id)
     for rel, data in files.items():
-        parts = [p for p in rel.split("/") if p]
-        if not parts or any(p in (".", "..") for p in parts):
-            raise LoaderError(f"verified file name `{rel}` is not a plain relative path", plugin=plugin.id)
-        dest = os.path.join(base, *parts)
-        os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        _write_below(base, rel, data, plugin.id)
     return base
+
+
+def _write_below(base: str, rel: str, data: bytes, plugin_id: str) -> None:
+    parts = [p for p in rel.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise LoaderError(f"file name `{rel}` is not a plain relative path", plugin=plugin_id)
+    dest = os.path.join(base, *parts)
+    os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
 
 
 def build_spec(ctx: LoadContext, *, workdir: str, code: str, rlimits: dict[str, int],
@@ -94,6 +102,7 @@ def build_spec(ctx: LoadContext, *, workdir: str, code: str, rlimits: dict[str, 
         boot: dict[str, Any] = {
             "plugin_id": plugin.id, "entry": f"{module}:{cls}" if cls else module,
             "code_root": import_root, "manifest": manifest_path,
+            "plugin_dir": import_root,   # the plugin's own files: its package and distribution
             "policy_files": [os.path.abspath(p) for p in ctx.policy_files],
             "home": user_home(),   # `~` in policies means the host user's home
             "grants": opts.get("grants_path"),
