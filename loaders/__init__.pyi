@@ -24,7 +24,7 @@ from ._discovery import (
 from ._errors import ApprovalRequired, ApprovalStoreError, LoaderError, SignatureError, ToolError
 from ._learn import learn, parse_calls
 from ._loader import LoadContext, LoadedPlugin, Loader
-from ._manager import LoadReport, ManagerConfig, PluginManager
+from ._manager import LoadReport, ManagerConfig, ModelEntry, PluginManager
 from ._process._jsonrpc import INVALID_PARAMS, RpcError
 from ._process._loader import ContainerLoader, ProcessLoader
 from ._process._server import MCPBackend, serve_mcp_loop, stream_io, tool_result_to_mcp
@@ -108,6 +108,7 @@ __all__ = [
     "MCPBackend",
     "parse_calls",
     "parse_public_key",
+    "ModelEntry",
     "PluginManager",
     "publish",
     "read_manifest",

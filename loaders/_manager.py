@@ -54,6 +54,17 @@ class LoadReport:
 
 
 @dataclass(frozen=True)
+class ModelEntry:
+    """One model provider as :meth:`PluginManager.list_models` reports it."""
+
+    plugin: str
+    name: str
+    available: bool
+    reason: str = ""
+    sandbox: str = ""
+
+
+@dataclass(frozen=True)
 class _Candidate:
     plugin: DiscoveredPlugin
     files: Mapping[str, bytes]
@@ -500,11 +511,27 @@ class PluginManager:
                 out.append((pid, text))
         return out
 
+    def list_models(self, *, timeout: float | None = None) -> list[ModelEntry]:
+        """Every loaded model plugin's provider, asked ``is_available()`` now (an unavailable
+        model is listed with why, and :meth:`complete` refuses it)."""
+        out = []
+        for pid, loaded in sorted(self.plugins.items()):
+            info = loaded.model_info(timeout=timeout or self.call_timeout)
+            if info is not None:
+                out.append(ModelEntry(pid, info.name or pid, info.available, info.reason, loaded.sandbox))
+        return out
+
     def complete(self, plugin_id: str, prompt: str, *, timeout: float | None = None, **options: Any) -> ToolResult:
-        """Ask model plugin ``plugin_id`` to complete ``prompt`` (never raises)."""
+        """Ask model plugin ``plugin_id`` to complete ``prompt`` (never raises); a model whose
+        ``is_available()`` is not True is refused with kind ``unavailable``."""
         loaded = self.plugins.get(plugin_id)
         if loaded is None:
             return ToolResult.failure(ToolError(f"no loaded plugin `{plugin_id}`", kind="unknown-tool"))
+        info = loaded.model_info(timeout=timeout or self.call_timeout)
+        if info is not None and not info.available:
+            return ToolResult.failure(ToolError(f"model `{info.name or plugin_id}` is not available: "
+                                                f"{info.reason or 'is_available() said no'}",
+                                                tool="complete", kind="unavailable", retryable=True))
         # a completion is decided like a call of the plugin's tool `complete`
         d = self.enforcer.check(plugin_id, Request.tool_call(plugin_id, "complete", {"prompt": prompt[:4096]}))
         if d.verdict is not Verdict.ALLOW:

@@ -36,8 +36,9 @@ from promptline.sdk import (
 )
 
 from ._errors import LoaderError
-from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin, ModelInfo, describe_model
+from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
 from ._loop import PluginLoop
+from ._model import ModelInfo, describe_model
 from ._requires import check_class_requires
 
 _IMPORT_LOCK = threading.Lock()

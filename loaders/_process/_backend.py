@@ -29,6 +29,7 @@ from promptline.sdk import (
     ToolResult,
     ToolSpec,
     bind_manifest,
+    call_with_recovery,
     coerce_result,
     error_result,
     invoke_tool,
@@ -37,8 +38,10 @@ from promptline.sdk import (
     validate_arguments,
 )
 
+from .._model import describe_model
+from .._requires import check_class_requires
 from . import _jsonrpc as rpc
-from ._protocol import COMPLETE_METHOD, CONTEXT_METHOD
+from ._protocol import COMPLETE_METHOD, CONTEXT_METHOD, MODEL_METHOD
 from ._server import MCPBackend, tool_result_to_mcp
 
 
@@ -75,17 +78,21 @@ class ChildPlugin:
         self.tools = tools
         self.templates = templates
         self.sync_tools = {n: not inspect.iscoroutinefunction(t.execute) for n, (t, _) in tools.items()}
+        # only a plugin that overrides on_tool_error pays for the recovery path
+        self.recovers = isinstance(plugin, ToolPlugin) and \
+            getattr(type(plugin), "on_tool_error", None) is not ToolPlugin.on_tool_error
 
     @classmethod
     def load(cls, plugin_id: str, manifest: Any, entry: str, *, loop: LazyLoop,
              guard: Callable[[], AbstractContextManager[Any]], settings: dict[str, Any],
-             data_dir: str | None) -> ChildPlugin:
+             data_dir: str | None, promptline_version: str | None = None) -> ChildPlugin:
         """Import ``entry`` (``module:Class``) as the plugin, bind and initialize it."""
         module_name, _, class_name = entry.partition(":")
         with guard():
             module = importlib.import_module(module_name)
             plugin_cls = getattr(module, class_name) if class_name else module.Plugin
             plugin = bind_manifest(plugin_cls(), manifest)
+            check_class_requires(plugin, plugin_id, promptline_version)
             config = PluginConfig(plugin_id, settings, Path(data_dir) if data_dir else None)
             loop.run(plugin.initialize(config))
             tools: dict[str, tuple[Tool, ToolSpec]] = {}
@@ -100,22 +107,43 @@ class ChildPlugin:
         return cls(plugin_id, manifest.version, plugin, loop=loop, guard=guard, tools=tools, templates=templates)
 
     def call_tool(self, name: str, arguments: Any) -> ToolResult:
+        """One call, then the plugin's own ``on_tool_error`` recovery (retry, fallback), here
+        where the plugin lives — exactly as :func:`call_with_recovery` does in process."""
         entry = self.tools.get(name)
         if entry is None:
             err = ToolError(f"unknown tool `{name[:64]}`", tool=name, kind="invalid-arguments")
             return error_result(err, tool=name)
         tool = entry[0]
         with self.guard():
-            if self.sync_tools.get(name):
-                return self._call_sync(tool, name, arguments)
+            first = self._attempt(tool, name, arguments)
+            if first.ok or not self.recovers:
+                return first
+            given = [first]
+
+            async def invoke(t: Tool, a: Any) -> ToolResult:
+                if given:
+                    return given.pop()
+                if self.sync_tools.get(name):
+                    return self._call_sync(t, name, a, in_loop=True)
+                return await invoke_tool(t, a)
             try:
-                return self.loop.run(invoke_tool(tool, arguments))
+                return self.loop.run(call_with_recovery(self.plugin, tool, arguments, invoke=invoke))
             except BaseException as exc:  # noqa: BLE001 - SystemExit and friends become results
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 return error_result(exc, tool=name)
 
-    def _call_sync(self, tool: Tool, name: str, arguments: Any) -> ToolResult:
+    def _attempt(self, tool: Tool, name: str, arguments: Any) -> ToolResult:
+        if self.sync_tools.get(name):
+            return self._call_sync(tool, name, arguments)
+        try:
+            return self.loop.run(invoke_tool(tool, arguments))
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and friends become results
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return error_result(exc, tool=name)
+
+    def _call_sync(self, tool: Tool, name: str, arguments: Any, *, in_loop: bool = False) -> ToolResult:
         """invoke_tool without an event loop turn, for plain ``def execute`` (the common case)."""
         try:
             clean = validate_arguments(tool, arguments)
@@ -124,6 +152,9 @@ class ChildPlugin:
         try:
             value = tool.execute(clean)
             if inspect.isawaitable(value):
+                if in_loop:
+                    value.close()
+                    raise TypeError("a synchronous execute returned an awaitable")
                 value = self.loop.run(value)
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - plugin failures become results
             return error_result(exc, tool=name)
@@ -147,6 +178,18 @@ class ChildPlugin:
             return ToolResult.failure(ToolError(f"the model returned `{type(text).__name__}`, not a string",
                                                 tool="complete", kind="malformed-result"))
         return coerce_result(ToolResult.success(text), tool="complete")
+
+    def model_info(self) -> dict[str, Any]:
+        """The provider's name and ``is_available()`` (a raising probe: unavailable)."""
+        with self.guard():
+            try:
+                available = self.loop.run(self.plugin.is_available())  # type: ignore[attr-defined]
+                provider = self.plugin.provider()  # type: ignore[attr-defined]
+            except BaseException as exc:  # noqa: BLE001
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                return {"name": "", "available": False, "reason": f"is_available raised `{type(exc).__name__}`"}
+            return describe_model(provider, available).to_dict()
 
     def shutdown(self) -> None:
         with self.guard():
@@ -209,4 +252,6 @@ class PluginBackend(MCPBackend):
             if not isinstance(options, dict):
                 raise rpc.RpcError(rpc.INVALID_PARAMS, "`options` must be an object")
             return self.child.complete(prompt, options).to_dict()
+        if method == MODEL_METHOD and isinstance(plugin, ModelPlugin):
+            return self.child.model_info()
         return super().extra(method, params)

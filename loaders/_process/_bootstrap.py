@@ -270,7 +270,8 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
         import ctypes  # noqa: F401 - granted: imported as the host, like every other child import
     sys.path.insert(0, spec["code_root"])
     child = ChildPlugin.load(plugin_id, manifest, spec["entry"], loop=loop, guard=guard,
-                             settings=spec.get("settings") or {}, data_dir=spec.get("data_dir"))
+                             settings=spec.get("settings") or {}, data_dir=spec.get("data_dir"),
+                             promptline_version=spec.get("promptline_version"))
     try:
         serve_mcp_loop(PluginBackend(child), inbox.next_line, writer.send_bytes)
     finally:

@@ -29,6 +29,7 @@ from promptline.sdk import TOOL_NAME, PromptTemplate, ToolResult, ToolSpec, coer
 
 from .._errors import LoaderError, ToolError
 from .._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
+from .._model import ModelInfo
 from . import _jsonrpc as rpc
 from ._bridge import HostBridge, child_policy
 from ._child import START_TIMEOUT, Child
@@ -36,7 +37,7 @@ from ._client import CallTimeout, MCPClient
 from ._egress import Wall
 from ._landlock import landlock_abi
 from ._launch import bwrap_path
-from ._protocol import COMPLETE_METHOD, CONTEXT_METHOD
+from ._protocol import COMPLETE_METHOD, CONTEXT_METHOD, MODEL_METHOD
 from ._server import content_text
 from ._spec import build_spec
 from ._wall import make_wall, netns_problem
@@ -352,6 +353,16 @@ class ProcessPlugin(LoadedPlugin):
             return ""
         text = result.get("text") if isinstance(result, dict) else None
         return text if isinstance(text, str) else ""
+
+    def model_info(self, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> ModelInfo | None:
+        """``promptline/model`` in the child: the provider's name and ``is_available()``."""
+        if "model" not in self.ctx.plugin.manifest.types:
+            return None
+        try:
+            result = self._call(MODEL_METHOD, {}, timeout)
+        except (ToolError, rpc.RpcError) as exc:
+            return ModelInfo("", False, str(getattr(exc, "message", exc))[:300])
+        return ModelInfo.from_dict(result)
 
     def complete(self, prompt: str, *, timeout: float = DEFAULT_CALL_TIMEOUT, **options: Any) -> ToolResult:
         """A model plugin's completion (``promptline/complete`` in the child); never raises."""

@@ -10,6 +10,7 @@ logged — so host and child never guess at each other's meaning.
 | ``promptline/ask`` (request)          | child -> host  | v, request, decision -> v, answer, verdict, grant? |
 | ``promptline/context``                | host -> child  | query -> text                            |
 | ``promptline/complete``               | host -> child  | prompt, options -> a ToolResult dict     |
+| ``promptline/model``                  | host -> child  | -> name, available, reason               |
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ PROTOCOL_VERSION = 1
 DECISION_NOTIFICATION = "notifications/promptline/decision"
 CONTEXT_METHOD = "promptline/context"
 COMPLETE_METHOD = "promptline/complete"
+MODEL_METHOD = "promptline/model"
 ASK_METHOD = "promptline/ask"
 ASK_ID_PREFIX = "promptline-ask-"
 BOOT_ENV = "PROMPTLINE_BOOTSTRAP"   # the spec; removed from the environment before plugin code runs

@@ -102,7 +102,8 @@ def build_spec(ctx: LoadContext, *, workdir: str, code: str, rlimits: dict[str, 
         boot: dict[str, Any] = {
             "plugin_id": plugin.id, "entry": f"{module}:{cls}" if cls else module,
             "code_root": import_root, "manifest": manifest_path,
-            "plugin_dir": import_root,   # the plugin's own files: its package and distribution
+            "plugin_dir": import_root,
+            "promptline_version": host_version(),   # the child cannot read the host's dist-info   # the plugin's own files: its package and distribution
             "policy_files": [os.path.abspath(p) for p in ctx.policy_files],
             "home": user_home(),   # `~` in policies means the host user's home
             "grants": opts.get("grants_path"),

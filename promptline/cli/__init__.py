@@ -15,6 +15,7 @@ COMMANDS = {
     "keys": ("promptline.cli.keys_cmd", "keys_group", "Publisher keys for signing plugins (ed25519)."),
     "plugin": ("promptline.cli.plugin_cmd", "plugin_group", "Find, inspect, approve, sign and scaffold plugins."),
     "tool": ("promptline.cli.tool_cmd", "tool_group", "List and call plugin tools under policy."),
+    "model": ("promptline.cli.model_cmd", "model_group", "Model providers offered by plugins."),
     "grants": ("promptline.cli.grants_cmd", "grants_group",
                'Remembered prompt answers ("always" / "never"): list and revoke them.'),
     "run": ("promptline.cli.run_cmd", "run_command",
@@ -71,6 +72,7 @@ def main() -> None:
       promptline plugin list                            plugins found, signed?, approved?
       promptline plugin approve ID                      approve a plugin's declared capabilities
       promptline tool call notes.search '{"query": "x"}' call a tool under policy
+      promptline model list                             model providers, available or not
       promptline run [--mcp] [--watch]                  serve the tools (JSON lines or MCP)
       promptline policy explain --plugin P --action fs.read --path ~/.ssh/id_rsa
       promptline audit show --decision deny             what was refused, and why

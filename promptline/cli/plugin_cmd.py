@@ -25,7 +25,7 @@ from promptline.loaders import (
     sign_plugin,
     verify_plugin,
 )
-from promptline.policy import PolicyError, load_policy_set
+from promptline.policy import PolicyError, load_policy_set, promptline_version, requires_ok
 
 from ._common import console, fail
 from .keys_cmd import resolve_key
@@ -157,7 +157,9 @@ def list_cmd(policies: tuple[str, ...], approvals: str | None, plugin_dirs: tupl
         click.echo(json.dumps({
             "plugins": [{"id": r.manifest.id, "version": r.manifest.version, "types": list(r.manifest.types),
                          "source": r.plugin.source, "origin": r.plugin.origin, "root": str(r.plugin.root),
-                         "sandbox": r.manifest.sandbox, "signature": r.signature, "approval": r.approval,
+                         "sandbox": r.manifest.sandbox, "requires": r.manifest.requires,
+                         "compatible": requires_ok(r.manifest.requires, promptline_version()),
+                         "signature": r.signature, "approval": r.approval,
                          "error": r.error} for r in rows],
             "problems": [{"origin": p.origin, "message": p.message, "plugin": p.plugin_id,
                           "severity": p.severity, "fix": p.fix} for p in report.problems],
@@ -219,7 +221,10 @@ def info_cmd(target: str, policies: tuple[str, ...], approvals: str | None, as_j
         f"  types:      {', '.join(m.types)}",
         f"  entry:      {m.entry.kind}: {m.entry.python or m.entry.wasm or ' '.join(m.entry.command or ())}",
         f"  sandbox:    {m.sandbox}",
-        f"  requires:   PromptLine {m.requires or 'any'}",
+        f"  requires:   PromptLine {m.requires or 'any'} (this is {promptline_version()}: "
+        f"{'compatible' if requires_ok(m.requires, promptline_version()) else 'NOT compatible'}; "
+        "a plugin class's own `requires` is checked when it loads)",
+        *(["  model:      `promptline model list` asks its is_available()"] if "model" in m.types else []),
         f"  found:      {plugin.source} {plugin.origin}",
         f"  directory:  {plugin.root}",
         f"  signature:  {r.signature}",
