@@ -30,7 +30,13 @@ What the module can reach is decided once, at load:
   beyond the module's name, and no sleeping: ``poll_oneoff`` is refused so a call cannot
   block the host thread where the epoch timer cannot reach it;
 - fuel (compute), linear memory, and wall-clock time (epoch interruption, one shared
-  timer thread that runs only while calls are in flight) are limited per call.
+  timer thread that runs only while calls are in flight) are limited per call;
+- stdio goes only through wasmtime's public API: stdin is the request in a private file,
+  stdout and stderr are FIFOs drained by one host thread per runtime (capped), and each
+  call's store is closed on the calling thread. No Python callback runs on wasmtime's own
+  threads: they outlive a trapped call, and a callback into a finalizing interpreter
+  aborted the host at exit (Rust panic, exit 134). A module may only offer tools
+  (``types: [tool]``); anything else is refused at load.
 
 Compiled modules are cached in memory by the SHA-256 of the module's bytes and on disk
 (``Module.serialize``) in a private (0700) directory, keyed by that digest, the wasmtime
@@ -42,7 +48,6 @@ verified bytes (``LoadContext.files``), exactly those bytes are compiled.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fnmatch
 import hashlib
 import importlib.metadata
@@ -52,10 +57,13 @@ import logging
 import math
 import os
 import platform
+import selectors
+import shutil
 import stat
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -93,6 +101,7 @@ MAX_INSTANCES = 4                        # wasm instances/tables/memories one ca
 MAX_PROBE_ENTRIES = 1_000                # entries looked at directly inside a granted directory
 EPOCH_TICK = 0.01                        # seconds between epoch increments (timeout resolution)
 TICKER_LINGER = 2.0                      # seconds the epoch timer outlives the last call
+STDIO_DRAIN_TIMEOUT = 5.0                # seconds to wait for a finished call's stdio to close
 STDERR_IN_ERRORS = 400                   # characters of stderr quoted in an error result
 CACHE_MAGIC = b"promptline-cwasm-1\n"    # header of a disk cache file, then sha256(payload), then payload
 
@@ -156,6 +165,12 @@ class WasmLoader:
             _check_limits(fuel, memory, max_output)
         except ValueError as exc:
             raise LoaderError(f"bad wasm options: {exc}", plugin=pid, fix="fix the loader options") from None
+        other = [t for t in manifest.types if t != "tool"]
+        if other:
+            raise LoaderError(f"a wasm plugin can only offer tools, but plugin.yaml declares types "
+                              f"{', '.join(f'`{t}`' for t in other)}", plugin=pid,
+                              fix="set `types: [tool]`, or use `entry: {python: ...}` for model, prompt "
+                                  "and context plugins")
         name, data = _module_bytes(ctx, manifest)
         runtime = self.runtime
         compiled = runtime.compiled(data, plugin=pid, name=name)
@@ -354,6 +369,9 @@ class _Runtime:
         self._modules: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
         self._ticker = _EpochTicker(self.engine)
+        self.io_dir = tempfile.mkdtemp(prefix="promptline-wasm-io-")   # 0700: the calls' stdio
+        self._pump = _Pump()
+        weakref.finalize(self, shutil.rmtree, self.io_dir, True)
 
     # -- compiling ----------------------------------------------------------------------
 
@@ -422,16 +440,19 @@ class _Runtime:
     def run(self, compiled: _Compiled, request: bytes, *, timeout: float, fuel: int, memory_bytes: int,
             max_output: int, preopens: Sequence[Preopen], env: Sequence[tuple[str, str]],
             argv: Sequence[str]) -> _Run:
-        out = _Capture(max_output)
-        err = _Capture(MAX_STDERR_BYTES, truncate=True)
         wasi = wasmtime.WasiConfig()
         wasi.argv = list(argv)
         wasi.env = [list(pair) for pair in env]
-        _set_stdin(wasi, request)
-        wasi.stdout_custom = out.write
-        wasi.stderr_custom = err.write
         for p in preopens:
             _preopen(wasi, p)
+        with _Stdio(self.io_dir, self._pump, request, max_output) as io:
+            io.attach(wasi)
+            return self._run_in(compiled, wasi, io, timeout=timeout, fuel=fuel, memory_bytes=memory_bytes,
+                                max_output=max_output)
+
+    def _run_in(self, compiled: _Compiled, wasi: Any, io: _Stdio, *, timeout: float, fuel: int,
+                memory_bytes: int, max_output: int) -> _Run:
+        out, err = io.out, io.err
         store = wasmtime.Store(self.engine)
         store.set_wasi(wasi)
         store.set_fuel(fuel)
@@ -463,6 +484,8 @@ class _Runtime:
                 if "memory" in text and ("limit" in text or "grow" in text or "minimum" in text):
                     text = f"needs more than the memory limit of {memory_bytes} bytes ({text})"
                 run.error = f"could not be started: {text}"
+        store.close()    # frees the store now, on this thread: the guest's stdio ends close
+        io.finish()
         if out.overflow:
             run.error, run.kind = f"wrote more than {max_output} bytes to stdout", "malformed-result"
         run.stdout, run.stderr = bytes(out.data), bytes(err.data)
@@ -513,37 +536,128 @@ class _EpochTicker:
 
 
 class _Capture:
-    """A WASI output stream kept in memory, up to ``limit`` bytes. Past the limit: stdout
-    fails the write (the guest sees EIO and the call is an error); stderr keeps the start."""
+    """One WASI output stream: a FIFO whose read end the runtime's :class:`_Pump` drains,
+    kept up to ``limit`` bytes. Past the limit stdout is drained and dropped (the call
+    becomes an error); stderr keeps its start. No Python callback ever runs on wasmtime's
+    threads (those outlived a trapped call and crashed the interpreter at exit with a Rust
+    panic, exit 134)."""
 
-    __slots__ = ("data", "limit", "overflow", "truncate")
+    __slots__ = ("data", "limit", "overflow", "truncate", "path", "fd", "done")
 
-    def __init__(self, limit: int, *, truncate: bool = False) -> None:
+    def __init__(self, directory: str, name: str, limit: int, *, truncate: bool = False) -> None:
         self.data = bytearray()
         self.limit = limit
         self.overflow = False
         self.truncate = truncate
+        self.done = threading.Event()
+        self.path = os.path.join(directory, f"{name}-{threading.get_ident()}-{time.monotonic_ns()}")
+        os.mkfifo(self.path, 0o600)
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
 
-    def write(self, chunk: bytes) -> int:
+    def take(self, chunk: bytes) -> None:
         room = self.limit - len(self.data)
         if len(chunk) <= room:
             self.data += chunk
-            return len(chunk)
+            return
         self.overflow = True
-        if self.truncate:
-            self.data += chunk[:max(room, 0)]
-            return len(chunk)
-        return -5   # -EIO: the guest's write fails
+        if self.truncate and room > 0:
+            self.data += chunk[:room]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
 
 
-def _set_stdin(wasi: Any, data: bytes) -> None:
-    """Give the guest ``data`` as stdin, from memory (wasmtime's C API has this; the Python
-    class does not expose it yet)."""
-    from wasmtime import _ffi as ffi
-    vec = ffi.wasm_byte_vec_t()
-    buf = ctypes.create_string_buffer(data, len(data))
-    ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), ctypes.cast(buf, ctypes.POINTER(ffi.wasm_byte_t)))
-    ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))   # takes ownership of vec
+class _Pump:
+    """One host thread per runtime draining every running call's stdout/stderr FIFOs."""
+
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._lock = threading.Lock()
+        self._new: list[_Capture] = []
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._thread: threading.Thread | None = None
+
+    def add(self, cap: _Capture) -> None:
+        with self._lock:
+            self._new.append(cap)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="promptline-wasm-stdio", daemon=True)
+                self._thread.start()
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"x")
+
+    def _loop(self) -> None:
+        while True:
+            for key, _ in self._sel.select():
+                cap = key.data
+                if cap is None:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                    with self._lock:
+                        new, self._new = self._new, []
+                    for c in new:
+                        self._sel.register(c.fd, selectors.EVENT_READ, c)
+                    continue
+                try:
+                    chunk = os.read(cap.fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if chunk:
+                    cap.take(chunk)
+                else:                       # every writer closed: the call's stream is complete
+                    self._sel.unregister(cap.fd)
+                    cap.done.set()
+
+
+class _Stdio:
+    """A call's stdin (the request, in a private file) and stdout/stderr (FIFOs), through
+    wasmtime's public ``WasiConfig.stdin_file/stdout_file/stderr_file``."""
+
+    def __init__(self, directory: str, pump: _Pump, request: bytes, max_output: int) -> None:
+        self.directory = directory
+        self.pump = pump
+        self.request = request
+        self.max_output = max_output
+        self.stdin_path = ""
+        self.caps: list[_Capture] = []
+
+    def __enter__(self) -> _Stdio:
+        fd, self.stdin_path = tempfile.mkstemp(dir=self.directory, prefix="in-")   # mode 0600
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(self.request)
+        self.out = _Capture(self.directory, "out", self.max_output)
+        self.caps.append(self.out)
+        self.err = _Capture(self.directory, "err", MAX_STDERR_BYTES, truncate=True)
+        self.caps.append(self.err)
+        return self
+
+    def attach(self, wasi: Any) -> None:
+        wasi.stdin_file = self.stdin_path
+        wasi.stdout_file = self.out.path
+        wasi.stderr_file = self.err.path
+        for cap in self.caps:
+            os.unlink(cap.path)        # both ends are open: the names are no longer needed
+            self.pump.add(cap)
+
+    def finish(self) -> None:
+        """Wait for the guest's ends to close (the store is gone), then the data is whole."""
+        for cap in self.caps:
+            if not cap.done.wait(STDIO_DRAIN_TIMEOUT):
+                log.warning("wasm stdio did not close within %s s", STDIO_DRAIN_TIMEOUT)
+
+    def __exit__(self, *exc: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.stdin_path)
+        for cap in self.caps:
+            if cap.done.is_set():
+                cap.close()
+            # else: the pump still holds it; closing under the selector would race (a leak of one fd)
 
 
 def _preopen_style() -> str:
