@@ -27,7 +27,7 @@ from ._loader import LoadContext, LoadedPlugin, Loader
 from ._manager import LoadReport, ManagerConfig, ModelEntry, PluginManager
 from ._process._jsonrpc import INVALID_PARAMS, RpcError
 from ._process._loader import ContainerLoader, ProcessLoader
-from ._process._server import MCPBackend, serve_mcp_loop, stream_io, tool_result_to_mcp
+from ._process._server import MCPBackend, serve_mcp_concurrent, serve_mcp_loop, stream_io, tool_result_to_mcp
 from ._registry import (
     DEFAULT_INDEX,
     INDEX_ENV,
@@ -115,6 +115,7 @@ __all__ = [
     "Registry",
     "requires_ok",
     "RpcError",
+    "serve_mcp_concurrent",
     "serve_mcp_loop",
     "sign_plugin",
     "SignatureError",

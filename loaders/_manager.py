@@ -511,6 +511,21 @@ class PluginManager:
                 out.append((pid, text))
         return out
 
+    def context_plugins(self) -> list[str]:
+        """Ids of the loaded context plugins, sorted."""
+        return [pid for pid in sorted(self.plugins) if "context" in loaded_types(self, pid)]
+
+    def context_of(self, plugin_id: str, query: str, *, timeout: float | None = None) -> ToolResult:
+        """Context plugin ``plugin_id``'s answer to ``query`` as a ToolResult (never raises);
+        decided like a call of the plugin's tool `context`."""
+        loaded = self.plugins.get(plugin_id)
+        if loaded is None or "context" not in loaded_types(self, plugin_id):
+            return ToolResult.failure(ToolError(f"no loaded context plugin `{plugin_id}`", kind="unknown-tool"))
+        d = self.enforcer.check(plugin_id, Request.tool_call(plugin_id, "context", {"query": query[:4096]}))
+        if d.verdict is not Verdict.ALLOW:
+            return ToolResult.failure(ToolError(f"refused by policy: {d.reason()}", tool="context", kind="denied"))
+        return ToolResult.success(loaded.get_context(query, timeout=timeout or self.call_timeout))
+
     def list_models(self, *, timeout: float | None = None) -> list[ModelEntry]:
         """Every loaded model plugin's provider, asked ``is_available()`` now (an unavailable
         model is listed with why, and :meth:`complete` refuses it)."""

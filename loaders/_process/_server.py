@@ -9,6 +9,7 @@ goes on — the client is trusted less than the server, never the other way roun
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,6 +59,9 @@ class MCPBackend:
         raise rpc.RpcError(rpc.INVALID_PARAMS, f"unknown prompt `{name[:80]}`")
 
     def list_resources(self) -> list[dict[str, Any]]:
+        return []
+
+    def list_resource_templates(self) -> list[dict[str, Any]]:
         return []
 
     def read_resource(self, uri: str) -> dict[str, Any]:
@@ -116,7 +120,7 @@ def dispatch(backend: MCPBackend, msg: rpc.Request) -> Any:
     if m == "resources/read":
         return backend.read_resource(_str(p, "uri"))
     if m == "resources/templates/list":
-        return {"resourceTemplates": []}
+        return {"resourceTemplates": backend.list_resource_templates()}
     if m == "logging/setLevel":
         return {}
     return backend.extra(m, p)
@@ -155,6 +159,92 @@ def serve_mcp_loop(backend: MCPBackend, next_line: Callable[[], bytes], send: Ca
             data = rpc.encode(rpc.Response(msg.id, None, rpc.RpcError(
                 rpc.INTERNAL_ERROR, f"`{msg.method}` failed: {type(exc).__name__}")))
         send(data)
+
+
+def serve_mcp_concurrent(backend: MCPBackend, next_line: Callable[[], bytes], send: Callable[[bytes], None], *,
+                         workers: int = 8, max_inflight: int = 64,
+                         deadline: Callable[[str], float] = lambda method: 60.0) -> None:
+    """:func:`serve_mcp_loop`, but requests are answered concurrently (a slow tool does not
+    hold up a listing) with per-request limits: at most ``max_inflight`` requests at once
+    (more are refused with a JSON-RPC error), and each gets an answer within
+    ``deadline(method)`` seconds — an error if its work is still running then (the late
+    result is dropped). ``initialize`` is answered in order, before anything after it."""
+    import concurrent.futures
+
+    send_lock = threading.Lock()
+    slots = threading.BoundedSemaphore(max_inflight)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mcp-request")
+
+    def reply(data: bytes) -> None:
+        with send_lock:
+            send(data)
+
+    def answer(msg: rpc.Request) -> bytes:
+        try:
+            return rpc.encode(rpc.Response(msg.id, dispatch(backend, msg)))
+        except rpc.RpcError as exc:
+            return rpc.encode(rpc.Response(msg.id, None, exc))
+        except Exception as exc:  # noqa: BLE001 - a backend bug is an internal error, not a crash
+            log.exception("`%s` failed", msg.method)
+            return rpc.encode(rpc.Response(msg.id, None, rpc.RpcError(
+                rpc.INTERNAL_ERROR, f"`{msg.method}` failed: {type(exc).__name__}")))
+
+    def start(msg: rpc.Request) -> None:
+        claimed = threading.Lock()       # whoever takes it first answers: the work or the timer
+        limit = deadline(msg.method)
+
+        def finish(data: bytes) -> None:
+            if claimed.acquire(blocking=False):
+                timer.cancel()
+                reply(data)
+
+        def work() -> None:
+            try:
+                finish(answer(msg))
+            finally:
+                slots.release()
+
+        def too_late() -> None:
+            finish(rpc.encode(rpc.Response(msg.id, None, rpc.RpcError(
+                rpc.INTERNAL_ERROR, f"`{msg.method[:80]}` did not finish within {limit:g} s"))))
+
+        timer = threading.Timer(limit, too_late)
+        timer.daemon = True
+        timer.start()
+        pool.submit(work)
+
+    try:
+        while True:
+            try:
+                line = next_line()
+            except rpc.ClosedError:
+                return
+            except rpc.ProtocolError as exc:
+                reply(rpc.encode(rpc.Response(None, None, rpc.RpcError(rpc.PARSE_ERROR, str(exc)))))
+                return
+            try:
+                msg = rpc.parse(line)
+            except rpc.ProtocolError as exc:
+                reply(rpc.encode(rpc.Response(None, None, rpc.RpcError(rpc.PARSE_ERROR, str(exc)))))
+                continue
+            if type(msg) is rpc.Notification:
+                try:
+                    backend.notification(msg.method, msg.params)
+                except Exception:  # noqa: BLE001
+                    log.exception("notification `%s` failed", msg.method)
+                continue
+            if type(msg) is rpc.Response:
+                continue
+            if msg.method in ("initialize", "ping"):
+                reply(answer(msg))
+                continue
+            if not slots.acquire(blocking=False):
+                reply(rpc.encode(rpc.Response(msg.id, None, rpc.RpcError(
+                    rpc.INTERNAL_ERROR, f"too many requests in flight (at most {max_inflight}); retry later"))))
+                continue
+            start(msg)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def stream_io(stdin: Any, stdout: Any) -> tuple[Callable[[], bytes], Callable[[bytes], None]]:
