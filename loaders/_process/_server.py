@@ -200,9 +200,10 @@ def serve_mcp_concurrent(backend: MCPBackend, next_line: Callable[[], bytes], se
 
         def work() -> None:
             try:
-                finish(answer(msg))
+                data = answer(msg)
             finally:
-                slots.release()
+                slots.release()     # its work is done: the slot is free before the answer is out
+            finish(data)
 
         def too_late() -> None:
             finish(rpc.encode(rpc.Response(msg.id, None, rpc.RpcError(
