@@ -242,6 +242,13 @@ class PythonLoader:
                 for other in [f for f in sys.meta_path if isinstance(f, _SnapshotFinder) and f.plugin_id == pid]:
                     sys.meta_path.remove(other)
                 sys.meta_path.insert(0, finder)
+            if plugin.package is not None:
+                # finding the installed package (listing its site directory) is host business;
+                # running its code is the plugin's
+                try:
+                    importlib.util.find_spec(plugin.package.partition(".")[0])
+                except (ImportError, ValueError):
+                    pass
             try:
                 with enforcer.guard(pid):
                     module = importlib.import_module(module_name)
