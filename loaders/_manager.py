@@ -490,7 +490,20 @@ class PluginManager:
         d = self.enforcer.check(pid, request)
         if d.verdict is not Verdict.ALLOW:
             return ToolResult.failure(ToolError(f"refused by policy: {d.reason()}", tool=name, kind="denied"))
-        return loaded.call_tool(tool, args, timeout=timeout or self.call_timeout)
+        return loaded.call_tool(tool, args, timeout=timeout or self.call_timeout_of(pid))
+
+    def call_timeout_of(self, plugin_id: str) -> float:
+        """Seconds one call of ``plugin_id`` may take: its manifest's ``limits.call_timeout``
+        (capped by the policy), else the manager's ``call_timeout`` (also capped)."""
+        info = self.policy_set.plugins.get(plugin_id) if self.policy_set is not None else None
+        if info is None:
+            return self.call_timeout
+        limits = info.limits
+        if info.manifest.limits.call_timeout is not None:
+            return limits.call_timeout
+        caps = self.policy_set.settings.limits
+        cap = caps.call_timeout if caps is not None else None
+        return min(self.call_timeout, cap) if cap is not None else self.call_timeout
 
     def templates(self) -> list[tuple[str, Any]]:
         """Every prompt template of the loaded plugins as (`plugin.template`, PromptTemplate)."""

@@ -160,6 +160,9 @@ class WasmLoader:
         options = dict(ctx.options or {})
         fuel = int(options.get("fuel", self.fuel))
         memory = int(options.get("memory_bytes", self.memory_bytes))
+        limits = getattr(ctx.info, "limits", None)
+        if limits is not None and (manifest.limits.memory is not None or "memory" in limits.capped):
+            memory = min(memory, limits.memory) if "memory_bytes" in options else limits.memory
         max_output = int(options.get("max_output_bytes", self.max_output_bytes))
         try:
             _check_limits(fuel, memory, max_output)

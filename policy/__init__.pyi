@@ -4,6 +4,7 @@ from ._compile import cel_parse_count, clear_compile_caches, match_cel
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError, PromptLineError
 from ._keys import key_id_of, key_ids, raw_key_id, same_key
+from ._limits import DEFAULT_LIMITS, EffectiveLimits, Limits, effective_limits, format_size
 from ._models import (
                       API_VERSION,
                       Capabilities,
@@ -35,6 +36,11 @@ from ._yaml import Located, load_yaml, read_text
 __all__ = [
     "check_test_file",
     "file_kind",
+    "DEFAULT_LIMITS",
+    "EffectiveLimits",
+    "effective_limits",
+    "format_size",
+    "Limits",
     "DISTRIBUTION",
     "SemVer",
     "is_semver",

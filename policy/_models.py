@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from ._errors import PolicyError
+from ._limits import Limits
 from ._request import ACTIONS
 from ._versions import is_semver, parse_requires
 from ._yaml import Located, load_yaml, load_yaml_file, read_text
@@ -132,6 +133,7 @@ class Manifest(_Strict):
     sandbox: Literal["none", "process", "container", "wasm"] = "process"
     capabilities: Capabilities = Capabilities()
     config: dict[str, Any] = Field(default_factory=dict)
+    limits: Limits = Limits()          # resource limits asked (policy/_limits.py), capped by policy
 
     @field_validator("id")
     @classmethod
@@ -165,6 +167,7 @@ class Settings(_Strict):
     plugin_modes: dict[str, Literal["enforce", "audit"]] | None = None
     audit_allows: bool | None = None
     mask_fields: tuple[str, ...] | None = None
+    limits: Limits | None = None       # caps on every plugin's `limits:` (lower layers only lower them)
     locked: tuple[str, ...] = ()
 
     @model_validator(mode="after")
@@ -179,7 +182,7 @@ class Settings(_Strict):
 
 
 SETTING_NAMES = ("require_signature", "trusted_keys", "approve", "sandbox_minimum", "trust",
-                 "mode", "plugin_modes", "audit_allows", "mask_fields")
+                 "mode", "plugin_modes", "audit_allows", "mask_fields", "limits")
 
 
 class Match(_Strict):

@@ -23,6 +23,7 @@ from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError
 from ._fastpath import ERROR, NATIVE_TIER_BACKENDS, translate
 from ._keys import key_id_of, key_ids
+from ._limits import DEFAULT_LIMITS, EffectiveLimits, Limits, effective_limits
 from ._models import SETTING_NAMES, Manifest, PolicyFile, parse_manifest, parse_policy
 from ._request import Request
 from ._yaml import Located, load_yaml, read_text
@@ -46,6 +47,7 @@ class EffectiveSettings:
     plugin_modes: Mapping[str, str] = field(default_factory=dict)
     audit_allows: bool = False
     mask_fields: tuple[str, ...] = ()
+    limits: Limits | None = None                              # caps on every plugin's limits
     locked: tuple[str, ...] = ()
     set_by: Mapping[str, str] = field(default_factory=dict)   # setting -> layer that set it
 
@@ -63,6 +65,7 @@ class PluginInfo:
     publisher: str = ""
     signed: bool = False
     minimum: str = "none"
+    limits: EffectiveLimits = DEFAULT_LIMITS    # asked in the manifest, capped by the policy
 
     @property
     def below_minimum(self) -> bool:
@@ -432,6 +435,10 @@ def _merge_settings(files: list[tuple[PolicyFile, Located]]) -> EffectiveSetting
                 continue
             given = pf.settings.model_dump(exclude_none=True, exclude={"locked"})
             for name, value in given.items():
+                if name == "limits":        # caps: a later layer can only lower them
+                    value = Limits(**value)
+                    if name in values and name not in locked:
+                        value = values[name].tighter(value)
                 if name in locked and values.get(name) != value:
                     raise located.error(("settings", name),
                                         f"setting `{name}` is locked by {locked[name]}",
@@ -553,7 +560,8 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
             signed and bool(publisher) and _publisher_trusted(publisher, trusted_ids))
         plugins[manifest.id] = PluginInfo(manifest.id, manifest.version, directory,
                                           _sandbox(manifest, trusted, settings.sandbox_minimum),
-                                          trusted, manifest, publisher, signed, settings.sandbox_minimum)
+                                          trusted, manifest, publisher, signed, settings.sandbox_minimum,
+                                          effective_limits(manifest.limits, settings.limits))
         rules.extend(manifest_rules(manifest, located, be, home))
         digest.update(repr(sorted(fact.items())).encode())
     digest.update(be.name.encode())

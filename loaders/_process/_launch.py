@@ -26,11 +26,14 @@ from . import _landlock as ll
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_shim.py")
 
-# Resource limits for a child (overridable per plugin through LoadContext.options["rlimits"]).
+# Resource limits for a child: the plugin's effective `limits:` (policy/_limits.py) are laid
+# over these, then LoadContext.options["rlimits"]. Memory is RLIMIT_DATA (private writable
+# memory), never RLIMIT_AS: Node/V8, Deno and the JVM reserve far more address space than
+# they use, and a fixed address-space cap broke Node's `fetch`.
 DEFAULT_RLIMITS: Mapping[str, int] = {
-    "AS": 4 * 1024 ** 3,     # bytes of address space
+    "DATA": 4 * 1024 ** 3,   # bytes of private writable memory (heap, mmap'd data)
     "CPU": 600,              # seconds of CPU time over the child's life
-    "NOFILE": 256,           # open file descriptors
+    "NOFILE": 1024,          # open file descriptors
     "NPROC": 64,             # processes of the real uid (a root host's child gets a real uid of its own)
     "CORE": 0,               # no core dumps (they would leak memory to disk)
     "FSIZE": 1024 ** 3,      # largest file the child may write

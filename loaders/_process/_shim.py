@@ -27,7 +27,8 @@ EXIT_SANDBOX_FAILED = 125
 EGRESS_ENV = "PROMPTLINE_EGRESS"   # host:port of the egress proxy, for the bootstrap
 STDERR_TAG = "promptline-sandbox:"
 
-RLIMITS = {"AS": resource.RLIMIT_AS, "CPU": resource.RLIMIT_CPU, "NOFILE": resource.RLIMIT_NOFILE,
+RLIMITS = {"AS": resource.RLIMIT_AS, "DATA": resource.RLIMIT_DATA, "CPU": resource.RLIMIT_CPU,
+           "NOFILE": resource.RLIMIT_NOFILE,
            "NPROC": resource.RLIMIT_NPROC, "CORE": resource.RLIMIT_CORE, "FSIZE": resource.RLIMIT_FSIZE}
 
 

@@ -49,6 +49,14 @@ def import_path() -> list[str]:
     return [os.path.dirname(code_dirs()[0])]
 
 
+def limit_rlimits(limits: Any) -> dict[str, int]:
+    """A plugin's effective limits (policy.EffectiveLimits) as the shim's rlimits."""
+    if limits is None:
+        return {}
+    return {"DATA": int(limits.memory), "CPU": int(limits.cpu_seconds), "NPROC": int(limits.processes),
+            "NOFILE": int(limits.open_files)}
+
+
 def copy_code(ctx: LoadContext, code: str) -> str:
     """The plugin's code as the child sees it: the verified bytes copied below ``code``
     (so the child runs what was verified), else the plugin directory."""
@@ -84,7 +92,7 @@ def build_spec(ctx: LoadContext, *, workdir: str, code: str, rlimits: dict[str, 
     plugin = ctx.plugin
     manifest = plugin.manifest
     opts = ctx.options
-    rlimits = dict(rlimits)
+    rlimits = {**limit_rlimits(getattr(ctx.info, "limits", None)), **rlimits}
     rlimits.update(opts.get("rlimits") or {})
     code_root = copy_code(ctx, code)
     dirs: list[str]

@@ -25,7 +25,7 @@ from promptline.loaders import (
     sign_plugin,
     verify_plugin,
 )
-from promptline.policy import PolicyError, load_policy_set, promptline_version, requires_ok
+from promptline.policy import PolicyError, effective_limits, load_policy_set, promptline_version, requires_ok
 
 from ._common import console, fail
 from .keys_cmd import resolve_key
@@ -208,6 +208,7 @@ def info_cmd(target: str, policies: tuple[str, ...], approvals: str | None, as_j
             "id": m.id, "name": m.name, "version": m.version, "description": m.description,
             "types": list(m.types), "entry": m.entry.model_dump(exclude_none=True), "sandbox": m.sandbox,
             "requires": m.requires, "capabilities": caps.model_dump(mode="json"),
+            "limits": effective_limits(m.limits, getattr(settings, "limits", None)).to_dict(),
             "source": plugin.source, "origin": plugin.origin, "root": str(plugin.root),
             "signature": r.signature, "digest": r.verified.digest if r.verified else None,
             "approval": r.status.state if r.status else None,
@@ -237,6 +238,8 @@ def info_cmd(target: str, policies: tuple[str, ...], approvals: str | None, as_j
                 *(f"environment: {v}" for v in caps.environment), *(f"process: {v}" for v in caps.process),
                 *(["native: true"] if caps.native else [])]
     lines.extend(f"    {c}" for c in declared or ["(none)"])
+    lines.append("  limits (asked, or the default, capped by the policy):")
+    lines.extend(f"    {line}" for line in effective_limits(m.limits, getattr(settings, "limits", None)).describe())
     for line in lines:
         click.echo(_show(line))
     if r.error:

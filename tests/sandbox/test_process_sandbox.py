@@ -109,7 +109,7 @@ def test_rlimits_are_set(world):
     limits = run(world, """
         import resource
         result = {n: resource.getrlimit(getattr(resource, 'RLIMIT_' + n))
-                  for n in ('AS', 'CPU', 'NOFILE', 'NPROC', 'CORE', 'FSIZE')}""")
+                  for n in ('DATA', 'CPU', 'NOFILE', 'NPROC', 'CORE', 'FSIZE')}""")
     spec = world.plugin.spec.rlimits
     for name, (soft, hard) in limits.items():
         assert soft == hard == spec[name], name
