@@ -4,6 +4,7 @@ getrlimit, a real allocation refused), the call timeout honoured at every level,
 `promptline plugin info`."""
 
 import json
+import resource  # noqa: F401 - the host imports it first (a stdlib extension found in plugin context: issue 11)
 import subprocess
 import sys
 import textwrap
@@ -130,7 +131,7 @@ def test_call_timeout_from_the_manifest_and_its_cap(tmp_path, env, trusted):  # 
                  + "  limits: {call_timeout: 4s}\n")
     with manager(tmp_path, plugins, log, pol) as pm:
         pm.call_timeout = 10.0
-        pm.load_all()
+        assert sorted(pm.load_all().loaded) == ["patient", "quick"]
         assert pm.call_timeout_of("quick") == 0.3 and pm.call_timeout_of("patient") == 4.0
         pm.call_tool("quick.nap", {"s": 0})           # a child is started
         slow = pm.call_tool("quick.nap", {"s": 2})
