@@ -413,7 +413,8 @@ def _config_entry(located: Located, base: Path, i: int, entry: Any, found: list[
 
 def _entry_text(manifest: Manifest) -> str:
     e = manifest.entry
-    value = e.python if e.kind == "python" else e.wasm if e.kind == "wasm" else " ".join(e.command or ())
+    value = (e.python if e.kind == "python" else e.wasm if e.kind == "wasm" else e.library if e.kind == "library"
+             else " ".join(e.command or ()))
     return f"`entry.{e.kind}: {value}`"
 
 

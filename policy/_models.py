@@ -101,12 +101,17 @@ class Entry(_Strict):
     python: str | None = None
     command: tuple[str, ...] | None = None
     wasm: str | None = None
+    library: str | None = None     # a shared library with the C ABI of examples/native-tools
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Entry:
-        given = [k for k in ("python", "command", "wasm") if getattr(self, k) is not None]
+        given = [k for k in ("python", "command", "wasm", "library") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("entry needs exactly one of `python`, `command`, `wasm`")
+            raise ValueError("entry needs exactly one of `python`, `command`, `wasm`, `library`")
+        if self.library is not None:
+            parts = self.library.split("/")
+            if self.library.startswith("/") or ".." in parts or not re.match(r"^[\w./+-]+\.so(\.\d+)*$", self.library):
+                raise ValueError("entry.library must be a `.so` file inside the plugin, like `libtools.so`")
         if self.python is not None and not re.match(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$", self.python):
             raise ValueError("entry.python must look like `module.path:ClassName`")
         if self.command is not None and not self.command:
@@ -115,6 +120,8 @@ class Entry(_Strict):
 
     @property
     def kind(self) -> str:
+        if self.library is not None:
+            return "library"
         return "python" if self.python is not None else "command" if self.command is not None else "wasm"
 
 
@@ -155,6 +162,13 @@ class Manifest(_Strict):
         if v:
             parse_requires(v)
         return v
+
+    @model_validator(mode="after")
+    def _library_is_native(self) -> Manifest:
+        """A library entry is native code: `capabilities.native` is implied (and approved as such)."""
+        if self.entry.library is not None and not self.capabilities.native:
+            return self.model_copy(update={"capabilities": self.capabilities.model_copy(update={"native": True})})
+        return self
 
 
 class Settings(_Strict):

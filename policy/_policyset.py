@@ -475,8 +475,10 @@ def _sandbox(manifest: Manifest, trusted: bool, minimum: str) -> str:
     if kind == "wasm":
         return "wasm"
     level = manifest.sandbox
-    if level == "wasm" or kind == "command" or (level == "none" and not trusted):
-        level = "process"   # a Python or command entry cannot run in wasm; commands need a child
+    if level == "wasm" or kind == "command" or (kind == "library" and level == "none") \
+            or (level == "none" and not trusted):
+        level = "process"   # a Python or command entry cannot run in wasm; commands need a child;
+                            # a native library is never loaded into the host
     if SANDBOX_RANK[minimum] > SANDBOX_RANK[level] and minimum in ("process", "container"):
         level = "container" if minimum == "container" else "process"
     return level

@@ -269,6 +269,11 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
     if manifest.capabilities.native:
         import ctypes  # noqa: F401 - granted: imported as the host, like every other child import
     sys.path.insert(0, spec["code_root"])
+    if spec.get("library"):            # a native library plugin: dlopen'ed here, never in the host
+        from ._library import LibraryBackend, LibraryPlugin
+        serve_mcp_loop(LibraryBackend(LibraryPlugin(spec["library"], guard), plugin_id, manifest.version),
+                       inbox.next_line, writer.send_bytes)
+        return
     child = ChildPlugin.load(plugin_id, manifest, spec["entry"], loop=loop, guard=guard,
                              settings=spec.get("settings") or {}, data_dir=spec.get("data_dir"),
                              promptline_version=spec.get("promptline_version"))

@@ -87,9 +87,11 @@ class ProcessLoader:
     def load(self, ctx: LoadContext) -> ProcessPlugin:
         plugin = ctx.plugin
         manifest = plugin.manifest
-        if plugin.kind not in ("python", "command"):
-            raise LoaderError(f"the process sandbox runs python and command plugins, not `{plugin.kind}`",
+        if plugin.kind not in ("python", "command", "library"):
+            raise LoaderError(f"the process sandbox runs python, command and library plugins, not `{plugin.kind}`",
                               plugin=plugin.id, fix="use the wasm loader for wasm modules")
+        if plugin.kind == "library":
+            _allow_native_library(ctx)
         abi = landlock_abi()
         use_landlock = abi >= MIN_LANDLOCK_ABI
         if not use_landlock:
@@ -158,6 +160,19 @@ class ContainerLoader(ProcessLoader):
         return True
 
 
+def _allow_native_library(ctx: LoadContext) -> None:
+    """A library plugin is native code: the policy must allow its `native.load` (asked here, by
+    the host, before any child starts; the child's own dlopen is decided again in the child)."""
+    from promptline.policy import Request, Verdict
+    plugin = ctx.plugin
+    library = os.path.join(str(plugin.root), *(plugin.manifest.entry.library or "").split("/"))
+    d = ctx.enforcer.check(plugin.id, Request("native.load", plugin.id, name="dlopen", path=library))
+    if d.verdict is not Verdict.ALLOW:
+        raise LoaderError(f"loading native library `{plugin.manifest.entry.library}` is refused by policy: "
+                          f"{d.reason()}", plugin=plugin.id,
+                          fix="a library plugin needs `native.load`; ask the admin, or use a python or wasm build")
+
+
 class ProcessPlugin(LoadedPlugin):
     """A plugin in a child process: the MCP surface (tools, prompts, context, completion,
     resources) over a :class:`~._child.Child`. Thread-safe; calls are answered in the
@@ -192,7 +207,7 @@ class ProcessPlugin(LoadedPlugin):
                                  child_policy=child_policy(self.spec))
         self.child = Child(self.id, self.spec, on_started=self._on_started,
                            on_notification=self.bridge.notification,
-                           on_ask=self.bridge.answer_ask if ctx.plugin.kind == "python" else None,
+                           on_ask=self.bridge.answer_ask if ctx.plugin.kind in ("python", "library") else None,
                            stderr_log=stderr_log, make_wall=self._make_wall)
 
     def _host_audit_log(self) -> Any:

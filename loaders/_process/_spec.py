@@ -96,7 +96,7 @@ def build_spec(ctx: LoadContext, *, workdir: str, code: str, rlimits: dict[str, 
     rlimits.update(opts.get("rlimits") or {})
     code_root = copy_code(ctx, code)
     dirs: list[str]
-    if plugin.kind == "python":
+    if plugin.kind in ("python", "library"):
         manifest_path = os.path.join(code_root, "plugin.yaml") if ctx.files is not None \
             else str(plugin.manifest_path)
         entry = manifest.entry.python or ""
@@ -111,7 +111,8 @@ def build_spec(ctx: LoadContext, *, workdir: str, code: str, rlimits: dict[str, 
             "plugin_id": plugin.id, "entry": f"{module}:{cls}" if cls else module,
             "code_root": import_root, "manifest": manifest_path,
             "plugin_dir": import_root,
-            "promptline_version": host_version(),   # the child cannot read the host's dist-info   # the plugin's own files: its package and distribution
+            "promptline_version": host_version(),   # the child cannot read the host's dist-info
+            "library": os.path.join(code_root, *manifest.entry.library.split("/")) if manifest.entry.library else None,   # the plugin's own files: its package and distribution
             "policy_files": [os.path.abspath(p) for p in ctx.policy_files],
             "home": user_home(),   # `~` in policies means the host user's home
             "grants": opts.get("grants_path"),
