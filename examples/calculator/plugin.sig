@@ -1,7 +1,7 @@
 {
   "format": "promptline-signature/v1",
-  "key": "ed25519:JHMfjJUYfsCKX6RW/mTRuEmCX175fuqmv7NPYwjA21o=",
-  "key_id": "a4ccf9baf2147837",
+  "key": "ed25519:1T3RmsvayuBJ2nxOXjCUvaNxlwftshuKsdVL7TLa3AE=",
+  "key_id": "7bc6d78d13f35e56",
   "digest": "sha256:c4c1e9f81944bdd8a227f2930d2fac597791602a3c3e52150cee2517d059a05b",
   "files": {
     "README.md": "36ff5347975fcf411213b68124d2b2e785c53cce2e40872d5a98c6afdb57e6f9",
@@ -9,5 +9,5 @@
     "plugin.yaml": "74e34004692dc2ebf906cc8454429a2c6a57ae2bff0ebe527c14d383fd3f8716",
     "test_calculator.py": "b625d58551dda468f620dd37fcce3b3032a649586ab2d6f33254c4a6bf427059"
   },
-  "signature": "FO/0ehbQRTjJ0C3Kz2GOiT0PeoPkMI7lM649MbLJN6B+abHPNKe91HTYHdWfc1C0aLx4tb7N4WHbsdPeX8fkCQ=="
+  "signature": "htT2k9oFJMlkXqrOn43ts6ZEYRo0VHgcv7NPogqfg3erdpn9xrfRyJsfgZ0bNO4SIgmEZFS5Z6z2RPAMuoOVBg=="
 }

@@ -1,7 +1,7 @@
 {
   "format": "promptline-signature/v1",
-  "key": "ed25519:JHMfjJUYfsCKX6RW/mTRuEmCX175fuqmv7NPYwjA21o=",
-  "key_id": "a4ccf9baf2147837",
+  "key": "ed25519:1T3RmsvayuBJ2nxOXjCUvaNxlwftshuKsdVL7TLa3AE=",
+  "key_id": "7bc6d78d13f35e56",
   "digest": "sha256:a147f7fa2f405e74b3132f17852486f96841db55a55fadd6b7c1085cded4118a",
   "files": {
     "README.md": "e54c7b5f04b35bbe7c12620c21a9e0b6d799b8fc4fda44e513386c73af4c90d7",
@@ -11,5 +11,5 @@
     "templates/review.md": "d8b1b24860b592498e817cdb3defd5306fff56942243e3a5b5eb215331bd80a3",
     "test_code_review.py": "a0d3f8302a3d8addd270e8c2288985679bfd12d23660de266339489eda2f72a9"
   },
-  "signature": "qIgWzSN/fizTyen8adS1YjOxZXQ1IxygcP/BIRUEYrQCzErYfK0fPrgJkFjvYHYlmEABcryX5u7f0Xk7GWU7DA=="
+  "signature": "Z3jcSw53R9SyLXqgjcFJtGV+yBAHRBD3fugiF4n/Tz+UO+BTmUJTqPAXyaihztDkOpaIOee57aFMElw9wJirAA=="
 }

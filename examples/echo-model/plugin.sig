@@ -1,7 +1,7 @@
 {
   "format": "promptline-signature/v1",
-  "key": "ed25519:JHMfjJUYfsCKX6RW/mTRuEmCX175fuqmv7NPYwjA21o=",
-  "key_id": "a4ccf9baf2147837",
+  "key": "ed25519:1T3RmsvayuBJ2nxOXjCUvaNxlwftshuKsdVL7TLa3AE=",
+  "key_id": "7bc6d78d13f35e56",
   "digest": "sha256:69549bf3f3de30e8d96a729814051cdcb1ad4da44883a3bc1f906b535d2b6d1e",
   "files": {
     "README.md": "201807857218e76dae363bf358616868b8ba0bfaace769dbb39441cd8acf3ebf",
@@ -9,5 +9,5 @@
     "plugin.yaml": "f7245221f83029369545fa5d98651f4f3129037f60967cc8127a1c3260b32a34",
     "test_echo_model.py": "7e51866b312d2fe1edfa368f3cacefac230efba39ffca0a62d2288597c7720db"
   },
-  "signature": "yw29N827fWDdt19RLLX13Xw1CNQoXlpCKyzc6tk97wMDlfVqlxG0gWdrm0VNXaY6tCdPEFJnE4qMoA3k+e7KBQ=="
+  "signature": "QqeKrRwPxjlPlpJnDnuS+YGwNETqzjXGdl5WlxaTDCikA5UI+n3oXMLHXBYDepqhich+ybm36KUljkhuxOsCDA=="
 }

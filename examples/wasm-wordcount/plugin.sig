@@ -1,7 +1,7 @@
 {
   "format": "promptline-signature/v1",
-  "key": "ed25519:JHMfjJUYfsCKX6RW/mTRuEmCX175fuqmv7NPYwjA21o=",
-  "key_id": "a4ccf9baf2147837",
+  "key": "ed25519:1T3RmsvayuBJ2nxOXjCUvaNxlwftshuKsdVL7TLa3AE=",
+  "key_id": "7bc6d78d13f35e56",
   "digest": "sha256:05bd43b667758455513777bd85a956420fa5bd2b136a4d6a37ba1d02d93df688",
   "files": {
     "README.md": "ba374ea88fe6b4ee3b0632059ee6926f280edc05f7bb4ad59f8ad888c424827f",
@@ -11,5 +11,5 @@
     "wordcount.c": "27206ce7e86382f9ab174ea6e90fef91808cb68af3267f78ac53f07025252054",
     "wordcount.wasm": "7ae1b615a462d3db1a63eac7521e9674c884f67189d4247bccee7a3845918686"
   },
-  "signature": "ZticwiQkef7/V+HN7nxvJHFTyNREC6FpHTiiE1PZbmuRYfzInpWppUmjh10N6npuzLY7ftxaXvJVp0La7cIVBQ=="
+  "signature": "UlU/46gY9EknCoeoAQbg8Hp2EgyfW0Vu025rGF/pG4f2pVx7/GJtFnrgoqFvGO/BFUM5HfxQJdFOYEwBZSuRAQ=="
 }
