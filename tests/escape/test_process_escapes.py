@@ -222,7 +222,7 @@ def test_symlink_race_never_yields_the_secret(attacker):
         import time
         seen = set()
         deadline = time.monotonic() + 20   # until both targets were met: a loaded machine flips slowly
-        while time.monotonic() < deadline and not {"fine", errno.EACCES} <= seen:
+        while time.monotonic() < deadline and not set(("fine", errno.EACCES)) <= seen:
             try:
                 seen.add(open(link).read())
             except OSError as e:

@@ -23,6 +23,7 @@ GCC = shutil.which("gcc")
 def world(tmp_path: Path, *, rules: str = "", trust: str = "[]", granted: Path | None = None) -> PluginManager:
     plugins = tmp_path / "plugins"
     shutil.copytree(EXAMPLE, plugins / "native-tools")
+    (plugins / "native-tools" / "plugin.sig").unlink(missing_ok=True)   # edited below; signatures are tested elsewhere
     if granted is not None:
         manifest = plugins / "native-tools" / "plugin.yaml"
         manifest.write_text(manifest.read_text().replace("/tmp/promptline-demo/project/", f"{granted}/"))
