@@ -33,11 +33,17 @@ from ._registry import (
     INDEX_ENV,
     Index,
     InstallPlan,
+    InstallSet,
     Registry,
+    build_site,
     decide_approval,
+    decide_set_approval,
     default_plugins_dir,
+    load_order,
     publish,
     requires_ok,
+    serve_site,
+    write_review,
 )
 from ._registry._install import default_index
 from ._reload import DEBOUNCE_S, END_MARKER, ReloadTarget, Watcher, watch_policy
@@ -126,4 +132,6 @@ __all__ = [
     "WasmLoader",
     "watch_policy",
     "Watcher",
+    # the marketplace: dependency sets, reviews, the site (docs/registry.md)
+    "InstallSet", "decide_set_approval", "load_order", "build_site", "serve_site", "write_review",
 ]

@@ -213,6 +213,7 @@ class PluginManager:
                 cand = self._verify_and_approve(plugin, base.settings, report)
                 if cand is not None:
                     candidates.append(cand)
+            candidates = self._dependencies_first(candidates, report)
             self._install_policy(self._build_policy(candidates))
             self._candidates = {c.plugin.id: c for c in candidates}
             for cand in candidates:
@@ -344,6 +345,17 @@ class PluginManager:
                 return None
             self._lifecycle(pid, version, "approved", "capabilities: " + ", ".join(sorted(subject.capabilities)))
         return _Candidate(plugin, verified.files, data.decode("utf-8"), verified.signed, verified.key_id)
+
+    def _dependencies_first(self, candidates: list[_Candidate], report: LoadReport) -> list[_Candidate]:
+        """Candidates with each plugin's manifest ``dependencies`` before it; a plugin whose
+        dependency is missing, refused or in a cycle is refused with why."""
+        from ._registry import load_order
+        by_id = {c.plugin.id: c for c in candidates}
+        order, bad = load_order({pid: c.plugin.manifest.dependencies for pid, c in by_id.items()},
+                                {pid: c.plugin.version for pid, c in by_id.items()})
+        for pid, why in sorted(bad.items()):
+            self._refuse(report, pid, by_id[pid].plugin.version, f"not loaded: {why}")
+        return [by_id[pid] for pid in order]
 
     def _ask_approval(self, status) -> bool:
         try:

@@ -170,6 +170,51 @@ class Manifest(_Strict):
             return self.model_copy(update={"capabilities": self.capabilities.model_copy(update={"native": True})})
         return self
 
+    # -- marketplace metadata and plugin dependencies (docs/registry.md) --------------
+    author: str = ""
+    homepage: str = ""
+    repository: str = ""
+    issues: str = ""
+    license: str = ""
+    keywords: tuple[str, ...] = ()
+    dependencies: dict[str, str] = Field(default_factory=dict)   # plugin id -> PEP 440 specifier
+
+    @field_validator("homepage", "repository", "issues")
+    @classmethod
+    def _link(cls, v: str) -> str:
+        if v and not re.match(r"^https?://[^\s<>\"'`]+$", v):
+            raise ValueError(f"link `{v[:60]}` must be an http:// or https:// URL")
+        return v
+
+    @field_validator("author", "license")
+    @classmethod
+    def _line(cls, v: str) -> str:
+        return _no_control(v, "text")
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for k in v:
+            if not re.match(r"^[a-z0-9][a-z0-9 ._+-]{0,39}$", k):
+                raise ValueError(f"keyword `{k[:40]}` must be 1-40 of lower-case letters, digits, ` ._+-`")
+        return v
+
+    @field_validator("dependencies")
+    @classmethod
+    def _dependencies(cls, v: dict[str, str]) -> dict[str, str]:
+        for dep, spec in v.items():
+            if not PLUGIN_ID.match(dep):
+                raise ValueError(f"dependency `{dep[:64]}` is not a plugin id")
+            if spec:
+                parse_requires(spec)
+        return v
+
+    @model_validator(mode="after")
+    def _not_self(self) -> Manifest:
+        if self.id in self.dependencies:
+            raise ValueError(f"plugin `{self.id}` cannot depend on itself")
+        return self
+
 
 class Settings(_Strict):
     require_signature: bool | None = None

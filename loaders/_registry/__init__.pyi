@@ -1,4 +1,5 @@
 from ._archive import MAX_ARCHIVE_BYTES, MAX_MEMBER_BYTES, MAX_MEMBERS, MAX_TOTAL_BYTES, build_archive, extract_archive
+from ._deps import Need, Pick, load_order, resolve
 from ._errors import RegistryError
 from ._index import DEFAULT_INDEX, INDEX_ENV, INDEX_FILE, INDEX_FORMAT, Index, IndexEntry
 from ._install import (
@@ -6,9 +7,11 @@ from ._install import (
                        CapabilityCheck,
                        Installed,
                        InstallPlan,
+                       InstallSet,
                        Registry,
                        capability_checks,
                        decide_approval,
+                       decide_set_approval,
                        default_index,
                        default_plugins_dir,
 )
@@ -18,7 +21,8 @@ from ._versions import SemVer, requires_ok
 
 __all__ = [
     "CapabilityCheck", "DEFAULT_INDEX", "INDEX_ENV", "INDEX_FILE", "INDEX_FORMAT", "Index", "IndexEntry",
-    "InstallPlan", "Installed", "MAX_ARCHIVE_BYTES", "MAX_MEMBERS", "MAX_MEMBER_BYTES", "MAX_TOTAL_BYTES",
+    "InstallPlan", "InstallSet", "Installed", "Need", "Pick", "load_order", "resolve",
+    "decide_set_approval", "MAX_ARCHIVE_BYTES", "MAX_MEMBERS", "MAX_MEMBER_BYTES", "MAX_TOTAL_BYTES",
     "Registry", "RegistryError", "STATE_FILE", "SemVer", "Source", "build_archive", "capability_checks",
     "decide_approval", "default_index", "default_plugins_dir", "extract_archive", "fetch_git", "parse_source",
     "publish", "requires_ok",

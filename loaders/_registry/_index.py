@@ -12,8 +12,10 @@
          "sha256": "<hex of the archive>", "size": <bytes>, "digest": "sha256:<plugin tree digest>",
          "requires": "<PEP 440>", "capabilities": ["network: ...", ...],
          "key": "ed25519:<b64>" | null, "key_id": "<16 hex>" | null,
+         "dependencies": {"<plugin id>": "<PEP 440>"},      (signed when not empty)
          "signature": "<b64 of ed25519(ENTRY_PREFIX + canonical JSON of the signed fields)>" | null,
-         "published_at": "<ISO time>"}}}}}
+         "published_at": "<ISO time>"}}}},
+     "reviews": {"<id>": [<review>, ...]}}                 (see ``_reviews``; optional)
 
 The index is untrusted: everything it says is checked against what is downloaded (the
 archive's SHA-256, the tree digest and signature, the manifest's id and version), and an
@@ -78,10 +80,13 @@ class IndexEntry:
     key_id: str | None = None
     signature: str | None = None
     published_at: str = ""
+    dependencies: tuple[tuple[str, str], ...] = ()     # (plugin id, PEP 440 specifier), sorted
 
     def signed_message(self) -> bytes:
-        doc = {k: getattr(self, k) for k in SIGNED_FIELDS}
+        doc: dict[str, Any] = {k: getattr(self, k) for k in SIGNED_FIELDS}
         doc["capabilities"] = list(self.capabilities)
+        if self.dependencies:           # entries without dependencies keep their v1 signatures
+            doc["dependencies"] = dict(self.dependencies)
         return ENTRY_PREFIX + json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
     def to_json(self) -> dict[str, Any]:
@@ -89,7 +94,8 @@ class IndexEntry:
                 "size": self.size, "digest": self.digest, "requires": self.requires,
                 "capabilities": list(self.capabilities), "name": self.name,
                 "description": self.description, "key": self.key, "key_id": self.key_id,
-                "signature": self.signature, "published_at": self.published_at}
+                "signature": self.signature, "published_at": self.published_at,
+                "dependencies": dict(self.dependencies)}
 
     def verify(self, trusted_keys: tuple[str, ...] | list[str], *, require_signature: bool) -> str | None:
         """Check the entry's signature; return the signer's key id when it is trusted.
@@ -248,6 +254,10 @@ def _entry(pid: str, ver: Any, e: Any, info: dict, bad) -> IndexEntry:
     caps = e.get("capabilities") or []
     if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
         raise bad(f"`{pid}` {ver} has malformed capabilities")
+    deps = e.get("dependencies") or {}
+    if not isinstance(deps, dict) or not all(isinstance(k, str) and PLUGIN_ID.match(k) and isinstance(v, str)
+                                             for k, v in deps.items()):
+        raise bad(f"`{pid}` {ver} has malformed dependencies")
     texts = {}
     for k in ("requires", "name", "description", "key", "key_id", "signature", "published_at"):
         v = e.get(k, info.get(k) if k in ("name", "description") else None)
@@ -256,7 +266,8 @@ def _entry(pid: str, ver: Any, e: Any, info: dict, bad) -> IndexEntry:
         texts[k] = v
     return IndexEntry(pid, ver, archive, sha, size, digest, texts["requires"] or "", tuple(caps),
                       texts["name"] or "", texts["description"] or "", texts["key"], texts["key_id"],
-                      texts["signature"], texts["published_at"] or "")
+                      texts["signature"], texts["published_at"] or "",
+                      tuple(sorted(deps.items())))
 
 
 def safe_archive_name(name: str) -> bool:

@@ -63,6 +63,7 @@ from .._discovery import current_version, manifest_from_tree, org_publishers, pl
 from .._errors import SignatureError
 from .._signing import MANIFEST_FILE, SIGNATURE_FILE, VerifiedPlugin, materialize, verify_plugin
 from ._archive import extract_archive
+from ._deps import Need, resolve
 from ._errors import RegistryError
 from ._index import DEFAULT_INDEX, INDEX_ENV, Index, IndexEntry
 from ._sources import Source, fetch_git, parse_source
@@ -187,6 +188,49 @@ class InstallPlan:
                                     reason="not-approved", plugin=self.plugin_id,
                                     fix="run the command again at a terminal and approve it")
             return self.registry._commit(self)
+        finally:
+            self.discard()
+
+
+@dataclass
+class InstallSet:
+    """A plugin and the dependencies it brings, each verified and waiting in staging:
+    one question, then :meth:`commit` installs all of them or none (dependencies first)."""
+
+    registry: Registry
+    plans: list[InstallPlan]
+    _done: bool = field(default=False, repr=False)
+
+    @property
+    def root(self) -> InstallPlan:
+        return self.plans[-1]
+
+    @property
+    def approval_needed(self) -> bool:
+        return any(p.approval_needed for p in self.plans)
+
+    def __enter__(self) -> InstallSet:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.discard()
+
+    def discard(self) -> None:
+        self._done = True
+        for plan in self.plans:
+            plan.discard()
+
+    def commit(self, *, approved: bool = False) -> list[Installed]:
+        """Install every plan atomically; ``approved`` answers for all that need it."""
+        if self._done:
+            raise RegistryError("this install set was already used", reason="io", plugin=self.root.plugin_id)
+        try:
+            for plan in self.plans:
+                if plan.approval_needed and not approved:
+                    raise RegistryError(f"{plan.version} was not approved, so nothing was installed",
+                                        reason="not-approved", plugin=plan.plugin_id,
+                                        fix="run the command again at a terminal and approve it")
+            return self.registry._commit_many(self.plans)
         finally:
             self.discard()
 
@@ -340,16 +384,134 @@ class Registry:
         with plan:
             return plan.commit(approved=decide_approval(plan, yes=yes, confirm=confirm))
 
+    # -- dependency sets (see _deps) ----------------------------------------------------
+
+    def installed_manifests(self) -> dict[str, Manifest]:
+        """Every plugin in the plugin directory with a valid manifest, by id."""
+        out: dict[str, Manifest] = {}
+        if not self.plugins_dir.is_dir():
+            return out
+        for child in sorted(self.plugins_dir.iterdir()):
+            if child.name.startswith(".") or not (child / MANIFEST_FILE).is_file():
+                continue
+            with contextlib.suppress(PolicyError):
+                m = read_manifest(child / MANIFEST_FILE)
+                if m.id == child.name:
+                    out[m.id] = m
+        return out
+
+    def dependents(self, plugin_id: str) -> list[str]:
+        """Installed plugins that need ``plugin_id``, directly or through others (outermost last)."""
+        manifests = self.installed_manifests()
+        out: list[str] = []
+        frontier = [plugin_id]
+        while frontier:
+            pid = frontier.pop()
+            for other, m in sorted(manifests.items()):
+                if pid in m.dependencies and other not in out and other != plugin_id:
+                    out.append(other)
+                    frontier.append(other)
+        return out
+
+    def prepare_install_set(self, source: str | Source, *, ref: str | None = None, index: str | None = None,
+                            force: bool = False) -> InstallSet:
+        """``prepare_install`` plus the dependencies the plugin needs, resolved from the index."""
+        root = self.prepare_install(source, ref=ref, index=index, force=force)
+        return self._with_dependencies(root, index)
+
+    def prepare_update_set(self, plugin_id: str, *, wanted: str | None = None, index: str | None = None,
+                           source: str | None = None, ref: str | None = None,
+                           force: bool = False) -> InstallSet | None:
+        """``prepare_update`` that keeps the set consistent: the version chosen is the newest
+        the installed dependents admit, and new or newer dependencies come along."""
+        previous = self.current(plugin_id)
+        if previous is not None and source is None and previous.source is not None \
+                and previous.source.kind == "index" and self.dependents(plugin_id):
+            idx = self.open_index(index or previous.source.location or None)
+            picks = resolve(idx, [Need(plugin_id, wanted or "", ("update",))], current=self.version,
+                            installed=self._installed_deps(), changing=frozenset({plugin_id}))
+            mine = [p for p in picks if p.plugin == plugin_id]
+            if mine and not wanted:
+                wanted = mine[0].version
+            elif not mine and not wanted:
+                return None
+        plan = self.prepare_update(plugin_id, wanted=wanted, index=index, source=source, ref=ref, force=force)
+        if plan is None:
+            return None
+        return self._with_dependencies(plan, index or (plan.source.location if plan.source.kind == "index"
+                                                       else None))
+
+    def install_set(self, source: str | Source, *, yes: bool = False,
+                    confirm: Callable[[InstallSet], bool] | None = None, **kw: Any) -> list[Installed]:
+        """prepare_install_set + :func:`decide_set_approval` + commit."""
+        with self.prepare_install_set(source, **kw) as plans:
+            return plans.commit(approved=decide_set_approval(plans, yes=yes, confirm=confirm))
+
+    def update_set(self, plugin_id: str, *, yes: bool = False,
+                   confirm: Callable[[InstallSet], bool] | None = None, **kw: Any) -> list[Installed]:
+        """prepare_update_set + :func:`decide_set_approval` + commit; [] when up to date."""
+        plans = self.prepare_update_set(plugin_id, **kw)
+        if plans is None:
+            return []
+        with plans:
+            return plans.commit(approved=decide_set_approval(plans, yes=yes, confirm=confirm))
+
+    def _installed_deps(self) -> dict[str, tuple[str, dict[str, str]]]:
+        return {pid: (m.version, dict(m.dependencies)) for pid, m in self.installed_manifests().items()}
+
+    def _with_dependencies(self, root: InstallPlan, index: str | None) -> InstallSet:
+        plans = [root]
+        try:
+            installed = self._installed_deps()
+            fixed = {root.plugin_id: (root.version, dict(root.manifest.dependencies))}
+            needs_index = bool(root.manifest.dependencies) or any(
+                root.plugin_id in deps for _, deps in installed.values())
+            idx = self.open_index(index) if root.manifest.dependencies else None
+            if needs_index:
+                picks = resolve(idx, [], current=self.version, installed=installed, fixed=fixed,
+                                changing=frozenset({root.plugin_id}))
+            else:
+                picks = []
+            deps: list[InstallPlan] = []
+            for pick in picks:
+                assert idx is not None and pick.entry is not None
+                src = Source("index", idx.location, plugin_id=pick.plugin, wanted=pick.version)
+                plan = self._prepare(src)
+                deps.append(plan)
+                previous = self.current(pick.plugin)
+                if previous is not None:
+                    self._attach_previous(plan, previous)
+            return InstallSet(self, [*deps, root])
+        except BaseException:
+            for plan in plans:
+                plan.discard()
+            if "deps" in locals():
+                for plan in deps:
+                    plan.discard()
+            raise
+
     # -- remove ----------------------------------------------------------------------
+
+    def remove_with_dependents(self, plugin_id: str, **kw: Any) -> list[Installed]:
+        """Remove the plugins that need ``plugin_id`` (outermost first), then it."""
+        if self.current(plugin_id) is None:
+            self.remove(plugin_id, **kw)          # raises not-installed
+        return [self.remove(pid, **kw) for pid in [*reversed(self.dependents(plugin_id)), plugin_id]]
 
     def remove(self, plugin_id: str, *, manager: Any = None, keep_approval: bool = False) -> Installed:
         """Shut the plugin down (when ``manager`` runs it), delete its directory, forget
-        its record and approval, and write an ``unloaded`` audit record (detail ``removed``)."""
+        its record and approval, and write an ``unloaded`` audit record (detail ``removed``).
+        A plugin that installed plugins depend on is refused (see :meth:`remove_with_dependents`)."""
         current = self.current(plugin_id)
         if current is None:
             raise RegistryError(f"plugin is not installed in `{self.plugins_dir}`", reason="not-installed",
                                 plugin=plugin_id, fix="see where it lives with `promptline plugin info "
                                                       f"{plugin_id}`; only installed plugins can be removed")
+        needed_by = self.dependents(plugin_id)
+        if needed_by:
+            raise RegistryError(f"{', '.join(f'`{p}`' for p in needed_by)} need it", reason="needed",
+                                plugin=plugin_id, fix="remove those first, or pass --with-dependents to remove "
+                                                      "them too")
         if manager is not None:
             manager.unload(plugin_id)
         with self._locked():
@@ -424,60 +586,69 @@ class Registry:
             plan.diff = capability_diff((), plan.subject.capabilities)
 
     def _commit(self, plan: InstallPlan) -> Installed:
-        pid = plan.plugin_id
-        target = self.plugins_dir / pid
-        executable = ()
-        if plan.manifest.entry.command and plan.manifest.entry.command[0] in plan.verified.files:
-            executable = (plan.manifest.entry.command[0],)
+        return self._commit_many([plan])[0]
+
+    def _commit_many(self, plans: list[InstallPlan]) -> list[Installed]:
+        """Install every plan or none: each verified tree is written beside the plugin dir's
+        entries, then all are renamed in (old trees set aside), the record and approvals
+        are written once; any failure renames everything back."""
         now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-        record = Installed(pid, plan.version, target, plan.source, plan.verified.digest, plan.verified.key_id, now)
-        approve = plan.approval_needed
+        records = []
         with self._locked():
             final = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.plugins_dir))
             try:
-                tree = final / "tree"
-                materialize(plan.verified, tree, executable=executable)
-                if plan.verified.signature_bytes is not None:
-                    _write_new(tree / SIGNATURE_FILE, plan.verified.signature_bytes)
-                self._swap_in(plan, tree, target, final / "old", record, approve)
+                for i, plan in enumerate(plans):
+                    executable = ()
+                    if plan.manifest.entry.command and plan.manifest.entry.command[0] in plan.verified.files:
+                        executable = (plan.manifest.entry.command[0],)
+                    tree = final / f"new-{i}"
+                    materialize(plan.verified, tree, executable=executable)
+                    if plan.verified.signature_bytes is not None:
+                        _write_new(tree / SIGNATURE_FILE, plan.verified.signature_bytes)
+                    records.append(Installed(plan.plugin_id, plan.version, self.plugins_dir / plan.plugin_id,
+                                             plan.source, plan.verified.digest, plan.verified.key_id, now))
+                self._swap_in_all(plans, final, records)
             finally:
                 _rmtree(final)
-        self._audit(pid, plan.version, "verified",
-                    f"signed by {plan.verified.key_id}" if plan.signed else plan.verified.note or "unsigned")
-        if approve:
-            self._audit(pid, plan.version, "approved",
-                        f"installed from {plan.source.describe()}; capabilities: "
-                        + (", ".join(plan.capabilities) or "none"))
-        return record
+        for plan in plans:
+            self._audit(plan.plugin_id, plan.version, "verified",
+                        f"signed by {plan.verified.key_id}" if plan.signed else plan.verified.note or "unsigned")
+            if plan.approval_needed:
+                self._audit(plan.plugin_id, plan.version, "approved",
+                            f"installed from {plan.source.describe()}; capabilities: "
+                            + (", ".join(plan.capabilities) or "none"))
+        return records
 
-    def _swap_in(self, plan: InstallPlan, tree: Path, target: Path, old: Path, record: Installed,
-                 approve: bool) -> None:
-        """Rename ``tree`` to ``target`` (the old tree aside to ``old``), record it and store
-        the approval; undo every step if a later one fails."""
+    def _swap_in_all(self, plans: list[InstallPlan], final: Path, records: list[Installed]) -> None:
         old_state = self._read_state()
-        swapped = False
-        if plan.previous is None:
-            if target.exists():
-                raise RegistryError(f"`{target}` appeared while installing", reason="already-installed",
-                                    plugin=plan.plugin_id, fix="run the command again")
-        else:
-            os.rename(target, old)
-            swapped = True
+        old_approvals = {p.plugin_id: self.approvals.get(p.plugin_id) for p in plans}
+        undo: list[Callable[[], None]] = []
         try:
-            os.rename(tree, target)
-            try:
-                state = dict(old_state)
-                state[plan.plugin_id] = record.to_json()
-                self._write_state(state)
-                if approve:
+            for i, plan in enumerate(plans):
+                target, tree, old = self.plugins_dir / plan.plugin_id, final / f"new-{i}", final / f"old-{i}"
+                if plan.previous is None:
+                    if target.exists():
+                        raise RegistryError(f"`{target}` appeared while installing", reason="already-installed",
+                                            plugin=plan.plugin_id, fix="run the command again")
+                else:
+                    os.rename(target, old)
+                    undo.append(lambda t=target, o=old: os.rename(o, t))
+                os.rename(tree, target)
+                undo.append(lambda t=target, n=tree: os.rename(t, n))
+            state = dict(old_state)
+            for rec in records:
+                state[rec.id] = rec.to_json()
+            state_file = self.plugins_dir / STATE_FILE
+            had_state = state_file.exists()
+            self._write_state(state)
+            undo.append(lambda: self._write_state(old_state) if had_state else state_file.unlink(missing_ok=True))
+            for plan in plans:
+                if plan.approval_needed:
+                    undo.append(lambda pid=plan.plugin_id: _restore_approval(self.approvals, pid, old_approvals[pid]))
                     self.approvals.approve(plan.subject)
-            except BaseException:
-                os.rename(target, tree)
-                self._write_state(old_state)
-                raise
         except BaseException:
-            if swapped:
-                os.rename(old, target)
+            for step in reversed(undo):
+                step()
             raise
 
     def _audit(self, pid: str, version: str, event: str, detail: str) -> None:
@@ -546,6 +717,26 @@ def decide_approval(plan: InstallPlan, *, yes: bool = False,
                             fix="run it at a terminal, or with --yes where the policy allows it")
     try:
         return confirm(plan) is True
+    except Exception:  # noqa: BLE001 - a failing prompt means no approval
+        return False
+
+
+def decide_set_approval(plans: InstallSet, *, yes: bool = False,
+                        confirm: Callable[[InstallSet], bool] | None = None) -> bool:
+    """The --yes rule over a whole set, asked once: True when every plan may be committed."""
+    needing = [p for p in plans.plans if p.approval_needed]
+    if not needing:
+        return True
+    if yes:
+        for plan in needing:
+            decide_approval(plan, yes=True)
+        return True
+    if confirm is None:
+        raise RegistryError(f"{', '.join(f'{p.plugin_id} {p.version}' for p in needing)} need your approval and "
+                            "there is no terminal to ask", reason="not-approved", plugin=plans.root.plugin_id,
+                            fix="run it at a terminal, or with --yes where the policy allows it")
+    try:
+        return confirm(plans) is True
     except Exception:  # noqa: BLE001 - a failing prompt means no approval
         return False
 
@@ -646,6 +837,9 @@ def _check_entry(entry: IndexEntry, manifest: Manifest, verified: VerifiedPlugin
         raise lie(f"the publisher key of `{entry.id}` {entry.version}", entry.key_id, verified.key_id)
     if entry.requires != manifest.requires:
         raise lie(f"what `{entry.id}` {entry.version} requires", entry.requires, manifest.requires)
+    if dict(entry.dependencies) != manifest.dependencies:
+        raise lie(f"the dependencies of `{entry.id}` {entry.version}", json.dumps(dict(entry.dependencies)),
+                  json.dumps(manifest.dependencies))
 
 
 def _tree_digest(path: Path) -> str:
@@ -654,6 +848,17 @@ def _tree_digest(path: Path) -> str:
         return read_tree(path).digest
     except SignatureError:
         return ""
+
+
+def _restore_approval(store: ApprovalStore, plugin_id: str, old: Any) -> None:
+    """Put back the approval ``plugin_id`` had before a failed commit (None: none)."""
+    if old is None:
+        store.revoke(plugin_id)
+        return
+    with store._locked():
+        entries = store._read()
+        entries[plugin_id] = old
+        store._write(entries)
 
 
 def _write_new(path: Path, data: bytes) -> None:
@@ -671,5 +876,5 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path, onerror=onerror)
 
 
-__all__ = ["Registry", "InstallPlan", "Installed", "CapabilityCheck", "decide_approval", "capability_checks",
+__all__ = ["Registry", "InstallPlan", "InstallSet", "decide_set_approval", "Installed", "CapabilityCheck", "decide_approval", "capability_checks",
            "default_plugins_dir", "default_index", "STATE_FILE"]

@@ -76,6 +76,7 @@ def publish(plugin_dir: str | os.PathLike, index_dir: str | os.PathLike, *,
         capabilities=tuple(sorted(capability_lines(manifest.capabilities, manifest.sandbox))),
         name=manifest.name, description=manifest.description,
         key=snapshot.public_key, key_id=snapshot.key_id,
+        dependencies=tuple(sorted(manifest.dependencies.items())),
         published_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     if private is not None:
         if format_public_key(private.public_key()) != snapshot.public_key:  # pragma: no cover - same key

@@ -18,9 +18,10 @@ from promptline.loaders import (
     INDEX_ENV,
     Index,
     InstallPlan,
+    InstallSet,
     LoaderError,
     Registry,
-    decide_approval,
+    decide_set_approval,
     default_plugins_dir,
     publish,
 )
@@ -141,14 +142,23 @@ def _print_plan(plan: InstallPlan) -> None:
         con.print(escape(f"no approval needed: {_show(plan.status.reason or plan.status.via or 'approved')}"))
 
 
-def _confirm(plan: InstallPlan) -> bool:
-    return click.confirm(f"approve `{_show(plan.plugin_id)}` {_show(plan.version)} and install it?",
+def _print_set(plans: InstallSet) -> None:
+    if len(plans.plans) > 1:
+        deps = ", ".join(f"{_show(p.plugin_id)} {_show(p.version)}" for p in plans.plans[:-1])
+        click.echo(f"`{_show(plans.root.plugin_id)}` brings its dependencies: {deps}")
+    for plan in plans.plans:
+        _print_plan(plan)
+
+
+def _confirm(plans: InstallSet) -> bool:
+    what = ", ".join(f"`{_show(p.plugin_id)}` {_show(p.version)}" for p in plans.plans)
+    return click.confirm(f"approve {what} and install {'them' if len(plans.plans) > 1 else 'it'}?",
                          default=False, err=True)
 
 
-def _approve_and_commit(plan: InstallPlan, yes: bool) -> Any:
+def _approve_and_commit(plans: InstallSet, yes: bool) -> list[Any]:
     confirm = _confirm if _interactive() else None
-    return plan.commit(approved=decide_approval(plan, yes=yes, confirm=confirm))
+    return plans.commit(approved=decide_set_approval(plans, yes=yes, confirm=confirm))
 
 
 # ---------------------------------------------------------------------------------------
@@ -180,10 +190,11 @@ def install_cmd(source: str, ref: str | None, yes: bool, force: bool, plugins_di
     once approved (nothing is left behind otherwise).
     """
     with _Ctx(plugins_dir, policies, approvals, audit_log, index) as reg:
-        with reg.prepare_install(source, ref=ref, force=force) as plan:
-            _print_plan(plan)
-            done = _approve_and_commit(plan, yes)
-    click.echo(f"installed `{_show(done.id)}` {_show(done.version)} in {_show(done.path)}")
+        with reg.prepare_install_set(source, ref=ref, force=force) as plans:
+            _print_set(plans)
+            done = _approve_and_commit(plans, yes)
+    for rec in done:
+        click.echo(f"installed `{_show(rec.id)}` {_show(rec.version)} in {_show(rec.path)}")
 
 
 @click.command("update")
@@ -203,28 +214,40 @@ def update_cmd(plugin_id: str, wanted, source, ref, force: bool, yes: bool, plug
     an update that asks for more capabilities shows the difference and asks again.
     """
     with _Ctx(plugins_dir, policies, approvals, audit_log, index) as reg:
-        plan = reg.prepare_update(plugin_id, wanted=wanted, index=index, source=source, ref=ref, force=force)
-        if plan is None:
+        plans = reg.prepare_update_set(plugin_id, wanted=wanted, index=index, source=source, ref=ref, force=force)
+        if plans is None:
             cur = reg.current(plugin_id)
             click.echo(f"`{_show(plugin_id)}` {_show(cur.version if cur else '?')} is up to date")
             return
-        with plan:
-            _print_plan(plan)
-            old = plan.previous.version if plan.previous else "?"
-            done = _approve_and_commit(plan, yes)
-    click.echo(f"updated `{_show(done.id)}` {_show(old)} -> {_show(done.version)}")
+        with plans:
+            _print_set(plans)
+            old = {p.plugin_id: p.previous.version if p.previous else None for p in plans.plans}
+            done = _approve_and_commit(plans, yes)
+    for rec in done:
+        if old.get(rec.id):
+            click.echo(f"updated `{_show(rec.id)}` {_show(old[rec.id])} -> {_show(rec.version)}")
+        else:
+            click.echo(f"installed `{_show(rec.id)}` {_show(rec.version)} in {_show(rec.path)}")
 
 
 @click.command("remove")
 @click.argument("plugin_id", metavar="ID")
 @click.option("--keep-approval", is_flag=True, help="keep the approval (a reinstall of the same code will not ask)")
+@click.option("--with-dependents", is_flag=True, help="also remove the installed plugins that need it")
 @_registry_options
 @_errors
-def remove_cmd(plugin_id: str, keep_approval: bool, plugins_dir, policies, approvals, audit_log, index) -> None:
-    """Delete an installed plugin, forget its approval and write an audit record."""
+def remove_cmd(plugin_id: str, keep_approval: bool, with_dependents: bool, plugins_dir, policies, approvals,
+               audit_log, index) -> None:
+    """Delete an installed plugin, forget its approval and write an audit record.
+
+    A plugin that other installed plugins depend on is refused unless --with-dependents."""
     with _Ctx(plugins_dir, policies, approvals, audit_log, index) as reg:
-        gone = reg.remove(plugin_id, keep_approval=keep_approval)
-    click.echo(f"removed `{_show(gone.id)}` {_show(gone.version)} from {_show(gone.path.parent)}")
+        if with_dependents:
+            gone = reg.remove_with_dependents(plugin_id, keep_approval=keep_approval)
+        else:
+            gone = [reg.remove(plugin_id, keep_approval=keep_approval)]
+    for rec in gone:
+        click.echo(f"removed `{_show(rec.id)}` {_show(rec.version)} from {_show(rec.path.parent)}")
 
 
 @click.command("publish")
