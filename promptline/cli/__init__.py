@@ -18,6 +18,8 @@ COMMANDS = {
     "model": ("promptline.cli.model_cmd", "model_group", "Model providers offered by plugins."),
     "grants": ("promptline.cli.grants_cmd", "grants_group",
                'Remembered prompt answers ("always" / "never"): list and revoke them.'),
+    "registry": ("promptline.cli.registry_cmd", "registry_group",
+                 "Build and serve the plugin marketplace site from an index."),
     "run": ("promptline.cli.run_cmd", "run_command",
             "Load every plugin under policy and serve tool calls on stdin/stdout."),
     "serve": ("promptline.cli.serve_cmd", "serve_command",
@@ -35,9 +37,10 @@ def _load_command(name: str) -> click.Command | None:
         return None
     cmd = getattr(module, attr)
     if name == "plugin":   # `plugin install|publish|update|remove|search|learn` live in their own modules
-        from . import learn_cmd, registry_cmd
+        from . import learn_cmd, registry_cmd, stats_cmd
         for extra in (registry_cmd.install_cmd, registry_cmd.publish_cmd, registry_cmd.update_cmd,
-                      registry_cmd.remove_cmd, registry_cmd.search_cmd, learn_cmd.learn_cmd):
+                      registry_cmd.remove_cmd, registry_cmd.search_cmd, registry_cmd.review_cmd,
+                      stats_cmd.stats_cmd, learn_cmd.learn_cmd):
             cmd.add_command(extra)
     return cmd
 

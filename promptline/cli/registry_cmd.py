@@ -306,4 +306,84 @@ def search_cmd(query: str, index: str | None, as_json: bool) -> None:
     console(120).print(table)
 
 
-__all__ = ["install_cmd", "publish_cmd", "update_cmd", "remove_cmd", "search_cmd"]
+
+
+# ---------------------------------------------------------------------------------------
+# Reviews and the marketplace site
+
+
+@click.command("review")
+@click.argument("plugin_id", metavar="ID")
+@click.option("--rating", type=click.IntRange(1, 5), required=True, help="1 to 5 stars")
+@click.option("--text", default="", help="what you found")
+@click.option("--author", help="your name as shown (default: the key's name)")
+@click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False),
+              help="the index directory to write the review into")
+@click.option("--key", help="your private key: a path or a key name from `promptline keys list`")
+@_errors
+def review_cmd(plugin_id: str, rating: int, text: str, author: str | None, index_dir: str, key: str | None) -> None:
+    """Sign a review of ID with your key and add it to an index directory."""
+    from promptline.loaders import write_review
+
+    from .keys_cmd import resolve_key
+    key_path = resolve_key(key)
+    name = author or key_path.stem
+    review = write_review(index_dir, plugin_id, key=key_path, author=name, rating=rating, text=text)
+    click.echo(f"reviewed `{_show(plugin_id)}` {rating}/5 as {_show(name)} (key {review.key_id}) in "
+               f"{_show(index_dir)}")
+
+
+@click.group("registry")
+def registry_group() -> None:
+    """Build and serve the plugin marketplace site from an index."""
+
+
+def _site_options(fn):
+    options = [
+        click.option("--policy", "policies", multiple=True, type=click.Path(),
+                     help=f"policy whose verdicts and trusted keys the pages show (default: ${DEFAULT_POLICY_ENV}, "
+                          "else the shipped default.yaml)"),
+        click.option("--promptline-version", "version", metavar="VERSION",
+                     help="the PromptLine version to show compatibility with (default: this one)"),
+        click.option("--latest", metavar="VERSION", help="the latest PromptLine version (default: the same)"),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+@registry_group.command("site")
+@click.argument("index")
+@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False), help="output directory")
+@click.option("--index-url", metavar="URL", help="the index address shown in install commands")
+@_site_options
+@_errors
+def site_cmd(index: str, out: str, index_url: str | None, policies, version, latest) -> None:
+    """Build a static site (search, plugin pages, sources, reviews) from INDEX into DIR."""
+    from promptline.loaders import build_site
+    done = build_site(index, out, policy_files=list(policies) or _default_policies(), version=version,
+                      latest=latest, index_url=index_url)
+    click.echo(f"built the site for {_show(index)} in {_show(done)}")
+
+
+@registry_group.command("serve")
+@click.argument("index")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@_site_options
+@_errors
+def serve_cmd(index: str, port: int, policies, version, latest) -> None:
+    """Build the site for INDEX and serve it (and a directory index under /index/) on 127.0.0.1."""
+    from promptline.loaders import serve_site
+    server, url, thread = serve_site(index, port=port, policy_files=list(policies) or _default_policies(),
+                                     version=version, latest=latest)
+    click.echo(f"serving {_show(index)} at {url} (index at {url}index/) — Ctrl-C stops", err=False)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+__all__ = ["install_cmd", "publish_cmd", "update_cmd", "remove_cmd", "search_cmd", "review_cmd", "registry_group"]
