@@ -329,7 +329,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             rel = urllib.parse.unquote(clean[len("/index"):]).lstrip("/")
             base = os.path.realpath(self.index_dir)
             target = os.path.realpath(os.path.join(base, rel))
-            return target if target == base or target.startswith(base + os.sep) else os.path.join(base, "\0")
+            return target if target == base or target.startswith(base + os.sep) else os.path.join(base, ".promptline-refused")
         return super().translate_path(path)
 
     def end_headers(self) -> None:
