@@ -509,7 +509,7 @@ class Registry:
                                                       f"{plugin_id}`; only installed plugins can be removed")
         needed_by = self.dependents(plugin_id)
         if needed_by:
-            raise RegistryError(f"{', '.join(f'`{p}`' for p in needed_by)} need it", reason="needed",
+            raise RegistryError(f"needed by {', '.join(f'`{p}`' for p in needed_by)}", reason="needed",
                                 plugin=plugin_id, fix="remove those first, or pass --with-dependents to remove "
                                                       "them too")
         if manager is not None:

@@ -175,7 +175,7 @@ def test_remove_refuses_a_needed_plugin(env, http_index):
     _chain(env)
     reg = env.registry(index=http_index)
     reg.install_set("app", yes=True)
-    with pytest.raises(RegistryError, match="`mid`, `app` need it") as exc:
+    with pytest.raises(RegistryError, match="needed by `mid`, `app`") as exc:
         reg.remove("leaf")
     assert exc.value.reason == "needed" and _installed(env) == {"app": "1.0.0", "leaf": "1.4.0", "mid": "1.0.0"}
     gone = reg.remove_with_dependents("leaf")
@@ -194,7 +194,7 @@ def test_cli_install_update_remove(env, http_index):
     assert "`app` brings its dependencies: leaf 1.4.0, mid 1.0.0" in r.output
     assert r.output.count("what it asks for") == 3
     r = run(main, ["plugin", "remove", "mid", *args])
-    assert r.exit_code == 1 and "`app` need it" in r.output and "--with-dependents" in r.output
+    assert r.exit_code == 1 and "needed by `app`" in r.output and "--with-dependents" in r.output
     _publish(env, "mid", "1.1.0", {"leaf": ">=2,<3"})
     r = run(main, ["plugin", "update", "mid", "--yes", *args])
     assert r.exit_code == 0, r.output
