@@ -12,6 +12,7 @@ request, so admins can deny or ask for a tool or for particular arguments.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import threading
@@ -416,7 +417,9 @@ class PluginManager:
         settings.update(self.plugin_settings.get(pid, {}))
         data_dir = (self.data_dir / pid) if self.data_dir else None
         ctx = LoadContext(plugin=plugin, info=info, enforcer=self.enforcer,
-                          config=PluginConfig(pid, settings, data_dir), files=cand.files,
+                          config=PluginConfig(pid, settings, data_dir,
+                                              functools.partial(self.call_dependency_tool, pid)),
+                          files=cand.files,
                           policy_files=tuple(self.policy_set.sources),
                           audit_log_path=os.fspath(getattr(self.audit_log, "path", "") or "") or None)
         try:
@@ -478,6 +481,29 @@ class PluginManager:
             return self._call(loaded, pid, tool, name, args, timeout)
         finally:
             self._done(loaded)
+
+    def call_dependency_tool(self, caller: str, name: str, args: Any = None, *,
+                             timeout: float | None = None) -> ToolResult:
+        """``caller`` calls `dep.tool` of one of its manifest dependencies (its
+        ``PluginConfig.call_tool``): decided as the caller's ``tool.call`` of `dep.tool` (its
+        policy, its audit record), then run as any call of `dep` (the dependency's policy,
+        grants and sandbox; its own audit record). Capabilities never flow across."""
+        dep = name.partition(".")[0]
+        cand = self._candidates.get(caller)
+        if cand is None or dep not in cand.plugin.manifest.dependencies:
+            return ToolResult.failure(ToolError(f"`{dep}` is not a dependency of `{caller}`: a plugin calls only "
+                                                "the plugins its manifest `dependencies` names", tool=name,
+                                                kind="denied"))
+        try:
+            request = Request.tool_call(caller, name, args if isinstance(args, dict) else {})
+        except (TypeError, ValueError) as exc:
+            return ToolResult.failure(ToolError(f"arguments cannot be encoded: {exc}", tool=name,
+                                                kind="invalid-arguments"))
+        d = self.enforcer.check(caller, request)
+        if d.verdict is not Verdict.ALLOW:
+            return ToolResult.failure(ToolError(f"refused by policy: {d.reason()}", tool=name, kind="denied"))
+        with self.enforcer.privileged():     # host code a plugin called: the dependency runs as itself
+            return self.call_tool(name, args, timeout=timeout)
 
     def _done(self, loaded: LoadedPlugin) -> None:
         with self._idle:

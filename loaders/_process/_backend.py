@@ -85,7 +85,8 @@ class ChildPlugin:
     @classmethod
     def load(cls, plugin_id: str, manifest: Any, entry: str, *, loop: LazyLoop,
              guard: Callable[[], AbstractContextManager[Any]], settings: dict[str, Any],
-             data_dir: str | None, promptline_version: str | None = None) -> ChildPlugin:
+             data_dir: str | None, promptline_version: str | None = None,
+             tool_caller: Any = None) -> ChildPlugin:
         """Import ``entry`` (``module:Class``) as the plugin, bind and initialize it."""
         module_name, _, class_name = entry.partition(":")
         with guard():
@@ -93,7 +94,7 @@ class ChildPlugin:
             plugin_cls = getattr(module, class_name) if class_name else module.Plugin
             plugin = bind_manifest(plugin_cls(), manifest)
             check_class_requires(plugin, plugin_id, promptline_version)
-            config = PluginConfig(plugin_id, settings, Path(data_dir) if data_dir else None)
+            config = PluginConfig(plugin_id, settings, Path(data_dir) if data_dir else None, tool_caller)
             loop.run(plugin.initialize(config))
             tools: dict[str, tuple[Tool, ToolSpec]] = {}
             if isinstance(plugin, ToolPlugin):

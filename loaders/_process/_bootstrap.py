@@ -31,6 +31,8 @@ if __package__:
         ASK_ID_PREFIX,
         ASK_METHOD,
         BOOT_ENV,
+        CALL_ID_PREFIX,
+        CALL_TOOL_METHOD,
         DECISION_NOTIFICATION,
         check_version,
         versioned,
@@ -114,7 +116,7 @@ class Inbox:
         except rpc.ProtocolError:
             return False   # the serve loop reports it
         if type(msg) is not rpc.Response or not isinstance(msg.id, str) \
-                or not msg.id.startswith(ASK_ID_PREFIX):
+                or not msg.id.startswith((ASK_ID_PREFIX, CALL_ID_PREFIX)):
             return False
         with self._lock:
             w = self._waiting.get(msg.id)
@@ -148,6 +150,28 @@ class Inbox:
         finally:
             with self._lock:
                 self._waiting.pop(rid, None)
+
+
+class HostToolCaller:
+    """``PluginConfig.tool_caller`` in the child: a dependency's tool is called through the
+    host (``promptline/call_tool``), which decides it as this plugin's ``tool.call`` and
+    runs it in the dependency's own sandbox. No answer in time is an error result."""
+
+    def __init__(self, inbox: Inbox, send, timeout: float = ASK_TIMEOUT_S) -> None:
+        import itertools
+        self._inbox, self._send, self.timeout = inbox, send, timeout
+        self._ids = itertools.count(1)
+
+    def __call__(self, name: str, args: dict):
+        from promptline.sdk import ToolError, ToolResult
+
+        from . import _jsonrpc as rpc
+        rid = f"{CALL_ID_PREFIX}{next(self._ids)}"
+        data = rpc.encode(rpc.Request(CALL_TOOL_METHOD, versioned({"name": name, "args": args}), rid))
+        resp = self._inbox.exchange(rid, lambda: self._send(data), self.timeout)
+        if resp is None or resp.error is not None:
+            return ToolResult.failure(ToolError(f"the host did not answer the call to `{name}`", tool=name))
+        return ToolResult.from_dict(resp.result, tool=name)
 
 
 class _HostGrant:
@@ -276,7 +300,8 @@ def _serve(spec: dict[str, Any], proto_in: int, proto_out: int) -> None:
         return
     child = ChildPlugin.load(plugin_id, manifest, spec["entry"], loop=loop, guard=guard,
                              settings=spec.get("settings") or {}, data_dir=spec.get("data_dir"),
-                             promptline_version=spec.get("promptline_version"))
+                             promptline_version=spec.get("promptline_version"),
+                             tool_caller=HostToolCaller(inbox, writer.send_bytes))
     try:
         serve_mcp_loop(PluginBackend(child), inbox.next_line, writer.send_bytes)
     finally:

@@ -69,8 +69,10 @@ class HostBridge:
     """
 
     def __init__(self, plugin_id: str, version: str, *, enforcer: Any, audit: Any,
-                 on_tools_changed: Any = None, child_policy: Callable[[], Any] | None = None) -> None:
+                 on_tools_changed: Any = None, child_policy: Callable[[], Any] | None = None,
+                 tool_caller: Any = None) -> None:
         self.id = plugin_id
+        self._tool_caller = tool_caller
         self.version = version
         self.enforcer = enforcer
         self.audit = audit
@@ -154,6 +156,23 @@ class HostBridge:
         else:
             out["answer"] = "once" if allowed else "deny"
         return out
+
+    def call_tool(self, params: Any) -> dict[str, Any]:
+        """The child's plugin calls a dependency's tool: handed to the manager as this
+        plugin's call (``PluginConfig.tool_caller``); a ToolResult dict back, never raises."""
+        from promptline.sdk import ToolError, ToolResult
+        try:
+            check_version(params)
+            name, args = params.get("name"), params.get("args")
+            if type(name) is not str or len(name) > 200 or (args is not None and type(args) is not dict):
+                raise ValueError("`name` must be a tool name and `args` an object")
+        except ValueError as exc:
+            return ToolResult.failure(ToolError(f"malformed call: {str(exc)[:200]}", kind="invalid-arguments")).to_dict()
+        if self._tool_caller is None:
+            return ToolResult.failure(ToolError("no host to call other plugins through", tool=name,
+                                                kind="unknown-tool")).to_dict()
+        result = self._tool_caller(name, args or {})
+        return result.to_dict() if isinstance(result, ToolResult) else ToolResult.from_dict(result).to_dict()
 
     def record_decision(self, params: Any) -> None:
         """A decision the child's enforcer took: recorded, marked as the child's, when it

@@ -42,7 +42,9 @@ class Child:
     def __init__(self, plugin_id: str, spec: SandboxSpec, *, on_started: Callable[[MCPClient], None],
                  on_notification: Callable[[str, Any], None],
                  on_ask: Callable[[Any], dict[str, Any]] | None = None, stderr_log: str | None = None,
-                 make_wall: Callable[[], Any] | None = None) -> None:
+                 make_wall: Callable[[], Any] | None = None,
+                 on_call_tool: Callable[[Any], dict[str, Any]] | None = None) -> None:
+        self._on_call_tool = on_call_tool
         self.id = plugin_id
         self.spec = spec
         self.lock = threading.RLock()
@@ -141,7 +143,7 @@ class Child:
         client = MCPClient(proc.stdout.fileno(), proc.stdin.fileno(), name=self.id,
                            on_notification=self._on_notification,
                            on_failure=lambda exc, p=proc: self._on_failure(p, exc),
-                           on_ask=self._on_ask)
+                           on_ask=self._on_ask, on_call_tool=self._on_call_tool)
         self._client = client
         try:
             client.initialize(client_version=host_version(), timeout=START_TIMEOUT)

@@ -29,6 +29,7 @@ PROTOCOL_VERSION = "2025-06-18"        # MCP revision offered in `initialize`
 ACCEPTED_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 ABANDONED_IDS_KEPT = 1024              # ids of timed-out calls whose late answers are ignored
 ASK_METHOD = "promptline/ask"          # the child's enforcer asks the host's prompter
+CALL_TOOL_METHOD = "promptline/call_tool"   # the plugin calls a dependency's tool through the host
 MAX_ASK_BYTES = 64 * 1024              # a longer `promptline/ask` line is answered deny unread
 MAX_ASKS_PER_CALL = 16                 # asks answered per host request; the rest are denied
 DENIED = {"answer": "deny", "verdict": "deny"}
@@ -56,8 +57,10 @@ class MCPClient:
     def __init__(self, read_fd: int, write_fd: int, *, name: str = "plugin",
                  on_notification: Callable[[str, Any], None] | None = None,
                  on_failure: Callable[[BaseException], None] | None = None,
-                 on_ask: Callable[[Any], dict[str, Any]] | None = None) -> None:
+                 on_ask: Callable[[Any], dict[str, Any]] | None = None,
+                 on_call_tool: Callable[[Any], dict[str, Any]] | None = None) -> None:
         self.name = name
+        self._on_call_tool = on_call_tool
         self._reader = rpc.LineReader(read_fd)
         self._writer = rpc.Writer(write_fd)
         self._ids = itertools.count(1)
@@ -206,6 +209,8 @@ class MCPClient:
     def _answer(self, msg: rpc.Request, size: int = 0) -> None:
         if msg.method == ASK_METHOD:
             self._writer.send(rpc.Response(msg.id, self._ask(msg.params, size)))
+        elif msg.method == CALL_TOOL_METHOD:
+            self._writer.send(rpc.Response(msg.id, self._call_tool(msg.params, size)))
         elif msg.method == "ping":
             self._writer.send(rpc.Response(msg.id, {}))
         elif msg.method == "roots/list":
@@ -242,6 +247,29 @@ class MCPClient:
         if type(result) is not dict or result.get("answer") not in ("once", "always", "deny", "never"):
             return DENIED
         return result
+
+    def _call_tool(self, params: Any, size: int) -> dict[str, Any]:
+        """The host's answer to one ``promptline/call_tool`` (a dependency's tool), only while
+        the host waits on this plugin; the time it takes does not count against that wait."""
+        refused = {"ok": False, "content": "the host refused the call",
+                   "error": {"message": "the host refused the call", "kind": "denied"}}
+        handler = self._on_call_tool
+        if handler is None or size > MAX_ASK_BYTES:
+            return refused
+        with self._lock:
+            if not self._pending:
+                return refused
+            self._prompting += 1
+        try:
+            result = handler(params)
+        except Exception:  # noqa: BLE001 - a failed call is an error result, never a dead reader
+            log.exception("plugin `%s`: a call through the host failed", self.name)
+            result = refused
+        finally:
+            with self._lock:
+                self._prompting -= 1
+                self._prompt_ended = time.monotonic()
+        return result if type(result) is dict else refused
 
     def _fail(self, exc: BaseException, notify: bool = True) -> None:
         with self._lock:

@@ -204,11 +204,12 @@ class ProcessPlugin(LoadedPlugin):
             os.path.join(loader.stderr_dir, f"{self.id}.stderr.log") if loader.stderr_dir else None)
         self.bridge = HostBridge(self.id, self.version, enforcer=ctx.enforcer, audit=self._host_audit_log(),
                                  on_tools_changed=self._mark_tools_stale,
-                                 child_policy=child_policy(self.spec))
+                                 child_policy=child_policy(self.spec), tool_caller=ctx.config.tool_caller)
         self.child = Child(self.id, self.spec, on_started=self._on_started,
                            on_notification=self.bridge.notification,
                            on_ask=self.bridge.answer_ask if ctx.plugin.kind in ("python", "library") else None,
-                           stderr_log=stderr_log, make_wall=self._make_wall)
+                           stderr_log=stderr_log, make_wall=self._make_wall,
+                           on_call_tool=self.bridge.call_tool if ctx.plugin.kind == "python" else None)
 
     def _host_audit_log(self) -> Any:
         log_obj = self.ctx.options.get("audit_log")

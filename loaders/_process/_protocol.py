@@ -11,6 +11,7 @@ logged — so host and child never guess at each other's meaning.
 | ``promptline/context``                | host -> child  | query -> text                            |
 | ``promptline/complete``               | host -> child  | prompt, options -> a ToolResult dict     |
 | ``promptline/model``                  | host -> child  | -> name, available, reason               |
+| ``promptline/call_tool`` (request)    | child -> host  | v, name, args -> a ToolResult dict (a dependency's tool) |
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ COMPLETE_METHOD = "promptline/complete"
 MODEL_METHOD = "promptline/model"
 ASK_METHOD = "promptline/ask"
 ASK_ID_PREFIX = "promptline-ask-"
+CALL_TOOL_METHOD = "promptline/call_tool"
+CALL_ID_PREFIX = "promptline-call-"
 BOOT_ENV = "PROMPTLINE_BOOTSTRAP"   # the spec; removed from the environment before plugin code runs
 
 

@@ -141,9 +141,23 @@ class PluginConfig:
     plugin_id: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)
     data_dir: Path | None = None
+    tool_caller: Any = field(default=None, repr=False, compare=False)   # set by the host
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "settings", MappingProxyType(_plain_copy(dict(self.settings))))
+
+    def call_tool(self, name: str, args: Mapping[str, Any] | None = None) -> ToolResult:
+        """Call a tool of one of this plugin's manifest ``dependencies`` (``"dep.tool"``)
+        through the host: decided as this plugin's ``tool.call``, then run by the
+        dependency with its own grants. Never raises; a refusal is an error result."""
+        if self.tool_caller is None:
+            return ToolResult.failure(ToolError("no host to call other plugins through", tool=name,
+                                                kind="unknown-tool"))
+        try:
+            result = self.tool_caller(name, dict(args or {}))
+        except Exception as exc:  # noqa: BLE001 - a failing call is an error result
+            return ToolResult.failure(ToolError(f"calling `{name}` failed: {exc}", tool=name))
+        return result if isinstance(result, ToolResult) else ToolResult.from_dict(result, tool=name)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.settings.get(key, default)
