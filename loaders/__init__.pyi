@@ -40,6 +40,7 @@ from ._registry import (
     decide_set_approval,
     default_plugins_dir,
     load_order,
+    plugin_stats,
     publish,
     requires_ok,
     serve_site,
@@ -133,5 +134,5 @@ __all__ = [
     "watch_policy",
     "Watcher",
     # the marketplace: dependency sets, reviews, the site (docs/registry.md)
-    "InstallSet", "decide_set_approval", "load_order", "build_site", "serve_site", "write_review",
+    "InstallSet", "decide_set_approval", "load_order", "build_site", "serve_site", "write_review", "plugin_stats",
 ]

@@ -64,16 +64,20 @@ class SitePlugin:
     verified: VerifiedPlugin | None = None
     checks: list[Any] | None = None
     reviews: list[Review] | None = None
+    usage: dict[str, Any] | None = None      # plugin_stats() from a host's audit log
 
 
 def build_site(index: str | os.PathLike, out: str | os.PathLike, *, policy_files: Iterable[str] = (),
-               version: str | None = None, latest: str | None = None, index_url: str | None = None) -> Path:
+               version: str | None = None, latest: str | None = None, index_url: str | None = None,
+               audit_log: str | os.PathLike | None = None) -> Path:
     """Write the static site for ``index`` into ``out`` (replaced); return ``out``.
 
     ``policy_files``: the policy whose trusted keys and verdicts the pages show (the shipped
     default when empty); ``version``: the PromptLine version being browsed (this one by
     default); ``latest``: the newest PromptLine to show compatibility with (default
-    ``version``); ``index_url``: the index address printed in install commands."""
+    ``version``); ``index_url``: the index address printed in install commands;
+    ``audit_log``: a host's audit log, for a "usage on this host" section per plugin
+    (computed here, from that file only)."""
     from ._install import Registry
 
     idx = Index.open(index)
@@ -88,6 +92,13 @@ def build_site(index: str | os.PathLike, out: str | os.PathLike, *, policy_files
                        index=idx.location, version=version)
         settings = reg.settings()
         plugins = [_inspect(reg, idx, pid, settings, Path(tmp) / pid, doc) for pid in sorted(idx.plugins)]
+        if audit_log is not None:
+            from promptline.enforcer.audit import read_records
+
+            from ._stats import plugin_stats
+            records = list(read_records(audit_log))
+            for p in plugins:
+                p.usage = plugin_stats(records, p.entry.id)
         staging = Path(tempfile.mkdtemp(prefix=".promptline-site-", dir=out_dir.parent if out_dir.parent.exists()
                                         else None))
         try:
@@ -268,6 +279,17 @@ def _write_plugin(d: Path, p: SitePlugin, *, version: str, latest: str, index_ur
                     f"<code>{_e(r.key_id)}</code> · {_e(r.date)}</span><p>{_e(r.text)}</p></li>" for r in reviews)
     parts.append(f"<section id=\"reviews\"><h2>Reviews ({len(reviews)})</h2><ul>{items}</ul>"
                  f"<p class=\"meta\">only reviews whose signature verifies are shown</p></section>")
+    if p.usage is not None:
+        u = p.usage
+        rows = "".join(f"<tr><td>{_e(tool)}</td><td>{t['calls']}</td><td>{t['refused']}</td><td>"
+                       f"{_e(_ms(t['p50_ms']))}</td><td>{_e(_ms(t['p99_ms']))}</td></tr>"
+                       for tool, t in u["tools"].items())
+        rules = "".join(f"<li><code>{_e(rule)}</code>: {n}</li>" for rule, n in u["refusals_by_rule"].items())
+        note = "" if u["latency_recorded"] else "<p class=\"meta\">latency: not recorded by this audit log</p>"
+        parts.append(f"<section id=\"usage\"><h2>Usage on this host</h2><p class=\"meta\">from the local audit "
+                     f"log, {_e(u['first'] or '-')} .. {_e(u['last'] or '-')}</p><table><thead><tr><th>tool</th>"
+                     f"<th>calls</th><th>refused</th><th>p50 ms</th><th>p99 ms</th></tr></thead><tbody>{rows}"
+                     f"</tbody></table>{note}<h3>Refusals by rule</h3><ul>{rules}</ul></section>")
     if p.verified is not None:
         readme = next((n for n in README_NAMES if n in p.verified.files), None)
         if readme is not None:
@@ -276,6 +298,10 @@ def _write_plugin(d: Path, p: SitePlugin, *, version: str, latest: str, index_ur
         _write_files(d, p, parts)
     d.mkdir(parents=True, exist_ok=True)
     (d / "index.html").write_text(_page(f"{e.id} — PromptLine plugins", "\n".join(parts), 2), encoding="utf-8")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _write_files(d: Path, p: SitePlugin, parts: list[str]) -> None:

@@ -356,13 +356,15 @@ def _site_options(fn):
 @click.argument("index")
 @click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False), help="output directory")
 @click.option("--index-url", metavar="URL", help="the index address shown in install commands")
+@click.option("--audit-log", "audit_log", type=click.Path(dir_okay=False, exists=True),
+              help="add each plugin's usage on this host, computed from this audit log")
 @_site_options
 @_errors
-def site_cmd(index: str, out: str, index_url: str | None, policies, version, latest) -> None:
+def site_cmd(index: str, out: str, index_url: str | None, audit_log: str | None, policies, version, latest) -> None:
     """Build a static site (search, plugin pages, sources, reviews) from INDEX into DIR."""
     from promptline.loaders import build_site
     done = build_site(index, out, policy_files=list(policies) or _default_policies(), version=version,
-                      latest=latest, index_url=index_url)
+                      latest=latest, index_url=index_url, audit_log=audit_log)
     click.echo(f"built the site for {_show(index)} in {_show(done)}")
 
 

@@ -7,9 +7,9 @@ import json
 from click.testing import CliRunner
 
 from promptline.cli import main
-from promptline.cli.stats_cmd import _percentile, plugin_stats
 from promptline.enforcer import Enforcer
 from promptline.enforcer.audit import AuditLog, read_records
+from promptline.loaders._registry._stats import _percentile, plugin_stats
 from promptline.policy import Request, load_policy_set
 
 POLICY = """\
@@ -74,3 +74,18 @@ def test_latency_percentiles_when_recorded():
     s = plugin_stats(recs, "p")
     assert s["tools"]["t"]["p50_ms"] == 50.0 and s["tools"]["t"]["p99_ms"] == 99.0 and s["latency_recorded"]
     assert _percentile([], 50) is None and _percentile([3.0], 99) == 3.0
+
+
+def test_site_section_from_a_host_audit_log(tmp_path, key):
+    from registry_helpers import write_plugin
+
+    from promptline.loaders._registry import build_site, publish
+    path = _log(tmp_path)
+    root = write_plugin(tmp_path / "src", "notes")
+    publish(root, tmp_path / "index", key=key[0])
+    out = build_site(tmp_path / "index", tmp_path / "site", audit_log=path)
+    page = (out / "plugins" / "notes" / "index.html").read_text()
+    assert "Usage on this host" in page and "<td>search</td><td>5</td><td>0</td>" in page
+    assert "<code>no-delete</code>: 3" in page and "latency: not recorded" in page
+    plain = build_site(tmp_path / "index", tmp_path / "site2")
+    assert "Usage on this host" not in (plain / "plugins" / "notes" / "index.html").read_text()
