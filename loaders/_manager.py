@@ -489,6 +489,10 @@ class PluginManager:
         policy, its audit record), then run as any call of `dep` (the dependency's policy,
         grants and sandbox; its own audit record). Capabilities never flow across."""
         dep = name.partition(".")[0]
+        running = self.enforcer.current_plugin()
+        if running is not None and running != caller:      # in-process code speaks only for itself
+            return ToolResult.failure(ToolError(f"plugin `{running}` may not call tools as `{caller}`", tool=name,
+                                                kind="denied"))
         cand = self._candidates.get(caller)
         if cand is None or dep not in cand.plugin.manifest.dependencies:
             return ToolResult.failure(ToolError(f"`{dep}` is not a dependency of `{caller}`: a plugin calls only "
