@@ -205,6 +205,9 @@ class PluginManager:
             report = LoadReport()
             found = self.discover()
             report.problems.extend(found.problems)
+            if wanted is not None:            # and what they depend on, loaded first
+                from ._registry import dependency_closure
+                wanted = dependency_closure(wanted, {p.id: p.manifest.dependencies for p in found})
             base = load_policy_set(self._all_policy_files(), backend=self.backend, grants=self.grants)
             candidates: list[_Candidate] = []
             for plugin in found:

@@ -1,5 +1,5 @@
 from ._archive import MAX_ARCHIVE_BYTES, MAX_MEMBER_BYTES, MAX_MEMBERS, MAX_TOTAL_BYTES, build_archive, extract_archive
-from ._deps import Need, Pick, load_order, resolve
+from ._deps import Need, Pick, dependency_closure, load_order, resolve
 from ._errors import RegistryError
 from ._index import DEFAULT_INDEX, INDEX_ENV, INDEX_FILE, INDEX_FORMAT, Index, IndexEntry
 from ._install import (
@@ -24,7 +24,7 @@ from ._versions import SemVer, requires_ok
 
 __all__ = [
     "CapabilityCheck", "DEFAULT_INDEX", "INDEX_ENV", "INDEX_FILE", "INDEX_FORMAT", "Index", "IndexEntry",
-    "InstallPlan", "InstallSet", "Installed", "Need", "Pick", "load_order", "resolve",
+    "InstallPlan", "InstallSet", "Installed", "Need", "Pick", "load_order", "dependency_closure", "resolve",
     "decide_set_approval", "Review", "verified_reviews", "write_review", "build_site", "render_markdown", "CSP",
     "serve_site", "plugin_stats", "MAX_ARCHIVE_BYTES", "MAX_MEMBERS", "MAX_MEMBER_BYTES", "MAX_TOTAL_BYTES",
     "Registry", "RegistryError", "STATE_FILE", "SemVer", "Source", "build_archive", "capability_checks",

@@ -217,6 +217,17 @@ def _topological(picks: Mapping[str, Pick]) -> list[str]:
     return out
 
 
+def dependency_closure(ids: set[str] | frozenset[str], dependencies: Mapping[str, Mapping[str, str]]) -> set[str]:
+    """``ids`` and every plugin they depend on, directly or not (as far as ``dependencies`` knows)."""
+    out, todo = set(ids), list(ids)
+    while todo:
+        for dep in dependencies.get(todo.pop(), {}):
+            if dep not in out:
+                out.add(dep)
+                todo.append(dep)
+    return out
+
+
 def load_order(dependencies: Mapping[str, Mapping[str, str]],
                versions: Mapping[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
     """Plugin ids with their dependencies first, and the ids that cannot load with why
@@ -257,4 +268,4 @@ def load_order(dependencies: Mapping[str, Mapping[str, str]],
     return order, bad
 
 
-__all__ = ["Need", "Pick", "resolve", "load_order"]
+__all__ = ["Need", "Pick", "resolve", "load_order", "dependency_closure"]
