@@ -53,7 +53,7 @@ class _Failed(Exception):
 
 def resolve(index: Index | None, needs: list[Need], *, current: str,
             installed: Mapping[str, tuple[str, Mapping[str, str]]],
-            fixed: Mapping[str, tuple[str, Mapping[str, str]]] = (),  # type: ignore[assignment]
+            fixed: Mapping[str, tuple[str, Mapping[str, str]]] | None = None,
             changing: frozenset[str] = frozenset()) -> list[Pick]:
     """The plugins to install or update so that every need holds, dependencies first.
 

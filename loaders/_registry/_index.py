@@ -47,7 +47,7 @@ from .._signing import key_id as _key_id
 from .._signing import parse_public_key
 from ._archive import MAX_ARCHIVE_BYTES
 from ._errors import RegistryError
-from ._versions import SemVer, is_semver, requires_ok, spec_admits, version_spec
+from ._versions import SemVer, is_semver, parse_requires, requires_ok, spec_admits, version_spec
 
 INDEX_FORMAT = "promptline-index/v1"
 INDEX_FILE = "index.json"
@@ -258,6 +258,12 @@ def _entry(pid: str, ver: Any, e: Any, info: dict, bad) -> IndexEntry:
     if not isinstance(deps, dict) or not all(isinstance(k, str) and PLUGIN_ID.match(k) and isinstance(v, str)
                                              for k, v in deps.items()):
         raise bad(f"`{pid}` {ver} has malformed dependencies")
+    for dep, spec in deps.items():
+        try:
+            if spec:
+                parse_requires(spec)
+        except ValueError:
+            raise bad(f"`{pid}` {ver} depends on `{dep}` `{_clip(spec)}`, which is not a version range") from None
     texts = {}
     for k in ("requires", "name", "description", "key", "key_id", "signature", "published_at"):
         v = e.get(k, info.get(k) if k in ("name", "description") else None)

@@ -317,7 +317,7 @@ def _write_files(d: Path, p: SitePlugin, parts: list[str]) -> None:
         if text is not None:
             target = d / "files" / (rel + ".html")
             target.parent.mkdir(parents=True, exist_ok=True)
-            depth = 4 + rel.count("/")
+            depth = 3 + rel.count("/")
             body = (f"<h1>{_e(p.entry.id)} {_e(p.entry.version)}: {_e(rel)}</h1><p class=\"meta\">sha256 "
                     f"<code>{digest}</code></p><pre class=\"source\"><code>{_e(text)}</code></pre>")
             target.write_text(_page(f"{rel} — {p.entry.id}", body, depth), encoding="utf-8")

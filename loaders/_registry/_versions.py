@@ -6,7 +6,7 @@ from __future__ import annotations
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from promptline.policy import SemVer, is_semver, requires_ok
+from promptline.policy import SemVer, is_semver, parse_requires, requires_ok
 
 
 def version_spec(text: str | None) -> SpecifierSet | None:
@@ -29,4 +29,4 @@ def spec_admits(spec: SpecifierSet | None, version: str) -> bool:
         return False
 
 
-__all__ = ["SemVer", "is_semver", "requires_ok", "version_spec", "spec_admits"]
+__all__ = ["SemVer", "is_semver", "parse_requires", "requires_ok", "version_spec", "spec_admits"]

@@ -312,3 +312,13 @@ def test_resolver_result_is_consistent_or_refused(graph, root):
             assert order.index(dep) < order.index(p.plugin)
     got, bad = load_order({p.plugin: dict(p.dependencies) for p in picks})
     assert not bad and set(got) == set(order)
+
+
+def test_index_with_a_bad_dependency_range_is_refused(env):
+    _chain(env)
+    doc = json.loads((env.index / "index.json").read_text())
+    doc["plugins"]["mid"]["versions"]["1.0.0"]["dependencies"] = {"leaf": "not a range"}
+    (env.index / "index.json").write_text(json.dumps(doc))
+    with pytest.raises(RegistryError, match="depends on `leaf` `not a range`, which is not a version range") as exc:
+        Index.open(env.index)
+    assert exc.value.reason == "bad-index"

@@ -62,6 +62,9 @@ def test_every_page_has_the_csp_and_only_external_scripts(site):
             for k in ("href", "src"):
                 if k in attrs:
                     assert safe_link(attrs[k]), (page, attrs)
+                    if tag in ("script", "link") or (tag == "a" and "://" not in attrs[k]):
+                        target = (page.parent / attrs[k].split("#")[0]).resolve()
+                        assert target.is_file() and target.is_relative_to(out.resolve()), (page, attrs[k])
     assert "script-src 'self'" in CSP and "unsafe-inline" not in CSP
 
 
