@@ -170,7 +170,8 @@ def test_in_process_code_cannot_call_as_another_plugin(tmp_path):
     pol.write_text("apiVersion: promptline/v1\nkind: Policy\nlayer: org\nsettings:\n  trust: ['*']\n")
     os.chmod(pol, 0o644)
     with PluginManager(policy_files=[str(pol)], search_path=[str(plugins)], config_path=False, entry_points=False,
-                       approvals=ApprovalStore(str(tmp_path / "approvals.yaml")), approve_all=True) as pm:
+                       approvals=ApprovalStore(str(tmp_path / "approvals.yaml")), approve_all=True,
+                       audit_log=False) as pm:
         assert sorted(pm.load_all().loaded) == ["caller", "dep", "spoofer"]
         path = str(data / "secret.txt")
         r = pm.call_tool("spoofer.spoof", {"as": "caller", "path": path})

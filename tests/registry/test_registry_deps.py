@@ -223,13 +223,14 @@ def test_manager_loads_dependencies_first_and_refuses_missing(env, http_index, t
     reg.install_set("app", confirm=lambda p: True)
     loaded = []
     with PluginManager(policy_files=[str(env.open_policy)], search_path=[str(env.plugins)],
-                       approvals=reg.approvals, entry_points=False, audit_log=None,
+                       approvals=reg.approvals, entry_points=False, audit_log=False,
                        loaders={"process": _Recorder(loaded)}) as pm:
         report = pm.load_all()
         assert loaded == ["leaf", "mid", "app"], report
     loaded.clear()
     with PluginManager(policy_files=[str(env.open_policy)], search_path=[str(env.plugins)],
-                       approvals=reg.approvals, entry_points=False, loaders={"process": _Recorder(loaded)}) as pm:
+                       approvals=reg.approvals, entry_points=False, audit_log=False,
+                       loaders={"process": _Recorder(loaded)}) as pm:
         pm.load_all(only=["mid"])                     # `tool call mid.x` starts mid and what it needs
         assert loaded == ["leaf", "mid"]
     # a missing dependency: mid and app are refused
@@ -237,7 +238,7 @@ def test_manager_loads_dependencies_first_and_refuses_missing(env, http_index, t
     shutil.rmtree(env.plugins / "leaf")
     loaded.clear()
     with PluginManager(policy_files=[str(env.open_policy)], search_path=[str(env.plugins)],
-                       approvals=reg.approvals, entry_points=False,
+                       approvals=reg.approvals, entry_points=False, audit_log=False,
                        loaders={"process": _Recorder(loaded)}) as pm:
         report = pm.load_all()
     assert loaded == []
