@@ -23,7 +23,7 @@ import threading
 import types
 from typing import Any
 
-from promptline.policy import DecidedBy, Decision, Request, Verdict
+from promptline.policy import DecidedBy, Decision, Request, Verdict, interpreter_dirs, stdlib_dirs
 
 from . import _hook
 from ._attribution import ACTIVE, Owners, Privileged
@@ -44,7 +44,7 @@ def _code_roots() -> tuple[str, ...]:
     the import system need no fs.read grant."""
     import site
     import sysconfig
-    roots = set()
+    roots = set(stdlib_dirs()) | set(interpreter_dirs())   # the base installation, venv or not
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         p = sysconfig.get_path(key)
         if p:
@@ -90,6 +90,17 @@ class Snapshot:
             for root in self.code_roots:
                 if path.startswith(root):
                     return True
+        return False
+
+    def free_list(self, plugin: str, path: str) -> bool:
+        """Listings that need no grant: the plugin's own directory and the code roots (the
+        import system lists package directories to find modules; only names are revealed)."""
+        if self.free_read(plugin, path):
+            return True
+        below = path.rstrip("/") + "/"
+        for root in self.code_roots:
+            if below.startswith(root):
+                return True
         return False
 
     def has_process(self, plugin: str) -> bool:
