@@ -46,8 +46,8 @@ STDLIB_NATIVE_DIRS = frozenset(d.rstrip("/") for d in dynload_dirs())
 STDLIB_DIRS = tuple(stdlib_dirs())
 _SITE_DIRS = ("/site-packages/", "/dist-packages/")
 _STDLIB_NAMES = frozenset(getattr(sys, "stdlib_module_names", ()))
-_DirEntry = type(next(iter(os.scandir("/")), None)) if os.path.isdir("/") else None
-_direntry_path = _DirEntry.__dict__["path"].__get__ if _DirEntry is not None else None
+_DirEntry = os.DirEntry   # posix.DirEntry: a C type that cannot be subclassed
+_direntry_path = _DirEntry.__dict__["path"].__get__
 
 ALWAYS_REFUSED_PROC = ("/environ", "/mem", "/maps", "/auxv", "/syscall")  # under /proc/<pid>
 
