@@ -4,7 +4,7 @@ CPython does not audit reading the environment, so ``install()`` replaces ``os.e
 and ``os.environb`` (and ``posix.environ``, the startup copy) with mappings that ask the
 enforcer: host code sees everything as before; a plugin sees only variables it may read.
 A denied variable looks unset (``KeyError``, ``os.getenv`` returns the default) and the
-refusal is logged; iteration lists granted variables only. Writes go through unchanged:
+refusal is logged (reading a variable that is not set at all is not a decision); iteration lists granted variables only. Writes go through unchanged:
 ``os.putenv``/``os.unsetenv`` raise audit events the hook decides as ``env.write``.
 """
 
@@ -41,6 +41,11 @@ def guarded_environ(real, check: Callable[[str, bool], bool],
             return plugin_of_caller() is None
         return check(name, log)
 
+    def unset(key) -> bool:
+        # a variable nobody set reveals nothing: no decision, no deny in the log (the stdlib
+        # probes many: SSLKEYLOGFILE, *_proxy, NO_COLOR...)
+        return name_of(key) is not None and key not in real
+
     class Guarded(GuardedEnviron):
         __slots__ = ()
 
@@ -48,7 +53,7 @@ def guarded_environ(real, check: Callable[[str, bool], bool],
             raise AttributeError("the guarded environment has no settable attributes")
 
         def __getitem__(self, key):
-            if not may(key):
+            if unset(key) or not may(key):
                 raise KeyError(key)
             return real[key]
 
@@ -56,7 +61,7 @@ def guarded_environ(real, check: Callable[[str, bool], bool],
             return may(key, False) and key in real
 
         def get(self, key, default=None):
-            if not may(key):
+            if unset(key) or not may(key):
                 return default
             return real.get(key, default)
 
