@@ -27,6 +27,7 @@ from promptline.policy import DecidedBy, Decision, Request, Verdict, interpreter
 
 from . import _hook
 from ._attribution import ACTIVE, Owners, Privileged
+from ._environ import UNSET
 from ._errors import PolicyViolation
 from ._events import Refuse
 from ._netmemory import NetMemory
@@ -151,13 +152,16 @@ class Snapshot:
             self.fast.clear()
         self.fast[key] = ident
 
-    def may(self, plugin: str, action: str, fields: tuple, log: bool) -> bool:
+    def may(self, plugin: str, action: str, fields: tuple, log: bool | str) -> bool:
         key = (plugin, action, fields)
         d = self.cache.get(key)
         if d is not None:
             return True
         request = Request(action, plugin, **dict(fields))
-        d = self.enforcer._decide(plugin, request, self.policy_set, log=log, prompt=log)
+        quiet = log == UNSET   # a variable that is not set: only audit-mode records are kept
+        d = self.enforcer._decide(plugin, request, self.policy_set, log=log is True, prompt=log is True)
+        if quiet and d.would_deny:
+            self.enforcer._log(plugin, request, d)
         if d.allowed:
             self.cache[key] = d
         return d.allowed

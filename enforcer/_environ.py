@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 
+UNSET = "unset"
+"""``check``'s ``log`` for a variable that is not set: decide, log only audit-mode records."""
+
 
 class GuardedEnviron(MutableMapping):
     """Base type of the guarded environments built by :func:`guarded_environ`."""
@@ -24,7 +27,7 @@ def guarded_environ(real, check: Callable[[str, bool], bool],
     """A guarded view of ``real`` (an ``os._Environ``).
 
     ``check(name, log)`` answers for the calling code: True when it may read ``name``
-    (always True for host code). The wrapped mapping lives in this closure, not in an
+    (always True for host code); ``log`` is True, False or :data:`UNSET`. The wrapped mapping lives in this closure, not in an
     attribute of the returned object.
     """
 
@@ -41,10 +44,12 @@ def guarded_environ(real, check: Callable[[str, bool], bool],
             return plugin_of_caller() is None
         return check(name, log)
 
-    def unset(key) -> bool:
-        # a variable nobody set reveals nothing: no decision, no deny in the log (the stdlib
-        # probes many: SSLKEYLOGFILE, *_proxy, NO_COLOR...)
-        return name_of(key) is not None and key not in real
+    def allowed(key) -> bool:
+        if name_of(key) is not None and key not in real:
+            # a variable nobody set reveals nothing: its refusal is not logged (the stdlib
+            # probes many: SSLKEYLOGFILE, *_proxy, NO_COLOR...); audit mode still records it
+            return may(key, UNSET)
+        return may(key)
 
     class Guarded(GuardedEnviron):
         __slots__ = ()
@@ -53,7 +58,7 @@ def guarded_environ(real, check: Callable[[str, bool], bool],
             raise AttributeError("the guarded environment has no settable attributes")
 
         def __getitem__(self, key):
-            if unset(key) or not may(key):
+            if not allowed(key):
                 raise KeyError(key)
             return real[key]
 
@@ -61,7 +66,7 @@ def guarded_environ(real, check: Callable[[str, bool], bool],
             return may(key, False) and key in real
 
         def get(self, key, default=None):
-            if unset(key) or not may(key):
+            if not allowed(key):
                 return default
             return real.get(key, default)
 

@@ -31,7 +31,7 @@ PLUGINS = HERE / "plugins"
 REPO = HERE.parents[1]
 LEVELS = ("none", "process")
 VARIANTS = ("granted", "refused")
-TOKEN = "corpus-token-1234"
+from corpus_helpers import TOKEN  # noqa: E402,F401 - shared with the tests
 
 
 def grants(port: int) -> dict[str, str]:

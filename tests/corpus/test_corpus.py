@@ -14,7 +14,7 @@ import json
 import os
 
 import pytest
-from conftest import TOKEN
+from corpus_helpers import TOKEN
 
 
 def _load_ok(corpus, pid):
