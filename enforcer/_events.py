@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket as _socket_mod
 import sys
+import types
 from urllib.parse import urlsplit
 
 from promptline.policy import dynload_dirs, stdlib_dirs
@@ -510,7 +511,7 @@ def h_import(plugin, a, ctx):
     top = module.split(".", 1)[0]
     filename = a[1] if len(a) > 1 else None
     if module in PROCESS_MODULES or top in PROCESS_MODULES:
-        if ctx.has_process(plugin):
+        if ctx.has_process(plugin) or _stdlib_imports_subprocess():
             return ()
         return _native(module)
     if module in NATIVE_MODULES or top in NATIVE_MODULES:
@@ -521,6 +522,36 @@ def h_import(plugin, a, ctx):
             return ()
         return _native(module, rp)
     return ()
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__)) + "/"
+_IMPORT_SYSTEM = ("<frozen importlib._bootstrap", "<frozen importlib._bootstrap_external")
+_getframe = sys._getframe
+
+
+def _stdlib_file(filename) -> bool:
+    return _type(filename) is _str and any(filename.startswith(d) for d in STDLIB_DIRS) and \
+        not any(s in filename for s in _SITE_DIRS)
+
+
+def _stdlib_imports_subprocess() -> bool:
+    """True when ``_posixsubprocess`` is being imported by the stdlib's ``subprocess`` module
+    whose own import came from another stdlib module (``asyncio``, ``multiprocessing``...),
+    not from plugin code: a plugin's ``import subprocess`` still needs a process grant."""
+    f = _getframe(1)
+    while f is not None and not _stdlib_file(f.f_code.co_filename):
+        f = f.f_back            # the enforcer's own frames
+    code = f.f_code if f is not None else None
+    if code is None or code.co_name != "<module>" or os.path.basename(code.co_filename) != "subprocess.py":
+        return False
+    f = f.f_back
+    while f is not None:
+        name = f.f_code.co_filename
+        if _type(name) is _str and (name.startswith(_IMPORT_SYSTEM) or name.endswith("/importlib/__init__.py")):
+            f = f.f_back        # the import machinery between the importer and subprocess
+            continue
+        return f.f_code.co_name == "<module>" and _stdlib_file(name)
+    return False
 
 
 def is_stdlib_extension(top: str, path: str) -> bool:
@@ -575,6 +606,25 @@ def h_setattr(plugin, a, ctx):
     if ctx.is_protected_object(a[0]):
         return _native("object.__setattr__")
     return ()
+
+
+_COROUTINE_CODE = types.coroutine.__code__
+
+
+def _caller_code():
+    """The code of the first frame above the enforcer's own (the caller of the audited call)."""
+    f = _getframe(1)
+    while f is not None and _type(f.f_code.co_filename) is _str and f.f_code.co_filename.startswith(_HERE):
+        f = f.f_back
+    return f.f_code if f is not None else None
+
+
+def h_code_new(plugin, a, ctx):
+    # types.coroutine (asyncio uses it at import) only sets CO_ITERABLE_COROUTINE on the
+    # function's own code: the filename and everything else are kept, nothing is forged
+    if _caller_code() is _COROUTINE_CODE:
+        return ()
+    return _native("code.__new__")
 
 
 def _named(event):
@@ -662,7 +712,7 @@ TABLE_ROWS: tuple[tuple[str, object, str], ...] = (
     ("_thread.start_new_thread", h_thread_start, "threading.Thread allowed (attribution follows); raw threads native.load"),
     ("_thread.start_joinable_thread", h_thread_start, "as above (3.13)"),
     ("exec", h_exec_code, "nothing; the code object is registered as the plugin's (frame provenance)"),
-    ("code.__new__", _named("code.__new__"), "native.load (forged code objects and filenames)"),
+    ("code.__new__", h_code_new, "native.load (forged code objects and filenames); types.coroutine's flag change is free"),
     ("sys._getframe", h_getframe, "native.load when the frame is the enforcer's"),
     ("object.__getattr__", h_getattr, "native.load for tb_frame of enforcer frames"),
     ("object.__setattr__", h_setattr, "native.load on enforcer and stdlib guard types"),
