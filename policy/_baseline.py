@@ -116,8 +116,8 @@ def _outermost(dirs: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def baseline_paths(*, network: bool = False, programs: Iterable[str] = ()) -> tuple[str, ...]:
-    """Every read-only baseline path for a plugin (as written; the kernel sandbox's read list
-    uses it too). Paths that do not exist on this machine are kept: they match nothing."""
+    """Every read-only baseline path for a plugin, as written (the kernel sandbox's read list
+    uses it too; paths missing on this machine are left out of the compiled rule)."""
     out = list(SYSTEM_DATA)
     out += [d.rstrip("/") for d in interpreter_dirs()]
     if network:
@@ -127,14 +127,20 @@ def baseline_paths(*, network: bool = False, programs: Iterable[str] = ()) -> tu
     return tuple(dict.fromkeys(out))
 
 
-def _resolved(paths: Iterable[str]) -> list[str]:
-    """The lexical and the resolved spelling of each path (decisions see resolved paths)."""
-    out: list[str] = []
+def _resolved(paths: Iterable[str], *, existing: bool = True) -> list[str]:
+    """The resolved and the lexical spelling of each path (decisions see resolved paths),
+    without paths covered by another one; with ``existing``, only paths present on this
+    machine (each ``within`` costs the CEL compiler about 2 ms)."""
+    found: list[str] = []
     for p in paths:
-        for q in (p.rstrip("/") or "/", os.path.realpath(p).rstrip("/") or "/"):
-            if q not in out:
-                out.append(q)
-    return out
+        if existing and not os.path.lexists(p):
+            continue
+        for q in (os.path.realpath(p).rstrip("/") or "/", p.rstrip("/") or "/"):
+            if q not in found:
+                found.append(q)
+    def covered(q: str) -> bool:
+        return any(o != q and (q == o or q.startswith(o.rstrip("/") + "/")) for o in found)
+    return [q for q in found if not covered(q)]
 
 
 def _within_any(paths: Iterable[str]) -> str:
@@ -151,11 +157,36 @@ def _within_any(paths: Iterable[str]) -> str:
     return " || ".join(parts) if parts else "false"
 
 
+@functools.lru_cache(maxsize=64)
+def _system_cel(network: bool, programs: tuple[str, ...]) -> str:
+    """The baseline's CEL for one shape of plugin (resolved once per process: ~40 paths)."""
+    return _within_any(_resolved(baseline_paths(network=network, programs=programs)))
+
+
+class _LazyProgram:
+    """The CEL program of a baseline rule, compiled on first evaluation. The native rule tier
+    decides these rules without it (cel-expr-python); compiling the long generated expression
+    up front would cost every sandboxed child ~40 ms at start. The text is generated here and
+    compile-tested (tests/policy/test_baseline.py), so no load-time error is deferred."""
+
+    __slots__ = ("_backend", "source", "_program")
+
+    def __init__(self, backend, source: str) -> None:
+        self._backend, self.source, self._program = backend, source, None
+
+    def evaluate(self, activation: dict) -> object:
+        program = self._program
+        if program is None:
+            from ._compile import compile_cached
+            program = self._program = compile_cached(self._backend, self.source, True)
+        return program.evaluate(activation)
+
+
 def baseline_rules(manifest: Any, facts: Mapping[str, Any] | None, backend) -> list:
     """The allow rules of the baseline for one plugin (``manifest``): system data, the
     resolver's files when it has a network capability, the configuration of its granted
     programs, and its own ``data_dir``/``work_dir`` from ``facts`` (read and write)."""
-    from ._compile import CompiledRule, _compile
+    from ._compile import CompiledRule
     from ._decision import Effect, RuleRef
 
     caps = manifest.capabilities
@@ -164,14 +195,14 @@ def baseline_rules(manifest: Any, facts: Mapping[str, Any] | None, backend) -> l
 
     def add(name: str, actions: tuple[str, ...], cel: str, why: str) -> None:
         ref = RuleRef(f"baseline:{name}", Effect.ALLOW, "baseline", f"<built-in: {why}>")
-        out.append(CompiledRule(ref, frozenset(actions), (manifest.id,), cel, _compile(backend, cel)))
+        out.append(CompiledRule(ref, frozenset(actions), (manifest.id,), cel, _LazyProgram(backend, cel)))
 
-    paths = baseline_paths(network=bool(caps.network), programs=caps.process)
-    add("system-read", ("fs.read",), _within_any(_resolved(paths)),
+    programs = tuple(sorted({os.path.basename(str(p)) for p in caps.process} & set(PROGRAM_DATA)))
+    add("system-read", ("fs.read",), _system_cel(bool(caps.network), programs),
         "read-only system baseline (docs/enforcer.md)")
     own = [str(facts[k]) for k in ("data_dir", "work_dir") if isinstance(facts.get(k), (str, os.PathLike))
            and os.path.isabs(str(facts[k]))]
     if own:
-        add("own-dirs", ("fs.read", "fs.write"), _within_any(_resolved(own)),
+        add("own-dirs", ("fs.read", "fs.write"), _within_any(_resolved(own, existing=False)),
             "the plugin's own data and work directories")
     return out

@@ -119,3 +119,27 @@ def test_stdlib_dirs_are_the_base_installation_venv_or_not():
     assert not any("site-packages" in d for d in stdlib_dirs())
     assert all(p.startswith("/") for p in baseline_paths(network=True, programs=["git"]))
     assert any(d.startswith(os.path.realpath(sys.prefix)) for d in interpreter_dirs())
+
+
+@pytest.mark.parametrize("backend", ["cel-expr-python", "cel-python"])
+def test_the_generated_rules_compile_and_decide_alike_on_both_backends(tmp_path, backend):
+    from promptline.policy import available_backends
+    if backend not in available_backends():
+        pytest.skip(f"{backend} is not installed")
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "plugin.yaml").write_text(json.dumps({"id": "p", "version": "1.0.0", "entry": {"python": "p:P"},
+                                               "capabilities": {"network": ["a.example:443"], "process": ["git"]}}))
+    ps = load_policy_set([], [str(d / "plugin.yaml")], backend=backend,
+                         plugin_facts={"p": {"data_dir": str(tmp_path / "data")}})
+    rules = [r for r in ps.rules if r.ref.layer == "baseline"]
+    assert len(rules) == 2
+    for r in rules:   # the CEL text itself, through the backend's compiler and evaluator
+        assert r.program.evaluate({"request": Request("fs.read", "p", path="/etc/mime.types").to_cel()}) is (
+            r.id == "baseline:system-read")
+        assert r.program.evaluate({"request": Request("fs.read", "p", path="/etc/passwd").to_cel()}) is False
+    (tmp_path / "ref").mkdir()
+    ref = _policy_set(tmp_path / "ref", {"network": ["a.example:443"], "process": ["git"]},
+                      facts={"data_dir": str(tmp_path / "data")})   # the default backend
+    for path in SYSTEM + NOT_BASELINE + ["/etc/hosts", "/etc/gitconfig", str(tmp_path / "data" / "x")]:
+        assert _read(ps, path) is _read(ref, path), path
