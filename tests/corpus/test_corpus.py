@@ -109,8 +109,13 @@ def test_subprocess_running_git(corpus):
     if corpus.granted:
         assert r.ok, r.content
         assert r.data["log"] == "first" and r.data["version"].startswith("git version")
-    else:
+    elif corpus.level == "none":
         refused(corpus, r, "git-info", "process.exec")
+    else:
+        # the child has not imported subprocess: the plugin's own `import subprocess` loads
+        # _posixsubprocess (fork_exec has no audit event), a door only a process grant opens
+        refused(corpus, r, "git-info", "native.load")
+        assert any(d.get("resource") == "_posixsubprocess" for d in corpus.denies("git-info"))
 
 
 def test_async_tool_with_asyncio(corpus, request):
