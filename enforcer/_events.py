@@ -539,8 +539,9 @@ def _stdlib_imports_subprocess() -> bool:
     whose own import came from another stdlib module (``asyncio``, ``multiprocessing``...),
     not from plugin code: a plugin's ``import subprocess`` still needs a process grant."""
     f = _getframe(1)
-    while f is not None and not _stdlib_file(f.f_code.co_filename):
-        f = f.f_back            # the enforcer's own frames
+    while f is not None and _type(f.f_code.co_filename) is _str and \
+            f.f_code.co_filename.startswith((_HERE,) + _IMPORT_SYSTEM):
+        f = f.f_back            # the enforcer's own frames and the import machinery
     code = f.f_code if f is not None else None
     if code is None or code.co_name != "<module>" or os.path.basename(code.co_filename) != "subprocess.py":
         return False
