@@ -9,7 +9,9 @@ set of *allow* rules, so any deny rule (org, project, user or built-in) still wi
 
 Besides the system files, a plugin may read and write its own places, given as runtime
 facts: ``data_dir`` (its ``PluginConfig.data_dir``) and ``work_dir`` (a sandboxed child's
-own working directory and ``TMPDIR``).
+own working directory and ``TMPDIR``); inside a child whose network goes through the egress
+proxy (fact ``egress_proxy``), a plugin with a network capability reads the proxy variables
+the sandbox set (``HTTP_PROXY``...), so urllib and friends find the proxy.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ NETWORK_DATA: tuple[str, ...] = (
     "/run/systemd/resolve/resolv.conf",
 )
 """The resolver's files: readable only by a plugin with a network capability."""
+
+PROXY_VARIABLES: tuple[str, ...] = tuple(n for v in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+                                         for n in (v, v.lower()))
+"""The egress proxy a sandboxed child is told to use (set by the sandbox, not the user's):
+readable by a plugin with a network capability when the fact ``egress_proxy`` is true."""
 
 PROGRAM_DATA: Mapping[str, tuple[str, ...]] = {
     "git": ("/etc/gitconfig", "/usr/share/git-core"),
@@ -200,6 +207,10 @@ def baseline_rules(manifest: Any, facts: Mapping[str, Any] | None, backend) -> l
     programs = tuple(sorted({os.path.basename(str(p)) for p in caps.process} & set(PROGRAM_DATA)))
     add("system-read", ("fs.read",), _system_cel(bool(caps.network), programs),
         "read-only system baseline (docs/enforcer.md)")
+    if caps.network and facts.get("egress_proxy") is True:
+        names = ", ".join(cel_string(n) for n in PROXY_VARIABLES)
+        add("egress-proxy", ("env.read",), f"request.name in [{names}]",
+            "the sandbox's egress proxy variables")
     own = [str(facts[k]) for k in ("data_dir", "work_dir") if isinstance(facts.get(k), (str, os.PathLike))
            and os.path.isabs(str(facts[k]))]
     if own:

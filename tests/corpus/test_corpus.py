@@ -103,7 +103,11 @@ def test_tempfile_in_the_workspace(corpus):
         assert r.ok, r.content
 
 
-def test_subprocess_running_git(corpus):
+def test_subprocess_running_git(corpus, request):
+    if corpus.level == "process" and corpus.granted and os.geteuid() == 0:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "a root host's child runs with another real uid (wall): git's access(2) checks the real "
+            "uid, so `git init` in the granted work dir fails with EACCES — a false deny of the sandbox")))
     _load_ok(corpus, "git-info")
     r = corpus.call("git-info.status")
     if corpus.granted:

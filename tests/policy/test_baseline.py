@@ -143,3 +143,15 @@ def test_the_generated_rules_compile_and_decide_alike_on_both_backends(tmp_path,
                       facts={"data_dir": str(tmp_path / "data")})   # the default backend
     for path in SYSTEM + NOT_BASELINE + ["/etc/hosts", "/etc/gitconfig", str(tmp_path / "data" / "x")]:
         assert _read(ps, path) is _read(ref, path), path
+
+
+def test_the_sandboxs_proxy_variables_only_behind_the_egress_proxy_with_network(tmp_path):
+    def env(ps, name):
+        return ps.decide(Request("env.read", "p", name=name)).verdict
+    for sub, caps, facts, expect in (("a", {"network": ["x.example:443"]}, {"egress_proxy": True}, Verdict.ALLOW),
+                                     ("b", {"network": ["x.example:443"]}, {}, Verdict.DENY),   # in process: the user's
+                                     ("c", {}, {"egress_proxy": True}, Verdict.DENY)):
+        (tmp_path / sub).mkdir()
+        ps = _policy_set(tmp_path / sub, caps, facts=facts)
+        assert env(ps, "HTTPS_PROXY") is expect and env(ps, "http_proxy") is expect
+        assert env(ps, "AWS_SECRET_ACCESS_KEY") is Verdict.DENY

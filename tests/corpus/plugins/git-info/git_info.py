@@ -7,8 +7,10 @@ from promptline import Tool, ToolPlugin, ToolResult
 
 
 def git(*args, cwd=None):
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
-                          timeout=30).stdout.strip()
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+    if done.returncode:
+        raise RuntimeError(f"git {args[0]} failed ({done.returncode}): {done.stderr.strip()[-300:]}")
+    return done.stdout.strip()
 
 
 class Status(Tool):
