@@ -206,8 +206,11 @@ def sandbox_spec(manifest: Any, argv: Sequence[str], *, workdir: str, code_dirs:
     caps = manifest.capabilities
     notes: list[str] = []
     fs: list[tuple[str, int]] = []
-    for p in SYSTEM_READ + baseline_paths(network=bool(caps.network), programs=caps.process):
+    for p in SYSTEM_READ:
         fs.append((p, ll.READ))
+    for p in baseline_paths(network=bool(caps.network), programs=caps.process):
+        if not any(p == d or p.startswith(d + "/") for d in SYSTEM_READ):   # /usr/... is there already
+            fs.append((p, ll.READ))
     fs.extend(DEVICES)
     for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.realpath(sys.prefix),
               os.path.realpath(sys.base_prefix)}:
