@@ -122,11 +122,7 @@ def test_subprocess_running_git(corpus, request):
         assert any(d.get("resource") == "_posixsubprocess" for d in corpus.denies("git-info"))
 
 
-def test_async_tool_with_asyncio(corpus, request):
-    if corpus.level == "none":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="an async initialize at `none` runs "
-                                              "asyncio.run under the guard, which installs a signal handler "
-                                              "(the loader half of issue 11)"))
+def test_async_tool_with_asyncio(corpus):
     _load_ok(corpus, "async-reader")
     r = corpus.call("async-reader.count_words")
     expected = sum((i % 7 + 1) + (1 if i % 10 == 0 else 0) for i in range(120))
