@@ -23,10 +23,11 @@ import threading
 import types
 from typing import Any
 
-from promptline.policy import DecidedBy, Decision, Request, Verdict
+from promptline.policy import DecidedBy, Decision, Request, Verdict, interpreter_dirs, stdlib_dirs
 
 from . import _hook
 from ._attribution import ACTIVE, Owners, Privileged
+from ._environ import UNSET
 from ._errors import PolicyViolation
 from ._events import Refuse
 from ._netmemory import NetMemory
@@ -44,7 +45,7 @@ def _code_roots() -> tuple[str, ...]:
     the import system need no fs.read grant."""
     import site
     import sysconfig
-    roots = set()
+    roots = set(stdlib_dirs()) | set(interpreter_dirs())   # the base installation, venv or not
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         p = sysconfig.get_path(key)
         if p:
@@ -90,6 +91,17 @@ class Snapshot:
             for root in self.code_roots:
                 if path.startswith(root):
                     return True
+        return False
+
+    def free_list(self, plugin: str, path: str) -> bool:
+        """Listings that need no grant: the plugin's own directory and the code roots (the
+        import system lists package directories to find modules; only names are revealed)."""
+        if self.free_read(plugin, path):
+            return True
+        below = path.rstrip("/") + "/"
+        for root in self.code_roots:
+            if below.startswith(root):
+                return True
         return False
 
     def has_process(self, plugin: str) -> bool:
@@ -140,13 +152,16 @@ class Snapshot:
             self.fast.clear()
         self.fast[key] = ident
 
-    def may(self, plugin: str, action: str, fields: tuple, log: bool) -> bool:
+    def may(self, plugin: str, action: str, fields: tuple, log: bool | str) -> bool:
         key = (plugin, action, fields)
         d = self.cache.get(key)
         if d is not None:
             return True
         request = Request(action, plugin, **dict(fields))
-        d = self.enforcer._decide(plugin, request, self.policy_set, log=log, prompt=log)
+        quiet = log == UNSET   # a variable that is not set: only audit-mode records are kept
+        d = self.enforcer._decide(plugin, request, self.policy_set, log=log is True, prompt=log is True)
+        if quiet and d.would_deny:
+            self.enforcer._log(plugin, request, d)
         if d.allowed:
             self.cache[key] = d
         return d.allowed

@@ -4,13 +4,16 @@ CPython does not audit reading the environment, so ``install()`` replaces ``os.e
 and ``os.environb`` (and ``posix.environ``, the startup copy) with mappings that ask the
 enforcer: host code sees everything as before; a plugin sees only variables it may read.
 A denied variable looks unset (``KeyError``, ``os.getenv`` returns the default) and the
-refusal is logged; iteration lists granted variables only. Writes go through unchanged:
+refusal is logged (reading a variable that is not set at all is not a decision); iteration lists granted variables only. Writes go through unchanged:
 ``os.putenv``/``os.unsetenv`` raise audit events the hook decides as ``env.write``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
+
+UNSET = "unset"
+"""``check``'s ``log`` for a variable that is not set: decide, log only audit-mode records."""
 
 
 class GuardedEnviron(MutableMapping):
@@ -24,7 +27,7 @@ def guarded_environ(real, check: Callable[[str, bool], bool],
     """A guarded view of ``real`` (an ``os._Environ``).
 
     ``check(name, log)`` answers for the calling code: True when it may read ``name``
-    (always True for host code). The wrapped mapping lives in this closure, not in an
+    (always True for host code); ``log`` is True, False or :data:`UNSET`. The wrapped mapping lives in this closure, not in an
     attribute of the returned object.
     """
 
@@ -41,6 +44,13 @@ def guarded_environ(real, check: Callable[[str, bool], bool],
             return plugin_of_caller() is None
         return check(name, log)
 
+    def allowed(key) -> bool:
+        if name_of(key) is not None and key not in real:
+            # a variable nobody set reveals nothing: its refusal is not logged (the stdlib
+            # probes many: SSLKEYLOGFILE, *_proxy, NO_COLOR...); audit mode still records it
+            return may(key, UNSET)
+        return may(key)
+
     class Guarded(GuardedEnviron):
         __slots__ = ()
 
@@ -48,7 +58,7 @@ def guarded_environ(real, check: Callable[[str, bool], bool],
             raise AttributeError("the guarded environment has no settable attributes")
 
         def __getitem__(self, key):
-            if not may(key):
+            if not allowed(key):
                 raise KeyError(key)
             return real[key]
 
@@ -56,7 +66,7 @@ def guarded_environ(real, check: Callable[[str, bool], bool],
             return may(key, False) and key in real
 
         def get(self, key, default=None):
-            if not may(key):
+            if not allowed(key):
                 return default
             return real.get(key, default)
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import os
 import socket as _socket_mod
-import sysconfig
+import sys
+import types
 from urllib.parse import urlsplit
 
+from promptline.policy import dynload_dirs, stdlib_dirs
+
+from ._dirfd import caller_dir_fd
 from ._paths import UntrustedArgument, fd_path, identity, path_arg, realpath, resolve
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -38,7 +42,13 @@ NATIVE_MODULES = frozenset({
 PROCESS_MODULES = frozenset({"_posixsubprocess"})
 """Raw process creation without an audit event before 3.14: needs ``process`` (or native)."""
 
-STDLIB_NATIVE_DIR = os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload") + "/"
+STDLIB_NATIVE_DIRS = frozenset(d.rstrip("/") for d in dynload_dirs())
+"""The base installation's ``lib-dynload`` (venv or not): its extension modules are stdlib."""
+STDLIB_DIRS = tuple(stdlib_dirs())
+_SITE_DIRS = ("/site-packages/", "/dist-packages/")
+_STDLIB_NAMES = frozenset(getattr(sys, "stdlib_module_names", ()))
+_DirEntry = os.DirEntry   # posix.DirEntry: a C type that cannot be subclassed
+_direntry_path = _DirEntry.__dict__["path"].__get__
 
 ALWAYS_REFUSED_PROC = ("/environ", "/mem", "/maps", "/auxv", "/syscall")  # under /proc/<pid>
 
@@ -54,6 +64,8 @@ class Refuse(Exception):
 
 
 def _p(value, action: str):
+    if _type(value) is _DirEntry:
+        value = _direntry_path(value)   # the C type's own slot: no plugin code runs
     try:
         return path_arg(value)
     except UntrustedArgument as exc:
@@ -67,33 +79,59 @@ def _proc_secret(path: str) -> bool:
     return any(path.endswith(s) or (s + "/") in path for s in ALWAYS_REFUSED_PROC)
 
 
-def _resolve(value, action: str, ctx, *, allow_fd: bool = True) -> str | None:
-    """Absolute, symlink-free path of a path argument (or an fd's target)."""
+def _fd_target(fd: int, action: str) -> str | None:
+    """The file an fd names (``/proc/self/fd``); None for pipes and anonymous inodes."""
+    target = fd_path(fd)
+    if target.startswith(("pipe:", "anon_inode:", "socket:")):
+        return None
+    if not target.startswith("/"):
+        raise Refuse(action, f"fd {fd} ({target or 'closed'})", "this file descriptor does not name a file")
+    if target.endswith(" (deleted)"):
+        target = target[:-10]
+    return target
+
+
+def _resolve(value, action: str, ctx, *, allow_fd: bool = True, dir_fd=None) -> str | None:
+    """Absolute, symlink-free path of a path argument (or an fd's target).
+
+    ``dir_fd`` is the event's directory fd: None or -1 (CPython's "absent") change nothing;
+    a real fd makes a relative path relative to the directory the fd names."""
     p = _p(value, action)
     if p is None:
         p = "."
     if _type(p) is _int:
         if not allow_fd:
             raise Refuse(action, f"fd {p}", "a file descriptor is not accepted here")
-        target = fd_path(p)
-        if target.startswith(("pipe:", "anon_inode:")):
+        target = _fd_target(p, action)
+        if target is None:
             return None
-        if not target.startswith("/"):
-            raise Refuse(action, f"fd {p} ({target or 'closed'})",
-                         "this file descriptor does not name a file")
-        if target.endswith(" (deleted)"):
-            target = target[:-10]
         p = target
+    elif dir_fd is not None and dir_fd != -1 and not p.startswith("/"):
+        p = _join_dir_fd(dir_fd, p, action)
     rp = resolve(p)
     if _proc_secret(rp) or _proc_secret(p):
         raise Refuse(action, rp, "process memory and environment files are never readable by plugins")
     return rp
 
 
+def _join_dir_fd(dir_fd, name: str, action: str) -> str:
+    if _type(dir_fd) is not _int or dir_fd < 0:
+        raise Refuse(action, name, "dir_fd is not a file descriptor")
+    base = _fd_target(dir_fd, action)
+    if base is None:
+        raise Refuse(action, f"fd {dir_fd}", "dir_fd does not name a directory")
+    return base.rstrip("/") + "/" + name
+
+
 def _no_dir_fd(dir_fd, action: str, path) -> None:
-    if dir_fd is not None:
+    if dir_fd is not None and dir_fd != -1:
         raise Refuse(action, str(path) if _type(path) is _str else "<path>",
-                     "dir_fd-relative calls are refused in plugin context; use an absolute path")
+                     "dir_fd-relative calls are refused here in plugin context; use an absolute path")
+
+
+def _dir_fd(a, i):
+    """The dir_fd argument at index ``i`` of an event (absent: None)."""
+    return a[i] if len(a) > i else None
 
 
 def _fs(action: str, path: str | None):
@@ -114,8 +152,14 @@ def h_open(plugin, a, ctx):
     action = "fs.write" if write else "fs.read"
     raw = _p(path, action)
     if mode is None and _type(raw) is _str and not raw.startswith("/"):
-        raise Refuse(action, raw, "relative os.open() paths are refused in plugin context "
-                     "(a dir_fd is invisible to the hook); use an absolute path")
+        # os.open's event does not carry its dir_fd: known stdlib callers (shutil.rmtree,
+        # os.fwalk) name it in their frame, any other caller is refused
+        dir_fd = caller_dir_fd()
+        if dir_fd is None:
+            raise Refuse(action, raw, "relative os.open() paths are refused in plugin context "
+                         "(a dir_fd is invisible to the hook); use an absolute path")
+        if dir_fd != -1:
+            raw = _join_dir_fd(dir_fd, raw, action)
     fast = None
     if _type(raw) is _str and raw.startswith("/"):
         # cached allow for this exact path string, valid while it leads to the same inode
@@ -138,42 +182,50 @@ def h_open(plugin, a, ctx):
 
 def _one(action, idx=0, dir_fd_idx=None):
     def h(plugin, a, ctx):
-        if dir_fd_idx is not None and len(a) > dir_fd_idx:
-            _no_dir_fd(a[dir_fd_idx], action, a[idx])
-        rp = _resolve(a[idx], action, ctx)
+        dir_fd = _dir_fd(a, dir_fd_idx) if dir_fd_idx is not None else None
+        rp = _resolve(a[idx], action, ctx, dir_fd=dir_fd)
         if action == "fs.read" and rp is not None and ctx.free_read(plugin, rp):
             return ()
         return _fs(action, rp)
     return h
 
 
-def _two(src_action, dst_action, dir_fds=()):
+def h_list(plugin, a, ctx):
+    """os.listdir / os.scandir: code roots list freely (the import system's own listings)."""
+    rp = _resolve(a[0], "fs.read", ctx)
+    if rp is None or ctx.free_list(plugin, rp):
+        return ()
+    return _fs("fs.read", rp)
+
+
+def _two(src_action, dst_action, dir_fds=(None, None)):
     def h(plugin, a, ctx):
-        for i in dir_fds:
-            if len(a) > i:
-                _no_dir_fd(a[i], dst_action, a[1])
+        src_fd = _dir_fd(a, dir_fds[0]) if dir_fds[0] is not None else None
+        dst_fd = _dir_fd(a, dir_fds[1]) if dir_fds[1] is not None else None
         out = ()
         if src_action:
-            out += _fs(src_action, _resolve(a[0], src_action, ctx))
+            out += _fs(src_action, _resolve(a[0], src_action, ctx, dir_fd=src_fd))
         if dst_action:
-            out += _fs(dst_action, _resolve(a[1], dst_action, ctx))
+            out += _fs(dst_action, _resolve(a[1], dst_action, ctx, dir_fd=dst_fd))
         return out
     return h
 
 
 def h_link(plugin, a, ctx):
-    for i in (2, 3):
-        _no_dir_fd(a[i], "fs.write", a[1])
     # a hard link gives a second name to a file: require write access to the original too
-    return _fs("fs.write", _resolve(a[0], "fs.write", ctx)) + \
-        _fs("fs.write", _resolve(a[1], "fs.write", ctx))
+    return _two("fs.write", "fs.write", (2, 3))(plugin, a, ctx)
 
 
 def h_symlink(plugin, a, ctx):
-    _no_dir_fd(a[2], "fs.write", a[1])
     dst = _p(a[1], "fs.write")
+    if _type(dst) is not _str:
+        raise Refuse("fs.write", "<link>", "the link name is not a path")
+    dir_fd = _dir_fd(a, 2)
+    if dir_fd is not None and dir_fd != -1 and not dst.startswith("/"):
+        dst = _join_dir_fd(dir_fd, dst, "fs.write")
+    # the link itself is written, not its target (resolved whenever it is used)
     parent = realpath(os.path.dirname(dst) or ".")
-    return _fs("fs.write", parent + "/" + os.path.basename(dst))
+    return _fs("fs.write", parent.rstrip("/") + "/" + os.path.basename(dst))
 
 
 def h_glob(plugin, a, ctx):
@@ -183,9 +235,8 @@ def h_glob(plugin, a, ctx):
 
 
 def h_walk(plugin, a, ctx):
-    if len(a) > 4:
-        _no_dir_fd(a[4], "fs.read", a[0])
-    return _one("fs.read")(plugin, a, ctx)
+    # os.walk(top, topdown, onerror, followlinks); os.fwalk(..., dir_fd): top relative to it
+    return _one("fs.read", 0, 4)(plugin, a, ctx)
 
 
 def h_make_archive(plugin, a, ctx):
@@ -460,17 +511,60 @@ def h_import(plugin, a, ctx):
     top = module.split(".", 1)[0]
     filename = a[1] if len(a) > 1 else None
     if module in PROCESS_MODULES or top in PROCESS_MODULES:
-        if ctx.has_process(plugin):
+        if ctx.has_process(plugin) or _stdlib_imports_subprocess():
             return ()
         return _native(module)
     if module in NATIVE_MODULES or top in NATIVE_MODULES:
         return _native(module, filename if _type(filename) is _str else "")
     if _type(filename) is _str and filename:
         rp = realpath(filename)
-        if rp.startswith(STDLIB_NATIVE_DIR):
+        if is_stdlib_extension(top, rp):
             return ()
         return _native(module, rp)
     return ()
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__)) + "/"
+_IMPORT_SYSTEM = ("<frozen importlib._bootstrap", "<frozen importlib._bootstrap_external")
+_getframe = sys._getframe
+
+
+def _stdlib_file(filename) -> bool:
+    return _type(filename) is _str and any(filename.startswith(d) for d in STDLIB_DIRS) and \
+        not any(s in filename for s in _SITE_DIRS)
+
+
+def _stdlib_imports_subprocess() -> bool:
+    """True when ``_posixsubprocess`` is being imported by the stdlib's ``subprocess`` module
+    whose own import came from another stdlib module (``asyncio``, ``multiprocessing``...),
+    not from plugin code: a plugin's ``import subprocess`` still needs a process grant."""
+    f = _getframe(1)
+    while f is not None and _type(f.f_code.co_filename) is _str and \
+            f.f_code.co_filename.startswith((_HERE,) + _IMPORT_SYSTEM):
+        f = f.f_back            # the enforcer's own frames and the import machinery
+    code = f.f_code if f is not None else None
+    if code is None or code.co_name != "<module>" or os.path.basename(code.co_filename) != "subprocess.py":
+        return False
+    f = f.f_back
+    while f is not None:
+        name = f.f_code.co_filename
+        if _type(name) is _str and (name.startswith(_IMPORT_SYSTEM) or name.endswith("/importlib/__init__.py")):
+            f = f.f_back        # the import machinery between the importer and subprocess
+            continue
+        return f.f_code.co_name == "<module>" and _stdlib_file(name)
+    return False
+
+
+def is_stdlib_extension(top: str, path: str) -> bool:
+    """An extension module of the running interpreter's standard library (venv or not):
+    in the base installation's lib-dynload, or a stdlib module name directly under the
+    stdlib outside any site-packages."""
+    parent = os.path.dirname(path)
+    if parent in STDLIB_NATIVE_DIRS:
+        return True
+    if top in _STDLIB_NAMES and not any(s in path for s in _SITE_DIRS):
+        return any(path.startswith(d) for d in STDLIB_DIRS)
+    return False
 
 
 def h_sqlite_ext(plugin, a, ctx):
@@ -515,6 +609,25 @@ def h_setattr(plugin, a, ctx):
     return ()
 
 
+_COROUTINE_CODE = types.coroutine.__code__
+
+
+def _caller_code():
+    """The code of the first frame above the enforcer's own (the caller of the audited call)."""
+    f = _getframe(1)
+    while f is not None and _type(f.f_code.co_filename) is _str and f.f_code.co_filename.startswith(_HERE):
+        f = f.f_back
+    return f.f_code if f is not None else None
+
+
+def h_code_new(plugin, a, ctx):
+    # types.coroutine (asyncio uses it at import) only sets CO_ITERABLE_COROUTINE on the
+    # function's own code: the filename and everything else are kept, nothing is forged
+    if _caller_code() is _COROUTINE_CODE:
+        return ()
+    return _native("code.__new__")
+
+
 def _named(event):
     def h(plugin, a, ctx):
         return _native(event)
@@ -523,29 +636,29 @@ def _named(event):
 
 TABLE_ROWS: tuple[tuple[str, object, str], ...] = (
     # event, handler, what is decided
-    ("open", h_open, "fs.read, or fs.write when mode/flags write (w a x +, O_WRONLY O_RDWR O_CREAT O_TRUNC O_APPEND); fd -> /proc/self/fd target; relative os.open refused"),
-    ("os.listdir", _one("fs.read"), "fs.read path"),
-    ("os.scandir", _one("fs.read"), "fs.read path"),
+    ("open", h_open, "fs.read, or fs.write when mode/flags write (w a x +, O_WRONLY O_RDWR O_CREAT O_TRUNC O_APPEND); fd -> /proc/self/fd target; relative os.open refused unless its caller is shutil.rmtree or os.fwalk (decided relative to their dir_fd)"),
+    ("os.listdir", h_list, "fs.read path (or fd target); the code roots list freely (imports)"),
+    ("os.scandir", h_list, "fs.read path (or fd target); the code roots list freely (imports)"),
     ("os.walk", h_walk, "fs.read top"),
-    ("os.fwalk", h_walk, "fs.read top; dir_fd refused"),
+    ("os.fwalk", h_walk, "fs.read top (relative to a real dir_fd: the fd's directory)"),
     ("os.chdir", h_chdir, "fs.read path"),
     ("os.listxattr", _one("fs.read"), "fs.read path"),
     ("os.getxattr", _one("fs.read"), "fs.read path"),
     ("os.setxattr", _one("fs.write"), "fs.write path"),
     ("os.removexattr", _one("fs.write"), "fs.write path"),
-    ("os.remove", _one("fs.write", 0, 1), "fs.write path; dir_fd refused"),
-    ("os.rmdir", _one("fs.write", 0, 1), "fs.write path; dir_fd refused"),
-    ("os.mkdir", _one("fs.write", 0, 2), "fs.write path; dir_fd refused"),
-    ("os.chmod", _one("fs.write", 0, 2), "fs.write path; dir_fd refused"),
-    ("os.chown", _one("fs.write", 0, 3), "fs.write path; dir_fd refused"),
-    ("os.utime", _one("fs.write", 0, 3), "fs.write path; dir_fd refused"),
+    ("os.remove", _one("fs.write", 0, 1), "fs.write path (relative to a real dir_fd: the fd's directory)"),
+    ("os.rmdir", _one("fs.write", 0, 1), "fs.write path (dir_fd as for os.remove)"),
+    ("os.mkdir", _one("fs.write", 0, 2), "fs.write path (dir_fd as for os.remove)"),
+    ("os.chmod", _one("fs.write", 0, 2), "fs.write path or fd target (dir_fd as for os.remove)"),
+    ("os.chown", _one("fs.write", 0, 3), "fs.write path or fd target (dir_fd as for os.remove)"),
+    ("os.utime", _one("fs.write", 0, 3), "fs.write path or fd target (dir_fd as for os.remove)"),
     ("os.truncate", _one("fs.write"), "fs.write path (or fd target)"),
-    ("os.rename", _two("fs.write", "fs.write", (2, 3)), "fs.write src and dst; dir_fd refused"),
-    ("os.link", h_link, "fs.write src and dst (a hard link renames a file); dir_fd refused"),
-    ("os.symlink", h_symlink, "fs.write dst; dir_fd refused (the target is resolved when used)"),
+    ("os.rename", _two("fs.write", "fs.write", (2, 3)), "fs.write src and dst (each relative to its dir_fd)"),
+    ("os.link", h_link, "fs.write src and dst (a hard link renames a file; each relative to its dir_fd)"),
+    ("os.symlink", h_symlink, "fs.write dst (relative to its dir_fd; the target is resolved when used)"),
     ("glob.glob", h_glob, "nothing itself (each os.scandir is decided)"),
     ("glob.glob/2", h_glob, "dir_fd refused; each os.scandir is decided"),
-    ("shutil.copyfile", _two("fs.read", "fs.write"), "fs.read src, fs.write dst"),
+    ("shutil.copyfile", _two("fs.read", "fs.write"), "fs.read src, fs.write dst (an os.DirEntry is read as its path)"),
     ("shutil.copymode", _two("fs.read", "fs.write"), "fs.read src, fs.write dst"),
     ("shutil.copystat", _two("fs.read", "fs.write"), "fs.read src, fs.write dst"),
     ("shutil.copytree", _two("fs.read", "fs.write"), "fs.read src, fs.write dst"),
@@ -589,7 +702,7 @@ TABLE_ROWS: tuple[tuple[str, object, str], ...] = (
     ("os.killpg", h_kill, "process.exec `kill -SIG PGID`"),
     ("signal.pthread_kill", _named("signal.pthread_kill"), "native.load"),
     ("webbrowser.open", h_webbrowser, "process.exec `webbrowser URL`"),
-    ("import", h_import, "native.load for native extension modules outside the stdlib, ctypes/cffi/subinterpreters; _posixsubprocess needs a process grant"),
+    ("import", h_import, "native.load for native extension modules outside the stdlib (the base installation's lib-dynload, venv or not), ctypes/cffi/subinterpreters; _posixsubprocess needs a process grant"),
     ("ctypes.dlopen", h_dlopen, "native.load"),
     ("sqlite3.enable_load_extension", h_sqlite_ext, "native.load"),
     ("sqlite3.load_extension", h_sqlite_ext, "native.load"),
@@ -600,7 +713,7 @@ TABLE_ROWS: tuple[tuple[str, object, str], ...] = (
     ("_thread.start_new_thread", h_thread_start, "threading.Thread allowed (attribution follows); raw threads native.load"),
     ("_thread.start_joinable_thread", h_thread_start, "as above (3.13)"),
     ("exec", h_exec_code, "nothing; the code object is registered as the plugin's (frame provenance)"),
-    ("code.__new__", _named("code.__new__"), "native.load (forged code objects and filenames)"),
+    ("code.__new__", h_code_new, "native.load (forged code objects and filenames); types.coroutine's flag change is free"),
     ("sys._getframe", h_getframe, "native.load when the frame is the enforcer's"),
     ("object.__getattr__", h_getattr, "native.load for tb_frame of enforcer frames"),
     ("object.__setattr__", h_setattr, "native.load on enforcer and stdlib guard types"),

@@ -371,9 +371,15 @@ class PluginManager:
         report.refused.append((pid, why))
         self._lifecycle(pid, version, "failed", why)
 
+    def _data_dir(self, plugin_id: str) -> str | None:
+        """The plugin's own data directory (``PluginConfig.data_dir``): read and write at
+        every sandbox level (the policy's baseline grants it), or None without ``data_dir``."""
+        return os.path.abspath(os.path.join(self.data_dir, plugin_id)) if self.data_dir else None
+
     def _build_policy(self, candidates: list[_Candidate], *, bundle_files: Sequence[str] | None = None):
         """A new PolicySet for these plugins, built aside (raises PolicyError, changes nothing)."""
-        facts = {c.plugin.id: {"signed": c.signed, "publisher": c.key_id or ""} for c in candidates}
+        facts = {c.plugin.id: {"signed": c.signed, "publisher": c.key_id or "",
+                               "data_dir": self._data_dir(c.plugin.id)} for c in candidates}
         manifests = [(str(c.plugin.manifest_path), c.manifest_text) for c in candidates]
         protected = self._protected() + [(str(c.plugin.root), "a plugin directory") for c in candidates]
         return load_policy_set(self._all_policy_files(bundle_files), manifests, backend=self.backend,
@@ -418,7 +424,14 @@ class PluginManager:
             return
         settings = dict(plugin.manifest.config)
         settings.update(self.plugin_settings.get(pid, {}))
-        data_dir = (self.data_dir / pid) if self.data_dir else None
+        data_dir = self._data_dir(pid)
+        if data_dir is not None:
+            try:
+                os.makedirs(data_dir, mode=0o700, exist_ok=True)
+            except OSError as exc:
+                self._refuse(report, pid, version, f"cannot create its data directory `{data_dir}`: {exc.strerror}")
+                return
+            data_dir = Path(data_dir)
         ctx = LoadContext(plugin=plugin, info=info, enforcer=self.enforcer,
                           config=PluginConfig(pid, settings, data_dir,
                                               functools.partial(self.call_dependency_tool, pid)),

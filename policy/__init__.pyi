@@ -1,3 +1,4 @@
+from ._baseline import baseline_paths, dynload_dirs, interpreter_dirs, stdlib_dirs
 from ._capabilities import env_matches, expand_path, glob, host_matches, in_cidr, is_glob, user_home, within
 from ._cel import available_backends, cel_string
 from ._compile import cel_parse_count, clear_compile_caches, match_cel
@@ -54,7 +55,9 @@ __all__ = [
     "match_cel",
     "Match",
     "DEFAULT_PORTS",
+    "dynload_dirs",
     "available_backends",
+    "baseline_paths",
     "Capabilities",
     "cel_string",
     "CelCompileError",
@@ -71,6 +74,7 @@ __all__ = [
     "glob",
     "host_matches",
     "in_cidr",
+    "interpreter_dirs",
     "is_glob",
     "key_id_of",
     "key_ids",
@@ -96,6 +100,7 @@ __all__ = [
     "run_test_file",
     "same_key",
     "Settings",
+    "stdlib_dirs",
     "uncovered_rules",
     "user_home",
     "Verdict",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ._baseline import baseline_rules
 from ._cel import get_backend
 from ._compile import CompiledRule, builtin_rules, compile_cached, compile_policy, manifest_rules
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
@@ -497,7 +498,8 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     ``(path, text)`` pairs of already-verified manifests, or Manifest objects, whose
     capabilities are granted; ``grants`` is the user's remembered
     answers file; ``protected_paths`` are (path, why) pairs no plugin may write;
-    ``plugin_facts`` maps plugin id to runtime facts (signed, publisher). Raises PolicyError
+    ``plugin_facts`` maps plugin id to runtime facts (signed, publisher; data_dir and work_dir,
+    the plugin's own directories, see _baseline). Raises PolicyError
     naming file:line:column; nothing is half-applied because the result is a new object.
     """
     be = get_backend(backend)
@@ -565,6 +567,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
                                           trusted, manifest, publisher, signed, settings.sandbox_minimum,
                                           effective_limits(manifest.limits, settings.limits))
         rules.extend(manifest_rules(manifest, located, be, home))
+        rules.extend(baseline_rules(manifest, fact, be))   # after the grants: a granted read stops sooner
         digest.update(repr(sorted(fact.items())).encode())
     digest.update(be.name.encode())
     return PolicySet(rules, settings, plugins, digest.hexdigest()[:12], tuple(sources), be)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptline.policy import env_matches, expand_path, is_glob, parse_net
+from promptline.policy import baseline_paths, env_matches, expand_path, is_glob, parse_net
 
 from . import _landlock as ll
 
@@ -55,13 +55,10 @@ LOADER_VARIABLE = re.compile(
 """Variables that change what code a program loads: only an exact-name grant passes them."""
 
 SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin",
-               "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
-               "/usr/share/zoneinfo", "/etc/mime.types", "/proc/self")
-"""Read-only paths any program needs to start (no /etc/passwd, no /home, no /root)."""
-NETWORK_READ = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf",
-                "/etc/host.conf", "/etc/services", "/etc/protocols", "/etc/ssl", "/etc/ca-certificates",
-                "/etc/pki", "/run/systemd/resolve/stub-resolv.conf", "/run/systemd/resolve/resolv.conf")
-"""Extra read-only paths for a plugin with a network capability (resolver, CA certificates)."""
+               "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/proc/self")
+"""Read-only paths any program needs to start (no /etc/passwd, no /home, no /root); the
+policy's read-only system baseline (``policy.baseline_paths``: time zones, CA certificates,
+locale data, resolver files with a network capability...) is added to it."""
 DEVICES = (("/dev/null", ll.READ_FILE | ll.WRITE_FILE), ("/dev/zero", ll.READ_FILE),
            ("/dev/urandom", ll.READ_FILE), ("/dev/random", ll.READ_FILE))
 
@@ -211,6 +208,9 @@ def sandbox_spec(manifest: Any, argv: Sequence[str], *, workdir: str, code_dirs:
     fs: list[tuple[str, int]] = []
     for p in SYSTEM_READ:
         fs.append((p, ll.READ))
+    for p in baseline_paths(network=bool(caps.network), programs=caps.process):
+        if not any(p == d or p.startswith(d + "/") for d in SYSTEM_READ):   # /usr/... is there already
+            fs.append((p, ll.READ))
     fs.extend(DEVICES)
     for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.realpath(sys.prefix),
               os.path.realpath(sys.base_prefix)}:
@@ -249,7 +249,6 @@ def sandbox_spec(manifest: Any, argv: Sequence[str], *, workdir: str, code_dirs:
         elif connect is not None:
             connect.append(spec.port)
     if caps.network:
-        fs.extend((p, ll.READ) for p in NETWORK_READ)
         notes.append("network: only loopback in the child's namespace; the host's egress proxy decides "
                      "every host and port" if netns else
                      "network hosts are checked by the in-child enforcer; the kernel checks TCP ports only")

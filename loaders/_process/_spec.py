@@ -117,7 +117,12 @@ def build_spec(ctx: LoadContext, *, workdir: str, code: str, rlimits: dict[str, 
             "home": user_home(),   # `~` in policies means the host user's home
             "grants": opts.get("grants_path"),
             "facts": {"signed": bool(getattr(info, "signed", False)),
-                      "publisher": str(getattr(info, "publisher", "") or "")},
+                      "publisher": str(getattr(info, "publisher", "") or ""),
+                      # its own places: the policy's baseline grants them read/write
+                      "data_dir": str(ctx.config.data_dir) if ctx.config.data_dir else None,
+                      "work_dir": workdir,
+                      # its network goes through the egress proxy: the proxy variables are readable
+                      "egress_proxy": bool(netns or container) and bool(manifest.capabilities.network)},
             "settings": dict(ctx.config.settings),
             "data_dir": str(ctx.config.data_dir) if ctx.config.data_dir else None,
             "hooks": True, "log_allows": bool(opts.get("log_allows", False)),

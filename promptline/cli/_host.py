@@ -62,6 +62,7 @@ def build_manager(policies, plugin_dirs, config_path, audit_log, approvals, gran
         grants=grants_path,
         backend=None if backend == "auto" else backend,
         bundle=bundle,
+        data_dir=default_data_dir(),
     )
 
 
@@ -95,6 +96,12 @@ def _shipping(config_path, log_path) -> list:
         return shipping_sinks(ship, log_path)
     except (ValueError, ImportError) as exc:
         fail(f"{cfg}:{line}: {exc}")
+
+
+def default_data_dir() -> str:
+    """Where each plugin's own data directory lives (``PluginConfig.data_dir``, one per id)."""
+    import platformdirs
+    return os.environ.get("PROMPTLINE_DATA_DIR") or os.path.join(platformdirs.user_data_dir("promptline"), "plugin-data")
 
 
 def _terminal_approval(status) -> bool:

@@ -62,7 +62,8 @@ def _enforcer_frame():
     return ns["f"]
 
 
-# event -> (args factory, grant factory)
+# event -> (args factory, grant factory); arguments as CPython really passes them (an absent
+# dir_fd is -1: tests/enforcer/test_real_fs_calls.py checks the real events)
 ROWS = {
     "open": (lambda p: (_a(p), "r", os.O_RDONLY), READ),
     "os.listdir": (lambda p: (_d(p),), READ),
@@ -74,16 +75,16 @@ ROWS = {
     "os.getxattr": (lambda p: (_a(p), "user.x"), READ),
     "os.setxattr": (lambda p: (_o(p), "user.x", b"v", 0), WRITE),
     "os.removexattr": (lambda p: (_o(p), "user.x"), WRITE),
-    "os.remove": (lambda p: (_o(p), None), WRITE),
-    "os.rmdir": (lambda p: (_o(p), None), WRITE),
-    "os.mkdir": (lambda p: (_o(p), 0o777, None), WRITE),
-    "os.chmod": (lambda p: (_o(p), 0o600, None), WRITE),
-    "os.chown": (lambda p: (_o(p), 1, 1, None), WRITE),
-    "os.utime": (lambda p: (_o(p), None, None, None), WRITE),
+    "os.remove": (lambda p: (_o(p), -1), WRITE),
+    "os.rmdir": (lambda p: (_o(p), -1), WRITE),
+    "os.mkdir": (lambda p: (_o(p), 0o777, -1), WRITE),
+    "os.chmod": (lambda p: (_o(p), 0o600, -1), WRITE),
+    "os.chown": (lambda p: (_o(p), 1, 1, -1), WRITE),
+    "os.utime": (lambda p: (_o(p), None, None, -1), WRITE),
     "os.truncate": (lambda p: (_o(p), 0), WRITE),
-    "os.rename": (lambda p: (_o(p, "x"), _o(p, "y"), None, None), WRITE),
-    "os.link": (lambda p: (_o(p, "x"), _o(p, "y"), None, None), WRITE),
-    "os.symlink": (lambda p: (_a(p), _o(p, "l"), None), WRITE),
+    "os.rename": (lambda p: (_o(p, "x"), _o(p, "y"), -1, -1), WRITE),
+    "os.link": (lambda p: (_o(p, "x"), _o(p, "y"), -1, -1), WRITE),
+    "os.symlink": (lambda p: (_a(p), _o(p, "l"), -1), WRITE),
     "glob.glob": (lambda p: (_d(p) + "/*", False), None),
     "glob.glob/2": (lambda p: (_d(p) + "/*", False, None, 5), "dir_fd"),
     "shutil.copyfile": (lambda p: (_a(p), _o(p)), RW),

@@ -63,3 +63,22 @@ def test_proc_self_environ_refused_even_when_granted(plugins):
         for p in ("/proc/self/environ", f"/proc/{os.getpid()}/environ", "/proc/thread-self/environ"):
             with pytest.raises(PolicyViolation):
                 open(p, "rb")
+
+
+def test_a_variable_nobody_set_is_unset_without_a_deny_in_the_log(env, fake_log, monkeypatch):
+    monkeypatch.delenv("PL_NOT_SET", raising=False)
+    with env.guard("p1"):
+        assert os.environ.get("PL_NOT_SET") is None          # what ssl does with SSLKEYLOGFILE
+        with pytest.raises(KeyError):
+            os.environ["PL_NOT_SET"]
+        assert os.getenv("PL_SECRET") is None                 # the control: set, not granted
+    names = [r[2] for r in fake_log.records if r[3] == "deny"]
+    assert "PL_SECRET" in names and "PL_NOT_SET" not in names
+
+
+def test_audit_mode_still_records_an_unset_variable(plugins, fake_log, monkeypatch):
+    monkeypatch.delenv("PL_NOT_SET", raising=False)
+    enf = plugins.make({}, mode="audit", audit_log=fake_log)
+    with enf.guard("p1"):
+        assert os.environ.get("PL_NOT_SET") is None
+    assert ("p1", "env.read", "PL_NOT_SET", "allow", True) in fake_log.records

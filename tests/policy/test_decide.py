@@ -124,9 +124,9 @@ def test_audit_mode_rule_and_plugin(write, manifest, backend, policy_text):
     ps = load_policy_set([pol], [manifest], backend=backend)
     d = decide(ps, "process.exec", argv=("git", "log"))
     assert d.allowed and d.would_deny and "soon-no-git" in [r.id for r in d.rules]
-    d = decide(ps, "fs.read", plugin="trial-x", path="/etc/hosts")
+    d = decide(ps, "fs.read", plugin="trial-x", path="/etc/hostname")
     assert d.allowed and d.would_deny and d.decided_by is DecidedBy.MODE_AUDIT
-    d = decide(ps, "fs.read", plugin="notes", path="/etc/hosts")
+    d = decide(ps, "fs.read", plugin="notes", path="/etc/hostname")   # not in the read-only baseline
     assert not d.allowed
 
 
