@@ -15,11 +15,14 @@ import sys
 import types
 from urllib.parse import urlsplit
 
-from promptline.policy import dynload_dirs, stdlib_dirs
+from promptline.policy import PSEUDO_PROGRAMS, dynload_dirs, numeric_host, program_path, stdlib_dirs
 
 from ._dirfd import caller_dir_fd
 from ._paths import UntrustedArgument, fd_path, identity, path_arg, realpath, resolve
 
+_fsdecode = os.fsdecode
+_os_defpath = os.defpath
+_real_environ = os.environ   # bound before install() replaces os.environ with the guarded view
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _CSOCKET = _socket_mod.socket.__mro__[1]  # _socket.socket, the C type
 _sock_family = _CSOCKET.__dict__["family"].__get__
@@ -300,10 +303,10 @@ def _host(value, action) -> str | None:
 
 
 def _is_ip(host: str) -> bool:
+    """Any numeric spelling the C resolver accepts (``127.1``, ``0x7f000001``, IPv6)."""
     try:
-        _socket_mod.inet_pton(_AF_INET6 if ":" in host else _AF_INET, host.split("%")[0])
-        return True
-    except (OSError, ValueError):
+        return numeric_host(host) is not None
+    except ValueError:
         return False
 
 
@@ -342,6 +345,8 @@ def _address(sock, address, action):
     host, port = _host(address[0], action), address[1]
     if _type(port) is not _int:
         raise Refuse(action, "<address>", "port is not an int")
+    if not host:   # CPython's socket: "" is the unspecified address, which reaches this host
+        host = "0.0.0.0" if family == _AF_INET else "::"
     scheme = "udp" if _sock_type(sock) == _SOCK_DGRAM else "tcp"
     return (host or "", port, scheme), None
 
@@ -446,18 +451,34 @@ def _argv(value) -> tuple[str, ...]:
     raise Refuse("process.exec", "<argv>", f"argv of type `{t.__name__}` is not read by the hook")
 
 
-def _exec(path, argv):
+def _exec_path_env(env) -> str | None:
+    """PATH of an ``env`` argument the child gets (exact dict only), else the real one."""
+    if _type(env) is dict:
+        for key in ("PATH", b"PATH"):
+            value = dict.get(env, key)
+            if _type(value) in (_str, _bytes):
+                return _fsdecode(value)
+        return _os_defpath
+    return _real_environ.get("PATH", _os_defpath)
+
+
+def _exec(path, argv, env=None, cwd=None, search=True):
     argv = _argv(argv)
     p = _p(path, "process.exec") if path is not None else (argv[0] if argv else "")
     if _type(p) is not _str:
         raise Refuse("process.exec", "<program>", "program is not a path")
     if not argv:
         argv = (p,)
+    if p and p not in PSEUDO_PROGRAMS and (search or "/" in p):
+        # the file the kernel will execute (PATH lookup as execvp does it, symlinks resolved)
+        c = _p(cwd, "process.exec") if cwd is not None else None
+        p = program_path(p, _exec_path_env(env) if "/" not in p else None,
+                         c if _type(c) is _str else None)
     return (("process.exec", (("path", p), ("argv", argv))),)
 
 
 def h_popen(plugin, a, ctx):
-    return _exec(a[0], a[1])
+    return _exec(a[0], a[1], a[3] if len(a) > 3 else None, a[2] if len(a) > 2 else None)
 
 
 def h_system(plugin, a, ctx):
@@ -466,7 +487,9 @@ def h_system(plugin, a, ctx):
 
 
 def h_exec(plugin, a, ctx):
-    return _exec(a[0], a[1])
+    # os.exec*/posix_spawn: the path as given (execvp and posix_spawnp search before the event
+    # for exec, and libc searches for spawnp with the child's PATH)
+    return _exec(a[0], a[1], a[2] if len(a) > 2 else None)
 
 
 def h_pty_spawn(plugin, a, ctx):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 
+from promptline.policy import canonical_host
+
 MAX_ADDRESSES_PER_PLUGIN = 4096  # remembered addresses per plugin; oldest dropped first
 
 
@@ -19,11 +21,20 @@ class NetMemory:
         self._by_plugin: dict[str, dict[str, tuple[str, ...]]] = {}
 
     def remember(self, plugin: str, host: str, addresses) -> None:
-        host = host.lower().rstrip(".")
+        try:
+            host = canonical_host(host)
+        except ValueError:
+            return
         with self._lock:
             table = self._by_plugin.setdefault(plugin, {})
             for addr in addresses:
-                if type(addr) is not str or addr == host:
+                if type(addr) is not str:
+                    continue
+                try:
+                    addr = canonical_host(addr)
+                except ValueError:
+                    continue
+                if addr == host:
                     continue
                 names = table.pop(addr, ())
                 if host not in names:
@@ -36,7 +47,10 @@ class NetMemory:
         table = self._by_plugin.get(plugin)
         if not table:
             return ()
-        return table.get(address, ())
+        try:
+            return table.get(canonical_host(address), ())
+        except ValueError:
+            return ()
 
     def forget(self, plugin: str | None = None) -> None:
         with self._lock:

@@ -5,17 +5,18 @@ descriptor) and the stdlib's own ``pathlib`` classes. Anything else (a plugin's 
 ``os.PathLike``, a ``str`` subclass) is refused in plugin context: converting it would run
 plugin code inside the hook.
 
-Symlinks are resolved with a private copy of ``posixpath.realpath`` whose ``os`` names are
-bound at import, so patching ``os.readlink`` or ``os.lstat`` later does not change what
-the enforcer sees.
+Symlinks are resolved with ``policy.private_realpath``, a copy of ``posixpath.realpath``
+whose ``os`` and ``stat`` names are bound at import, so patching ``os.readlink``,
+``os.lstat`` or ``stat.S_ISLNK`` later does not change what the enforcer sees.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
-import posixpath
-import types
+import stat as _stat_mod
+
+from promptline.policy import private_realpath
 
 TRUSTED_PATH_TYPES = frozenset(
     getattr(pathlib, n) for n in ("PurePath", "PurePosixPath", "PureWindowsPath", "Path",
@@ -50,27 +51,9 @@ def path_arg(value) -> str | int | None:
     raise UntrustedArgument(f"argument of type `{t.__name__}`")
 
 
-def _private_posixpath():
-    frozen_os = types.SimpleNamespace(
-        **{n: getattr(os, n) for n in ("lstat", "stat", "readlink", "getcwd", "getcwdb",
-                                        "fspath", "fsencode", "fsdecode", "sep", "environ")},
-        path=posixpath)
-    g = dict(vars(posixpath))
-    g["os"] = frozen_os
-    ns = {}
-    for name, obj in vars(posixpath).items():
-        if isinstance(obj, types.FunctionType):
-            ns[name] = types.FunctionType(obj.__code__, g, obj.__name__, obj.__defaults__,
-                                          obj.__closure__)
-            if obj.__kwdefaults__:
-                ns[name].__kwdefaults__ = dict(obj.__kwdefaults__)
-    g.update(ns)
-    return ns["realpath"]
+realpath = private_realpath   # one realpath for check(), the hook and Request (policy._canon)
 
-
-realpath = _private_posixpath()
-
-_stat, _lstat, _islnk = os.stat, os.lstat, __import__("stat").S_ISLNK
+_stat, _lstat, _islnk = os.stat, os.lstat, _stat_mod.S_ISLNK
 MAX_DIR_CACHE = 65_536  # resolved directories remembered (validated by inode on every use)
 _dir_cache: dict[str, tuple[str, int, int]] = {}
 

@@ -1,4 +1,5 @@
 from ._baseline import baseline_paths, dynload_dirs, interpreter_dirs, stdlib_dirs
+from ._canon import canonical_host, canonical_pattern, host_spellings, numeric_host, private_realpath, program_path
 from ._capabilities import env_matches, expand_path, glob, host_matches, in_cidr, is_glob, user_home, within
 from ._cel import available_backends, cel_string
 from ._compile import cel_parse_count, clear_compile_caches, match_cel
@@ -29,7 +30,7 @@ from ._policyset import (
                       expand_policy_paths,
                       load_policy_set,
 )
-from ._request import ACTIONS, Request
+from ._request import ACTIONS, PSEUDO_PROGRAMS, Request, canonical_program
 from ._testing import check_test_file, file_kind, run_test_file, uncovered_rules
 from ._versions import DISTRIBUTION, SemVer, is_semver, parse_requires, promptline_version, requires_ok
 from ._yaml import Located, load_yaml, read_text
@@ -59,6 +60,9 @@ __all__ = [
     "available_backends",
     "baseline_paths",
     "Capabilities",
+    "canonical_program",
+    "canonical_host",
+    "canonical_pattern",
     "cel_string",
     "CelCompileError",
     "CelEvalError",
@@ -73,6 +77,7 @@ __all__ = [
     "Explanation",
     "glob",
     "host_matches",
+    "host_spellings",
     "in_cidr",
     "interpreter_dirs",
     "is_glob",
@@ -86,7 +91,11 @@ __all__ = [
     "Manifest",
     "parse_manifest",
     "parse_net",
+    "numeric_host",
     "PluginInfo",
+    "PSEUDO_PROGRAMS",
+    "private_realpath",
+    "program_path",
     "PolicyError",
     "PolicyFile",
     "PolicySet",

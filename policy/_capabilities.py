@@ -13,12 +13,14 @@ import ipaddress
 import os
 import re
 
+from ._canon import canonical_host, canonical_network, canonical_pattern
+
 # Addresses of the built-in `private` group (docs/design.md §4).
 PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
     "169.254.0.0/16", "100.64.0.0/10", "0.0.0.0/8",
-    "::1/128", "fc00::/7", "fe80::/10", "::ffff:127.0.0.0/104",
-))
+    "::/128", "::1/128", "fc00::/7", "fe80::/10",
+))  # addresses reach this in canonical form: IPv4-mapped/-compatible IPv6 is IPv4 already
 
 GLOB_CHARS = frozenset("*?[")
 HOME_ENV = "PROMPTLINE_HOME"   # what `~` means in policies, when not the process's own home
@@ -107,10 +109,11 @@ def glob(path: str, pattern: str) -> bool:
 
 
 def normalize_host(host: str) -> str:
-    host = host.strip().lower().rstrip(".")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host
+    """The canonical form of a host (``policy._canon.canonical_host``); "" for a bad one."""
+    try:
+        return canonical_host(host)
+    except ValueError:
+        return ""
 
 
 def host_matches(host: str, pattern: str) -> bool:
@@ -118,7 +121,11 @@ def host_matches(host: str, pattern: str) -> bool:
     otherwise an exact, case-insensitive match. IP patterns compare as addresses."""
     if not host or not pattern:
         return False
-    h, p = normalize_host(host), normalize_host(pattern)
+    h = normalize_host(host)
+    try:
+        p = canonical_pattern(pattern)
+    except ValueError:
+        return False
     if not h or not p:
         return False
     if p == "*":
@@ -135,7 +142,7 @@ def host_matches(host: str, pattern: str) -> bool:
 
 @functools.lru_cache(maxsize=1024)
 def _network(cidr: str):
-    return ipaddress.ip_network(cidr, strict=False)
+    return canonical_network(cidr)
 
 
 def in_cidr(address: str, cidr: str) -> bool:
@@ -143,12 +150,9 @@ def in_cidr(address: str, cidr: str) -> bool:
     A host name (not an IP) is never inside a CIDR."""
     if not address or not cidr:
         return False
-    try:
-        ip = ipaddress.ip_address(normalize_host(address))
-    except ValueError:
+    ip = _address(address)
+    if ip is None:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     if cidr == "private":
         return any(ip.version == net.version and ip in net for net in PRIVATE_NETWORKS)
     try:
@@ -179,14 +183,12 @@ HELPERS = {
 
 @functools.lru_cache(maxsize=8192)
 def _address(text: str):
-    """The IP in ``text`` (IPv4-mapped IPv6 unwrapped), or None for a host name."""
+    """The IP ``text`` spells in any form the C resolver accepts (canonical: IPv4-mapped
+    IPv6 is IPv4), or None for a host name."""
     try:
-        ip = ipaddress.ip_address(normalize_host(text))
+        return ipaddress.ip_address(normalize_host(text))
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip
 
 
 def matcher(helper: str, pattern: str):
@@ -201,7 +203,10 @@ def matcher(helper: str, pattern: str):
         below = d + "/"
         return lambda value: value == d or value.startswith(below)
     if helper == "host_matches":
-        p = normalize_host(pattern) if pattern else ""
+        try:
+            p = canonical_pattern(pattern) if pattern else ""
+        except ValueError:
+            p = ""
         if not p:
             return lambda value: False
         if p == "*":

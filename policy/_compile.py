@@ -16,7 +16,7 @@ from ._errors import CelCompileError, PolicyError
 from ._fastpath import NATIVE_TIER_BACKENDS, prepare
 from ._models import Manifest, Match, PolicyFile, Rule
 from ._netspec import parse_net
-from ._request import ACTIONS
+from ._request import ACTIONS, canonical_program
 from ._yaml import Located
 
 
@@ -228,11 +228,8 @@ def manifest_rules(manifest: Manifest, located: Located | None, backend=None,
         add(f"environment[{i}]", ("env.read",), f"env_matches(request.name, {cel_string(name)})",
             ("capabilities", "environment", i))
     for i, prog in enumerate(caps.process):
-        lit = cel_string(prog)
-        if "/" in prog:
-            cel = f"request.path == {lit}"
-        else:
-            cel = f"size(request.argv) > 0 && request.argv[0] == {lit}"
+        # the file the kernel will execute, found as Request finds it (argv is only data)
+        cel = f"request.path == {cel_string(canonical_program(prog))}"
         add(f"process[{i}]", ("process.exec",), cel, ("capabilities", "process", i))
     if caps.native:
         add("native", ("native.load",), "true", ("capabilities", "native"))

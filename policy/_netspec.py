@@ -6,10 +6,12 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from ._canon import canonical_network, canonical_pattern
+
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "postgres": 5432,
                  "postgresql": 5432, "mysql": 3306, "redis": 6379, "ftp": 21, "ssh": 22,
                  "smtp": 25, "dns": 53, "mongodb": 27017, "amqp": 5672}
-_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*)$")
+_HOST = re.compile(r"(\*|(\*\.)?[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +29,7 @@ def parse_net(entry: str) -> NetSpec:
     if not isinstance(entry, str) or not entry or entry != entry.strip():
         raise ValueError(f"network entry `{entry}` is empty or has surrounding spaces")
     rest, scheme = entry, ""
-    m = re.match(r"^([a-z][a-z0-9+.-]*)://(.*)$", entry, re.IGNORECASE)
+    m = re.fullmatch(r"([a-z][a-z0-9+.-]*)://(.*)", entry, re.IGNORECASE | re.DOTALL)
     if m:
         scheme, rest = m.group(1).lower(), m.group(2)
         rest = rest.rstrip("/")
@@ -51,17 +53,30 @@ def parse_net(entry: str) -> NetSpec:
         port = DEFAULT_PORTS[scheme]
     if host == "private":
         return NetSpec(cidr="private", port=port, scheme=scheme)
+    if "/" in host:
+        try:
+            net = canonical_network(host)
+        except ValueError:
+            raise ValueError(f"network entry `{entry}` is not a valid CIDR") from None
+        return NetSpec(cidr=str(net), port=port, scheme=scheme)
+    if not host.isascii():
+        try:
+            alabel = canonical_pattern(host)
+        except ValueError:
+            alabel = ""
+        raise ValueError(f"network entry `{entry}` is not ASCII (look-alike letters hide here); "
+                         f"write an international name as its A-label" +
+                         (f" `{alabel}`" if alabel.isascii() and alabel else ""))
     try:
-        if "/" in host:
-            net = ipaddress.ip_network(host, strict=False)
-            return NetSpec(cidr=str(net), port=port, scheme=scheme)
-        ip = ipaddress.ip_address(host)
+        h = canonical_pattern(host)     # the same canonical form requests are put in
+    except ValueError:
+        raise ValueError(f"network entry `{entry}` contains a NUL character") from None
+    try:
+        ip = ipaddress.ip_address(h)
         return NetSpec(cidr=str(ipaddress.ip_network(ip)), port=port, scheme=scheme)
     except ValueError:
-        if "/" in host:
-            raise ValueError(f"network entry `{entry}` is not a valid CIDR") from None
-    h = host.lower()
-    if not _HOST.match(h):
+        pass
+    if not _HOST.fullmatch(h):
         raise ValueError(f"network entry `{entry}`: `{host}` is not a host name, `*.domain`, IP or CIDR")
     return NetSpec(host=h, port=port, scheme=scheme)
 

@@ -282,17 +282,29 @@ class PolicySet:
     def _decide(self, request: Request) -> Decision:
         plan = self._plan(request.plugin, request.action)
         errors: list[str] = []
-        box: list = []
+        boxes: dict[int, Any] = {}
+        variants = request.variants() if request.aliases else ()
 
-        def first(group: _Group, fail_closed: bool) -> CompiledRule | None:
+        def first_for(req: Request, group: _Group, fail_closed: bool) -> CompiledRule | None:
             if group.native is not None:
-                return group.first_native(request, errors, fail_closed)
-            if not box:   # the CEL activation is built once, and only if a group needs it
-                data = {"request": request.to_cel()}
+                return group.first_native(req, errors, fail_closed)
+            activation = boxes.get(id(req))
+            if activation is None:   # built once per spelling, and only if a group needs it
+                data = {"request": req.to_cel()}
                 if plan.needs_plugin:
                     data["plugin"] = plan.plugin_cel
-                box.append(self.backend.prepare(data))
-            return group.first(box[0], errors, fail_closed)
+                activation = boxes[id(req)] = self.backend.prepare(data)
+            return group.first(activation, errors, fail_closed)
+
+        def first(group: _Group, fail_closed: bool) -> CompiledRule | None:
+            hit = first_for(request, group, fail_closed)
+            if hit is None and fail_closed and variants and group.rules:
+                # deny and ask judge every spelling of the resource (DESIGN.md §5a)
+                for v in variants:
+                    hit = first_for(v, group, fail_closed)
+                    if hit is not None:
+                        break
+            return hit
 
         try:
             return self._decide_with(plan, request, errors, first)

@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._capabilities import expand_path, normalize_host
+from ._canon import host_spellings, program_path
+from ._capabilities import expand_path
 
 ACTIONS = (
     "plugin.load", "tool.call", "fs.read", "fs.write", "net.resolve", "net.connect",
@@ -31,10 +32,18 @@ PLUGIN_FIELDS = ("id", "version", "publisher", "signed", "sandbox", "trusted", "
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One guarded operation, attributed to a plugin.
+    """One guarded operation, attributed to a plugin, in canonical form (DESIGN.md §5a).
 
-    ``path`` is normalized on construction (``~`` expanded, made absolute, ``..`` folded;
-    symlinks are resolved by the enforcer, which may touch the filesystem).
+    On construction: ``path`` gets ``~`` expanded, made absolute and ``..`` folded lexically
+    (the enforcer resolves symlinks first, in POSIX order, and passes the lexical spelling
+    as an alias); ``host`` is canonical (``policy._canon.host_spellings``; its other
+    spellings become aliases); for ``process.exec`` the program is the file the kernel will
+    run (``path``, else ``argv[0]`` looked up in ``$PATH``; ``realpath``). A NUL in any
+    field is refused with ``ValueError``.
+
+    ``aliases`` are other spellings of the resource (the ``path`` of ``fs.*``,
+    ``process.exec`` and ``native.load``, the ``host`` of ``net.*``): a deny or ask rule
+    matches when it matches the request or any alias; an allow only judges the request.
     """
 
     action: str
@@ -48,23 +57,58 @@ class Request:
     argv: tuple[str, ...] = ()
     tool: str = ""
     args: str = ""  # canonical JSON text of tool arguments, so the request stays hashable
+    aliases: tuple[str, ...] = ()
     _key: tuple = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__
-        if self.action not in _ACTION_SET:
-            raise ValueError(f"unknown action `{self.action}` — use one of {', '.join(ACTIONS)}")
-        path = self.path
-        if path and not (path[0] == "/" and "/." not in path and "//" not in path
-                         and (len(path) == 1 or path[-1] != "/")):
-            setattr_(self, "path", expand_path(path))   # already-normal absolute paths skip this
-        host = self.host
-        if host and (host != host.lower() or host[-1] == "." or host[0] == "[" or host != host.strip()):
-            setattr_(self, "host", normalize_host(host))
+        action = self.action
+        if action not in _ACTION_SET:
+            raise ValueError(f"unknown action `{action}` — use one of {', '.join(ACTIONS)}")
         if type(self.argv) is not tuple:
             setattr_(self, "argv", tuple(self.argv))
-        setattr_(self, "_key", (self.action, self.plugin, self.path, self.host, self.port,
-                                self.scheme, self.url, self.name, self.argv, self.tool, self.args))
+        if type(self.aliases) is not tuple:
+            setattr_(self, "aliases", tuple(self.aliases))
+        _refuse_nul(self)
+        aliases = self.aliases
+        path = self.path
+        if action == "process.exec":
+            program = path or (self.argv[0] if self.argv else "")
+            resolved = canonical_program(program)
+            if resolved != path:
+                setattr_(self, "path", resolved)
+                if path:
+                    aliases = aliases + (path,)
+        elif path and not (path[0] == "/" and "/." not in path and "//" not in path
+                           and (len(path) == 1 or path[-1] != "/")):
+            setattr_(self, "path", expand_path(path))   # already-normal absolute paths skip this
+        host = self.host
+        if host:
+            spellings = host_spellings(host)
+            if spellings[0] != host:
+                setattr_(self, "host", spellings[0])
+            if len(spellings) > 1:
+                aliases = aliases + spellings[1:]
+        if aliases:
+            main = self.host if action.startswith("net.") else self.path
+            aliases = tuple(a for a in dict.fromkeys(aliases) if a and a != main)
+            if aliases != self.aliases:
+                setattr_(self, "aliases", aliases)
+        setattr_(self, "_key", (action, self.plugin, self.path, self.host, self.port,
+                                self.scheme, self.url, self.name, self.argv, self.tool, self.args,
+                                self.aliases))
+
+    def variants(self) -> tuple[Request, ...]:
+        """The request once per alias (the alias in the resource field), for deny and ask."""
+        if not self.aliases:
+            return ()
+        key = "host" if self.action.startswith("net.") else "path"
+        out = []
+        for alias in self.aliases:
+            fields = {f: getattr(self, f) for f in REQUEST_FIELDS}
+            fields[key] = alias
+            out.append(Request(**fields))
+        return tuple(out)
 
     @classmethod
     def tool_call(cls, plugin: str, tool: str, args: Any = None) -> Request:
@@ -109,7 +153,7 @@ class Request:
     def to_dict(self) -> dict[str, Any]:
         """Non-empty fields only (for JSON output and the audit log)."""
         out: dict[str, Any] = {}
-        for f in REQUEST_FIELDS:
+        for f in REQUEST_FIELDS + ("aliases",):
             v = getattr(self, f)
             if v not in ("", 0, ()):
                 out[f] = list(v) if isinstance(v, tuple) else v
@@ -140,6 +184,46 @@ class Request:
         if plugin is not None:
             fields["plugin"] = plugin
         return cls(port=port, argv=tuple(argv), **fields)
+
+
+PSEUDO_PROGRAMS = frozenset({"fork", "kill", "webbrowser"})
+"""``process.exec`` paths the enforcer uses for operations that run no new program
+(``os.fork``, ``os.kill``, ``webbrowser.open``); never looked up in ``$PATH``."""
+
+
+def canonical_program(program: str) -> str:
+    """The program a ``process.exec`` request is judged by: the file the kernel will run
+    (``policy._canon.program_path``), or a pseudo-program name as it is."""
+    if not program or program in PSEUDO_PROGRAMS:
+        return program
+    return program_path(program)
+
+
+_STR_FIELDS = ("action", "plugin", "path", "host", "scheme", "url", "name", "tool", "args")
+
+
+def _refuse_nul(r: Request) -> None:
+    try:
+        joined = r.action + r.plugin + r.path + r.host + r.scheme + r.url + r.name + r.tool + r.args
+    except TypeError:
+        joined = None
+    if joined is None or "\x00" in joined:
+        for f in _STR_FIELDS:
+            value = getattr(r, f)
+            if type(value) is not str:
+                raise ValueError(f"request field `{f}` must be a str, got {type(value).__name__}")
+            if "\x00" in value:
+                raise ValueError(f"request field `{f}` contains a NUL character — no file, host "
+                                 "or name contains one; pass the value without it")
+    for f in ("argv", "aliases"):
+        items = getattr(r, f)
+        if items:
+            for item in items:
+                if type(item) is not str or "\x00" in item:
+                    raise ValueError(f"request field `{f}` holds a non-string or a NUL "
+                                     "character — pass a list of plain strings")
+    if type(r.port) is not int:
+        raise ValueError(f"request field `port` must be an int, got {type(r.port).__name__}")
 
 
 def normalize_path(path: str) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 
-from .._capabilities import _directory, normalize_host
+from .._canon import canonical_pattern
+from .._capabilities import _directory
 from ._backend import cel_string
 
 _CALL = re.compile(r'\b(within|host_matches|env_matches)\(\s*request\.(path|host|name)\s*,\s*"([^"\\\n]*)"\s*\)')
@@ -63,7 +64,10 @@ def _replacement(helper: str, field: str, literal: str) -> str | None:
             return f'({var}.startsWith("/"))'
         return f"({var} == {cel_string(d)} || {var}.startsWith({cel_string(d + '/')}))"
     if helper == "host_matches":
-        p = normalize_host(literal)
+        try:
+            p = canonical_pattern(literal)
+        except ValueError:
+            return None
         if not p or any(ch.isdigit() for ch in p.split(".")[-1]) or ":" in p:
             return None   # IP patterns compare as addresses: keep the helper
         if p == "*":

@@ -94,7 +94,7 @@ def test_file_is_a_readable_valid_user_policy(store):
 
 
 def test_hostile_resource_is_escaped_in_file(store):
-    req = Request("fs.write", "db", path="/tmp/" + HOSTILE + "\x00\u2066")
+    req = Request("fs.write", "db", path="/tmp/" + HOSTILE + "\x01\u2066")   # NUL: Request refuses it
     store.remember("db", req, "allow")
     assert store.lookup("db", req) is not None
     text = open(store.path).read()
