@@ -31,7 +31,7 @@ from ._environ import UNSET
 from ._errors import PolicyViolation
 from ._events import Refuse
 from ._netmemory import NetMemory
-from ._paths import TRUSTED_PATH_TYPES
+from ._paths import TRUSTED_PATH_TYPES, canonical_path
 from ._prompt import Prompter, resolve_ask
 from ._protocols import AuditSink, GrantLookup
 
@@ -286,11 +286,13 @@ class Enforcer:
     # -- the core's API -------------------------------------------------------------------
 
     def check(self, plugin_id: str, request: Request) -> Decision:
-        """Decide ``request`` for ``plugin_id``; never raises."""
+        """Decide ``request`` for ``plugin_id``; never raises. A path is resolved first, the
+        way the audit hook resolves it (``canonical_request``)."""
         snap = self._snap
         if request.plugin != plugin_id:
             request = dataclasses.replace(request, plugin=plugin_id)
         with _hook.callout():
+            request = canonical_request(request)
             return self._decide(plugin_id, request, snap.policy_set)
 
     def require(self, plugin_id: str, request: Request) -> Decision:
@@ -395,6 +397,21 @@ class Enforcer:
             return True
         except Exception:
             return False
+
+
+_PATH_ACTIONS = frozenset({"fs.read", "fs.write", "native.load"})
+
+
+def canonical_request(request: Request) -> Request:
+    """``request`` with its path resolved as the audit hook resolves it (symlinks followed
+    before ``..``, by ``_paths.canonical_path``), the spellings it had kept as aliases."""
+    if request.action not in _PATH_ACTIONS or not request.path:
+        return request
+    resolved, lexical = canonical_path(request.given_path)
+    if resolved == request.path and lexical == request.path:
+        return request
+    aliases = request.aliases + tuple(p for p in (request.path, lexical) if p != resolved)
+    return dataclasses.replace(request, path=resolved, aliases=aliases)
 
 
 def _protected_types():

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from promptline.policy import PSEUDO_PROGRAMS, dynload_dirs, numeric_host, program_path, stdlib_dirs
 
 from ._dirfd import caller_dir_fd
-from ._paths import UntrustedArgument, fd_path, identity, path_arg, realpath, resolve
+from ._paths import UntrustedArgument, fd_path, identity, lexical_alias, path_arg, realpath, resolve
 
 _fsdecode = os.fsdecode
 _os_defpath = os.defpath
@@ -137,10 +137,20 @@ def _dir_fd(a, i):
     return a[i] if len(a) > i else None
 
 
-def _fs(action: str, path: str | None):
+def _fs(action: str, path: str | None, aliases: tuple = ()):
     if path is None:
         return ()
+    if aliases:
+        return ((action, (("path", path), ("aliases", aliases))),)
     return ((action, (("path", path),)),)
+
+
+def _fsp(action: str, value, ctx, dir_fd=None):
+    """Resolve a path argument and decide it with its lexical spelling as an alias (none for
+    a path relative to a real ``dir_fd``: its lexical spelling is the directory's business)."""
+    rp = _resolve(value, action, ctx, dir_fd=dir_fd)
+    relative = dir_fd is not None and dir_fd != -1
+    return _fs(action, rp, lexical_alias(value, rp) if rp is not None and not relative else ())
 
 
 # -- files ---------------------------------------------------------------------------------
@@ -174,7 +184,9 @@ def h_open(plugin, a, ctx):
     if rp is None:
         return ()
     if write or not ctx.free_read(plugin, rp):
-        if not ctx.cacheable(ctx.enforce(plugin, action, (("path", rp),))):
+        aliases = lexical_alias(raw, rp)
+        fields = (("path", rp), ("aliases", aliases)) if aliases else (("path", rp),)
+        if not ctx.cacheable(ctx.enforce(plugin, action, fields)):
             fast = None
     if fast is not None:
         ident = identity(rp)
@@ -189,7 +201,8 @@ def _one(action, idx=0, dir_fd_idx=None):
         rp = _resolve(a[idx], action, ctx, dir_fd=dir_fd)
         if action == "fs.read" and rp is not None and ctx.free_read(plugin, rp):
             return ()
-        return _fs(action, rp)
+        plain = dir_fd is None or dir_fd == -1   # relative to a real dir_fd: no lexical spelling
+        return _fs(action, rp, lexical_alias(a[idx], rp) if rp is not None and plain else ())
     return h
 
 
@@ -207,9 +220,9 @@ def _two(src_action, dst_action, dir_fds=(None, None)):
         dst_fd = _dir_fd(a, dir_fds[1]) if dir_fds[1] is not None else None
         out = ()
         if src_action:
-            out += _fs(src_action, _resolve(a[0], src_action, ctx, dir_fd=src_fd))
+            out += _fsp(src_action, a[0], ctx, dir_fd=src_fd)
         if dst_action:
-            out += _fs(dst_action, _resolve(a[1], dst_action, ctx, dir_fd=dst_fd))
+            out += _fsp(dst_action, a[1], ctx, dir_fd=dst_fd)
         return out
     return h
 
@@ -246,13 +259,13 @@ def h_make_archive(plugin, a, ctx):
     base = _p(a[0], "fs.write")
     out = _fs("fs.write", realpath(os.path.dirname(base) or ".") + "/" + os.path.basename(base))
     if a[2] is not None:
-        out += _fs("fs.read", _resolve(a[2], "fs.read", ctx))
+        out += _fsp("fs.read", a[2], ctx)
     return out
 
 
 def h_unpack(plugin, a, ctx):
-    out = _fs("fs.read", _resolve(a[0], "fs.read", ctx))
-    return out + _fs("fs.write", _resolve(a[1], "fs.write", ctx))
+    out = _fsp("fs.read", a[0], ctx)
+    return out + _fsp("fs.write", a[1], ctx)
 
 
 def h_sqlite(plugin, a, ctx):
@@ -271,22 +284,22 @@ def h_sqlite(plugin, a, ctx):
         db = body
         if not db:
             return ()
-    return _fs(action, _resolve(db, action, ctx))
+    return _fsp(action, db, ctx)
 
 
 def h_mmap(plugin, a, ctx):
     fd = a[0]
     if _type(fd) is not _int or fd < 0:
         return ()
-    return _fs("fs.read", _resolve(fd, "fs.read", ctx))
+    return _fsp("fs.read", fd, ctx)
 
 
 def h_tempfile(plugin, a, ctx):
-    return _fs("fs.write", _resolve(a[0], "fs.write", ctx))
+    return _fsp("fs.write", a[0], ctx)
 
 
 def h_chdir(plugin, a, ctx):
-    return _fs("fs.read", _resolve(a[0], "fs.read", ctx))
+    return _fsp("fs.read", a[0], ctx)
 
 
 # -- network -------------------------------------------------------------------------------
@@ -371,7 +384,7 @@ def _sock_handler(action):
             return ()
         inet, unix = _address(a[0], a[1], action)
         if unix is not None:
-            return _fs("fs.write", _resolve(unix, "fs.write", ctx)) if action != "net.bind" else \
+            return _fsp("fs.write", unix, ctx) if action != "net.bind" else \
                 _fs("fs.write", realpath(os.path.dirname(unix) or ".") + "/" + os.path.basename(unix))
         host, port, scheme = inet
         if action == "net.bind":
@@ -406,7 +419,7 @@ def h_url(plugin, a, ctx):
         raise Refuse("net.connect", url, "malformed url") from None
     if parts.scheme in ("file", "data", ""):
         if parts.scheme == "file":
-            return _fs("fs.read", _resolve(parts.path, "fs.read", ctx))
+            return _fsp("fs.read", parts.path, ctx)
         return ()
     return (("net.connect", (("host", parts.hostname or ""), ("port", port),
                              ("scheme", parts.scheme), ("url", url))),)

@@ -23,6 +23,8 @@ TRUSTED_PATH_TYPES = frozenset(
                                   "PosixPath", "WindowsPath") if hasattr(pathlib, n))
 
 _fsdecode = os.fsdecode
+_normpath = os.path.normpath
+_abspath = os.path.abspath
 _str = str
 _readlink = os.readlink
 _getcwd = os.getcwd
@@ -105,6 +107,28 @@ def resolve(p: str) -> str:
     except OSError:
         pass  # does not exist (yet): nothing to follow
     return hit[0] + "/" + name if hit[0] != "/" else "/" + name
+
+
+def canonical_path(p: str) -> tuple[str, str]:
+    """``(resolved, lexical)`` spellings of an absolute or relative path: ``resolved``
+    follows symlinks in POSIX order (before ``..``), ``lexical`` only folds ``.``/``..``.
+    The one resolution ``Enforcer.check()`` and the audit hook share (DESIGN.md §5a)."""
+    lexical = _normpath(p) if p.startswith("/") else _abspath(p)
+    return resolve(p), lexical
+
+
+def lexical_alias(raw, resolved: str) -> tuple[str, ...]:
+    """The lexical spelling of the str path argument ``raw`` when it differs from
+    ``resolved`` (a deny matches if either spelling does)."""
+    if type(raw) is not str:
+        try:
+            raw = path_arg(raw)
+        except UntrustedArgument:
+            return ()
+    if type(raw) is not str or not raw:
+        return ()
+    lexical = _normpath(raw) if raw.startswith("/") else _abspath(raw)
+    return () if lexical == resolved else (lexical,)
 
 
 def identity(p: str):

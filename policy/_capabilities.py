@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 
-from ._canon import canonical_host, canonical_network, canonical_pattern
+from ._canon import canonical_host, canonical_network, canonical_pattern, private_realpath
 
 # Addresses of the built-in `private` group (docs/design.md §4).
 PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
@@ -54,15 +54,80 @@ def _directory(directory: str) -> str:
     return directory.rstrip("/") or "/"
 
 
-def within(path: str, directory: str) -> bool:
-    """True when ``path`` is ``directory`` or below it, at path-component boundaries.
-    A leading ``~`` in ``directory`` is the current user's home."""
-    if not path or not directory:
-        return False
+@functools.lru_cache(maxsize=4096)
+def directory_spellings(directory: str) -> tuple[str, ...]:
+    """A rule directory as written (``~`` expanded) and, when it differs, resolved
+    (symlinks followed in POSIX order). Cached until the next policy load
+    (:func:`forget_resolutions`): rule directories are resolved at load."""
     d = _directory(directory)
+    if not d.startswith("/"):
+        return (d,)
+    try:
+        r = private_realpath(d)
+    except (OSError, ValueError):
+        return (d,)
+    r = r.rstrip("/") or "/"
+    return (d,) if r == d else (d, r)
+
+
+def forget_resolutions() -> None:
+    """Resolve rule directories and glob prefixes afresh (called by every policy load)."""
+    _directory.cache_clear()      # `~` may stand for another home now
+    directory_spellings.cache_clear()
+    _glob_regexes.cache_clear()
+
+
+def _within_one(path: str, d: str) -> bool:
     if d == "/":
         return path.startswith("/")
     return path == d or path.startswith(d + "/")
+
+
+def within(path: str, directory: str) -> bool:
+    """True when ``path`` is ``directory`` or below it, at path-component boundaries.
+    A leading ``~`` in ``directory`` is the current user's home; ``directory`` matches as
+    written and as resolved at load."""
+    if not path or not directory:
+        return False
+    for d in directory_spellings(directory):
+        if _within_one(path, d):
+            return True
+    return False
+
+
+def _glob_class(pattern: str, i: int) -> tuple[str, int] | None:
+    """The regex of the bracket class starting at ``pattern[i] == "["`` and the index after
+    it, or None when the bracket is not closed (then it is a literal ``[``). As in fnmatch, a
+    ``]`` right after ``[`` or ``[!`` is a member; ``!`` or ``^`` negates. A class never
+    matches ``/``: ``*`` and ``?`` stay in one component and so does ``[...]``."""
+    j = i + 1
+    negate = j < len(pattern) and pattern[j] in "!^"
+    if negate:
+        j += 1
+    start = j
+    if j < len(pattern) and pattern[j] == "]":
+        j += 1
+    while j < len(pattern) and pattern[j] != "]":
+        j += 1
+    if j >= len(pattern):
+        return None
+    body = pattern[start:j]
+    out, k = [], 0
+    while k < len(body):
+        if k + 2 < len(body) and body[k + 1] == "-":
+            lo, hi = body[k], body[k + 2]
+            if lo <= hi:
+                out.append(f"{re.escape(lo)}-{re.escape(hi)}")
+            k += 3
+            continue
+        out.append(re.escape(body[k]))
+        k += 1
+    members = "".join(out)
+    if negate:
+        return f"[^/{members}]", j + 1
+    if not members:
+        return "(?!)", j + 1        # an empty class matches nothing
+    return f"(?!/)[{members}]", j + 1
 
 
 @functools.lru_cache(maxsize=4096)
@@ -84,28 +149,41 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
         elif c == "?":
             out.append("[^/]")
         elif c == "[":
-            j = pattern.find("]", i + 1)
-            if j == -1:
+            cls = _glob_class(pattern, i)
+            if cls is None:
                 out.append(re.escape(c))
             else:
-                body = pattern[i + 1:j].replace("\\", "\\\\")
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
-                i = j
+                out.append(cls[0])
+                i = cls[1]
+                continue
         else:
             out.append(re.escape(c))
         i += 1
     return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
+@functools.lru_cache(maxsize=4096)
+def _glob_regexes(pattern: str) -> tuple[re.Pattern[str], ...]:
+    """The glob as written and, when its literal directory prefix resolves elsewhere, with
+    that prefix resolved (at load, like rule directories)."""
+    first = min((pattern.find(c) for c in GLOB_CHARS if c in pattern), default=len(pattern))
+    cut = pattern.rfind("/", 0, first)
+    out = [_glob_regex(pattern)]
+    if cut > 0:
+        spellings = directory_spellings(pattern[:cut])
+        if len(spellings) > 1:
+            out.append(_glob_regex(spellings[1] + pattern[cut:]))
+    return tuple(out)
+
+
 def glob(path: str, pattern: str) -> bool:
-    """Shell-style glob: ``*`` and ``?`` stay within one component, ``**`` crosses them."""
+    """Shell-style glob: ``*``, ``?`` and ``[...]`` stay within one component, ``**``
+    crosses them. The literal directory prefix matches as written and as resolved."""
     if not path or not pattern:
         return False
     if pattern.startswith("~"):
         pattern = user_home() + pattern[1:]
-    return _glob_regex(pattern).match(path) is not None
+    return any(rx.match(path) is not None for rx in _glob_regexes(pattern))
 
 
 def normalize_host(host: str) -> str:
@@ -197,7 +275,10 @@ def matcher(helper: str, pattern: str):
     if helper == "within":
         if not pattern:
             return lambda value: False
-        d = _directory(pattern)
+        dirs = directory_spellings(pattern)
+        if len(dirs) > 1:
+            return lambda value: any(_within_one(value, d) for d in dirs)
+        d = dirs[0]
         if d == "/":
             return lambda value: value.startswith("/")
         below = d + "/"
@@ -234,7 +315,10 @@ def matcher(helper: str, pattern: str):
         if not pattern:
             return lambda value: False
         expanded = user_home() + pattern[1:] if pattern.startswith("~") else pattern
-        rx = _glob_regex(expanded)
+        rxs = _glob_regexes(expanded)
+        if len(rxs) > 1:
+            return lambda value: bool(value) and any(rx.match(value) is not None for rx in rxs)
+        rx = rxs[0]
         return lambda value: bool(value) and rx.match(value) is not None
     if helper == "env_matches":
         return lambda value: env_matches(value, pattern)

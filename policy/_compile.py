@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ._capabilities import expand_path, is_glob, normalize_host, user_home
 from ._cel import CelProgram, cel_string, get_backend
+from ._cel._inline import resolution_key
 from ._decision import Effect, RuleRef
 from ._errors import CelCompileError, PolicyError
 from ._fastpath import NATIVE_TIER_BACKENDS, prepare
@@ -50,14 +51,14 @@ def expand_actions(actions: tuple[str, ...]) -> frozenset[str]:
 
 
 PROGRAM_CACHE_SIZE = 4096   # compiled programs kept across reloads; cleared when full
-_programs: dict[tuple[str, str, bool], CelProgram] = {}
+_programs: dict[tuple, CelProgram] = {}
 
 
 def compile_cached(backend, cel: str, expect_bool: bool = True, prechecked: bool = False) -> CelProgram:
     """Compile once per (backend, text): a reload recompiles only the rules that changed.
     Programs are immutable, so sharing them between PolicySets is safe; errors are not cached.
     A checked rule is translated for the native tier from the same parse tree at once."""
-    key = (backend.name, cel, expect_bool)
+    key = (backend.name, cel, expect_bool, resolution_key(cel))
     program = _programs.get(key)
     if program is None:
         program = backend.compile(cel, expect_bool=expect_bool, prechecked=prechecked)

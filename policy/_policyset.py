@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ._baseline import baseline_rules
+from ._capabilities import forget_resolutions
 from ._cel import get_backend
 from ._compile import CompiledRule, builtin_rules, compile_cached, compile_policy, manifest_rules
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
@@ -515,6 +516,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     naming file:line:column; nothing is half-applied because the result is a new object.
     """
     be = get_backend(backend)
+    forget_resolutions()          # rule directories are resolved at load (DESIGN.md §5a)
     digest = hashlib.sha256()
     files: list[tuple[PolicyFile, Located]] = []
     sources: list[str] = []

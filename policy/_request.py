@@ -59,6 +59,7 @@ class Request:
     args: str = ""  # canonical JSON text of tool arguments, so the request stays hashable
     aliases: tuple[str, ...] = ()
     _key: tuple = field(default=(), init=False, repr=False, compare=False)
+    _given: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__
@@ -81,7 +82,10 @@ class Request:
                     aliases = aliases + (path,)
         elif path and not (path[0] == "/" and "/." not in path and "//" not in path
                            and (len(path) == 1 or path[-1] != "/")):
-            setattr_(self, "path", expand_path(path))   # already-normal absolute paths skip this
+            # already-normal absolute paths skip this; the spelling as given (absolute, `..`
+            # not folded) is kept for the enforcer, which resolves it in POSIX order
+            setattr_(self, "_given", given_path(path))
+            setattr_(self, "path", expand_path(path))
         host = self.host
         if host:
             spellings = host_spellings(host)
@@ -114,6 +118,12 @@ class Request:
     def tool_call(cls, plugin: str, tool: str, args: Any = None) -> Request:
         return cls("tool.call", plugin, tool=tool,
                    args=json.dumps(args if args is not None else {}, sort_keys=True, default=str))
+
+    @property
+    def given_path(self) -> str:
+        """The path as given, made absolute but with ``..`` not folded (what the kernel
+        resolves); ``path`` when it was already normal."""
+        return self._given or self.path
 
     @property
     def key(self) -> tuple:
@@ -226,6 +236,10 @@ def _refuse_nul(r: Request) -> None:
         raise ValueError(f"request field `port` must be an int, got {type(r.port).__name__}")
 
 
-def normalize_path(path: str) -> str:
-    """Expand ``~``, make absolute against the cwd, fold ``..`` and resolve symlinks."""
-    return os.path.realpath(os.path.expanduser(path))
+def given_path(path: str) -> str:
+    """``~`` expanded and made absolute, nothing folded."""
+    if path.startswith("~"):
+        path = expand_path(path.split("/", 1)[0]) + ("/" + path.split("/", 1)[1] if "/" in path else "")
+    if not path.startswith("/"):
+        path = os.path.join(os.getcwd(), path)
+    return path

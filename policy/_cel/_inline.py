@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from .._canon import canonical_pattern
-from .._capabilities import _directory
+from .._capabilities import directory_spellings
 from ._backend import cel_string
 
 _CALL = re.compile(r'\b(within|host_matches|env_matches)\(\s*request\.(path|host|name)\s*,\s*"([^"\\\n]*)"\s*\)')
@@ -59,10 +59,12 @@ def _replacement(helper: str, field: str, literal: str) -> str | None:
     if helper == "within":
         if not literal:
             return None
-        d = _directory(literal)
-        if d == "/":
-            return f'({var}.startsWith("/"))'
-        return f"({var} == {cel_string(d)} || {var}.startsWith({cel_string(d + '/')}))"
+        parts = []
+        for d in directory_spellings(literal):   # as written, and resolved at load
+            if d == "/":
+                return f'({var}.startsWith("/"))'
+            parts.append(f"{var} == {cel_string(d)} || {var}.startsWith({cel_string(d + '/')})")
+        return f"({' || '.join(parts)})"
     if helper == "host_matches":
         try:
             p = canonical_pattern(literal)
@@ -93,6 +95,15 @@ def _replacement(helper: str, field: str, literal: str) -> str | None:
         if stars == 1 and literal.startswith("*"):
             return f"({var}.endsWith({cel_string(literal[1:])}))"
     return None
+
+
+def resolution_key(source: str) -> tuple:
+    """What an inlined program depends on besides its text: the resolutions of the rule
+    directories in it (a program is recompiled when a directory resolves elsewhere)."""
+    if "within(" not in source:
+        return ()
+    return tuple(directory_spellings(m.group(3)) for m in _CALL.finditer(source)
+                 if m.group(1) == "within" and m.group(3))
 
 
 def inline_helpers(source: str) -> str:
