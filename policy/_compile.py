@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._capabilities import expand_path, is_glob, normalize_host, user_home
+from ._capabilities import directory_spellings, expand_path, is_glob, normalize_host, user_home
 from ._cel import CelProgram, cel_string, get_backend
 from ._cel._inline import resolution_key
 from ._decision import Effect, RuleRef
@@ -248,13 +248,38 @@ def path_cel(pattern: str, home: str | None = None) -> str:
 
 
 def builtin_rules(protected: list[tuple[str, str]], backend=None) -> list[CompiledRule]:
-    """Deny writes to the policy files, grants, audit log, plugin dirs and keys (docs/design.md §4)."""
+    """Deny writes to the policy files and directories, grants, audit log, plugin dirs and
+    keys (docs/design.md §4), by the path as given and as resolved at load; and deny renaming,
+    removing or re-moding any ancestor of them (which would swap the protected path out)."""
     backend = backend or get_backend()
     out = []
+    ancestors: dict[str, None] = {}
     for i, (path, why) in enumerate(protected):
-        cel = f"within(request.path, {cel_string(expand_path(path))})"
+        lexical = expand_path(path)
+        cel = f"within(request.path, {cel_string(lexical)})"   # `within` also resolves it
         ref = RuleRef(f"builtin:protect[{i}]", Effect.DENY, "builtin", f"<built-in: {why}>",
                       f"{why} cannot be written by plugins")
         out.append(CompiledRule(ref, frozenset({"fs.write"}), ("*",), cel, _compile(backend, cel),
                                 builtin=True))
+        for spelling in directory_spellings(lexical):
+            ancestors.update(dict.fromkeys(path_ancestors(spelling)))
+    if ancestors:
+        items = ", ".join(cel_string(a) for a in sorted(ancestors))
+        cel = f"request.path in [{items}]"
+        ref = RuleRef("builtin:protect-ancestors", Effect.DENY, "builtin",
+                      "<built-in: ancestors of protected paths>",
+                      "an ancestor of the policy, grants, audit log or plugin directories cannot "
+                      "be renamed, removed or changed by plugins")
+        out.append(CompiledRule(ref, frozenset({"fs.write"}), ("*",), cel,
+                                compile_cached(backend, cel, True), builtin=True))
+    return out
+
+
+def path_ancestors(path: str) -> list[str]:
+    """Every proper ancestor directory of an absolute ``path``, ``/`` included."""
+    out = []
+    p = path.rstrip("/")
+    while p and p != "/":
+        p = p.rsplit("/", 1)[0] or "/"
+        out.append(p)
     return out

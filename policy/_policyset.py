@@ -18,7 +18,8 @@ from types import MappingProxyType
 from typing import Any
 
 from ._baseline import baseline_rules
-from ._capabilities import forget_resolutions
+from ._canon import private_realpath
+from ._capabilities import expand_path, forget_resolutions, glob, is_glob, user_home, within
 from ._cel import get_backend
 from ._compile import CompiledRule, builtin_rules, compile_cached, compile_policy, manifest_rules
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
@@ -425,6 +426,48 @@ def _check_safe_location(path: str, layer: str) -> None:
                               file=path, fix=f"run `chown root {p}` (or your user) so no one else controls it")
 
 
+def policy_directories(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """The directories among ``paths`` (each loads every *.yaml in it, so all of it is policy)."""
+    return [os.fspath(p) for p in paths if os.path.isdir(os.fspath(p))]
+
+
+def _spellings(path: str) -> set[str]:
+    return {os.path.abspath(path), private_realpath(path)}
+
+
+def _grant_reaches(grant: str, path: str) -> bool:
+    """A write grant (directory or glob, ``~`` expanded) covers ``path`` in either spelling."""
+    if is_glob(grant):
+        return any(glob(s, grant) for s in _spellings(path))
+    return any(within(s, grant) for s in _spellings(path))
+
+
+def _refuse_writable_policy(files: list[tuple[PolicyFile, Located]], directories: list[str],
+                            manifests: list[tuple[Manifest, Located | None]], home: str | None) -> None:
+    """An org or project policy a plugin's write grant could reach is refused: the grant
+    (Landlock in a sandbox, the hook in process) would let the plugin rewrite its own policy."""
+    for manifest, located in manifests:
+        for i, grant in enumerate(manifest.capabilities.filesystem.write):
+            expanded = (home or user_home()) + grant[1:] if grant.startswith("~") else grant
+            plain = expanded if is_glob(expanded) else expand_path(expanded)
+            where = dict(file=located.file if located else f"<manifest {manifest.id}>",
+                         line=located.where(("capabilities", "filesystem", "write", i))[0]
+                         if located else None)
+            for pf, plocated in files:
+                if pf.layer in ("org", "project") and _grant_reaches(plain, plocated.file):
+                    raise PolicyError(
+                        f"the {pf.layer} policy `{plocated.file}` lies inside plugin "
+                        f"`{manifest.id}`'s write grant `{grant}`", **where,
+                        fix="move the policy out of every plugin's write grants, or narrow the grant")
+            for d in directories:
+                inside = not is_glob(plain) and any(within(plain, x) for x in _spellings(d))
+                if inside or _grant_reaches(plain, d):
+                    raise PolicyError(
+                        f"policy directory `{d}` is writable through plugin `{manifest.id}`'s "
+                        f"write grant `{grant}` (a new file there would become policy)", **where,
+                        fix="move the policy directory out of every plugin's write grants")
+
+
 def expand_policy_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
     """Files as given; directories contribute their *.yaml files (not *.test.yaml), sorted."""
     out: list[str] = []
@@ -504,7 +547,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
                     backend: str | None = None,
                     protected_paths: Iterable[tuple[str, str]] = (),
                     plugin_facts: Mapping[str, Mapping[str, Any]] | None = None,
-                    home: str | None = None) -> PolicySet:
+                    home: str | None = None, refuse_writable: bool = True) -> PolicySet:
     """Load, validate and compile policies and manifests into a new PolicySet.
 
     ``policy_files`` may name files or directories; ``manifests`` are plugin.yaml paths,
@@ -512,7 +555,9 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     capabilities are granted; ``grants`` is the user's remembered
     answers file; ``protected_paths`` are (path, why) pairs no plugin may write;
     ``plugin_facts`` maps plugin id to runtime facts (signed, publisher; data_dir and work_dir,
-    the plugin's own directories, see _baseline). Raises PolicyError
+    the plugin's own directories, see _baseline); an org or project policy file or directory
+    that a manifest's write grant reaches is refused unless ``refuse_writable`` is False
+    (policy unit tests, whose plugins are hypothetical). Raises PolicyError
     naming file:line:column; nothing is half-applied because the result is a new object.
     """
     be = get_backend(backend)
@@ -520,6 +565,8 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     digest = hashlib.sha256()
     files: list[tuple[PolicyFile, Located]] = []
     sources: list[str] = []
+    policy_files = [os.fspath(p) for p in policy_files]
+    directories = policy_directories(policy_files)
     for path in expand_policy_paths(policy_files):
         text = read_text(path)        # one read: the version is the digest of the bytes parsed
         located = load_yaml(text, path)
@@ -532,7 +579,8 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     rules: list[CompiledRule] = []
     for pf, located in files:
         rules.extend(compile_policy(pf, located, be, home=home))
-    protected = [(p, "the policy file") for p in sources]
+    protected = [(p, "the policy file") for p in sources] + \
+        [(d, "the policy directory") for d in directories]
     if grants is not None:
         gpath = os.fspath(grants)
         protected.append((gpath, "the grants file"))
@@ -550,6 +598,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     plugins: dict[str, PluginInfo] = {}
     facts = plugin_facts or {}
     trusted_ids = key_ids(settings.trusted_keys)
+    parsed: list[tuple[Manifest, Located | None]] = []
     for m in manifests:
         if isinstance(m, Manifest):
             manifest, located, directory = m, None, ""
@@ -582,6 +631,9 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
                                           effective_limits(manifest.limits, settings.limits))
         rules.extend(manifest_rules(manifest, located, be, home))
         rules.extend(baseline_rules(manifest, fact, be))   # after the grants: a granted read stops sooner
+        parsed.append((manifest, located))
         digest.update(repr(sorted(fact.items())).encode())
+    if refuse_writable:
+        _refuse_writable_policy(files, directories, parsed, home)
     digest.update(be.name.encode())
     return PolicySet(rules, settings, plugins, digest.hexdigest()[:12], tuple(sources), be)

@@ -14,7 +14,7 @@ POLICIES = [os.path.join(ROOT, "policies", f) for f in ("default.yaml", "org-str
 
 PLUGINS = [
     Manifest.model_validate({"id": "notes", "version": "1.0.0", "entry": {"python": "n:P"},
-                             "capabilities": {"filesystem": {"read": ["~/notes/", "/srv/project/"], "write": ["/tmp/out/", "/work/"]},
+                             "capabilities": {"filesystem": {"read": ["~/notes/", "/srv/project/"], "write": ["/tmp/out/", "/work/x"]},
                                               "environment": ["NOTES_*", "GITHUB_TOKEN"],
                                               "network": ["api.example.com:443", "*.cdn.example.org", "10.0.0.0/8"],
                                               "process": ["git", "psql"]}}),
