@@ -176,7 +176,7 @@ class Request:
         sandboxed child speaks only for itself)."""
         if type(data) is not dict:
             raise ValueError("a request must be an object")
-        extra = set(data) - set(REQUEST_FIELDS)
+        extra = set(data) - set(REQUEST_FIELDS) - {"aliases"}
         if extra:
             raise ValueError(f"unknown request field `{sorted(extra)[0][:40]}`")
         fields: dict[str, Any] = {}
@@ -191,9 +191,13 @@ class Request:
         argv = data.get("argv", [])
         if type(argv) is not list or len(argv) > MAX_ARGV or not all(type(a) is str for a in argv):
             raise ValueError(f"`argv` must be a list of at most {MAX_ARGV} strings")
+        aliases = data.get("aliases", [])   # only ever make a deny or ask more likely
+        if type(aliases) is not list or len(aliases) > MAX_ARGV or not all(
+                type(a) is str and len(a) <= MAX_FIELD_CHARS for a in aliases):
+            raise ValueError(f"`aliases` must be a list of at most {MAX_ARGV} strings")
         if plugin is not None:
             fields["plugin"] = plugin
-        return cls(port=port, argv=tuple(argv), **fields)
+        return cls(port=port, argv=tuple(argv), aliases=tuple(aliases), **fields)
 
 
 PSEUDO_PROGRAMS = frozenset({"fork", "kill", "webbrowser"})
@@ -207,9 +211,6 @@ def canonical_program(program: str) -> str:
     if not program or program in PSEUDO_PROGRAMS:
         return program
     return program_path(program)
-
-
-_STR_FIELDS = ("action", "plugin", "path", "host", "scheme", "url", "name", "tool", "args")
 
 
 def _refuse_nul(r: Request) -> None:

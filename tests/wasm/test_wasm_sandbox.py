@@ -131,13 +131,14 @@ def test_policy_write_deny_makes_directory_read_only(world):
     assert call(plugin, "read_file", path=str(world.rw / "b.txt")).content == "beta"
 
 
-def test_write_grant_covering_the_policy_file_is_read_only(world):
-    """The built-in rules protect the policy file; a write grant of its directory must not
-    let the module rewrite it."""
+def test_write_grant_covering_the_policy_file_is_refused_at_load(world):
+    """An org policy inside a plugin's write grant is refused before any sandbox starts (a
+    preopen or Landlock rule derived from the grant would let the module rewrite it)."""
+    from promptline.policy import PolicyError
     caps = {"filesystem": {"read": [str(world.root)], "write": [str(world.root)]}}
-    plugin = world.load(caps)
-    assert {p.guest: p.writable for p in plugin.preopens}[str(world.root)] is False
-    assert not call(plugin, "write_file", path=str(world.root / "policy.yaml"), text="rules: []").ok
+    with pytest.raises(PolicyError, match="inside plugin `probe`'s write grant"):
+        world.load(caps)
+    assert world.load(world.caps())       # control: the usual grants load
 
 
 def test_patterns_files_and_missing_dirs_are_not_preopened(world):
