@@ -28,10 +28,10 @@ SUPPORTED_API_VERSIONS = (API_VERSION,)
 MAX_RULES = 5_000          # per policy file; far beyond any real policy
 MAX_CAPABILITY_ENTRIES = 500  # per capability list in a manifest
 
-PLUGIN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-ENV_PATTERN = re.compile(r"^(\*|[A-Za-z_][A-Za-z0-9_]*\*?|\*[A-Za-z0-9_]+)$")
-PLUGIN_GLOB = re.compile(r"^[a-z0-9*?\[\]!-]{1,64}$")
+PLUGIN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
+RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
+ENV_PATTERN = re.compile(r"^(\*|[A-Za-z_][A-Za-z0-9_]*\*?|\*[A-Za-z0-9_]+)\Z")
+PLUGIN_GLOB = re.compile(r"^[a-z0-9*?\[\]!-]{1,64}\Z")
 
 
 class _Strict(BaseModel):
@@ -110,9 +110,9 @@ class Entry(_Strict):
             raise ValueError("entry needs exactly one of `python`, `command`, `wasm`, `library`")
         if self.library is not None:
             parts = self.library.split("/")
-            if self.library.startswith("/") or ".." in parts or not re.match(r"^[\w./+-]+\.so(\.\d+)*$", self.library):
+            if self.library.startswith("/") or ".." in parts or not re.match(r"^[\w./+-]+\.so(\.\d+)*\Z", self.library):
                 raise ValueError("entry.library must be a `.so` file inside the plugin, like `libtools.so`")
-        if self.python is not None and not re.match(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$", self.python):
+        if self.python is not None and not re.match(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?\Z", self.python):
             raise ValueError("entry.python must look like `module.path:ClassName`")
         if self.command is not None and not self.command:
             raise ValueError("entry.command must name a program")
@@ -235,7 +235,7 @@ class Settings(_Strict):
             if name not in SETTING_NAMES:
                 raise ValueError(f"cannot lock unknown setting `{name}`")
         for key in self.trusted_keys or ():
-            if not re.match(r"^ed25519:[A-Za-z0-9+/=_-]{40,60}$", key):
+            if not re.match(r"^ed25519:[A-Za-z0-9+/=_-]{40,60}\Z", key):
                 raise ValueError(f"trusted key `{key[:40]}` must look like `ed25519:<base64>`")
         return self
 

@@ -482,6 +482,11 @@ def expand_policy_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
     return out
 
 
+LOCK_COVERS = {"mode": ("mode", "plugin_modes")}
+"""Locking ``mode`` locks ``plugin_modes`` too: a lower layer's ``plugin_modes: {"*": audit}``
+would otherwise undo an enforced mode."""
+
+
 def _merge_settings(files: list[tuple[PolicyFile, Located]]) -> EffectiveSettings:
     values: dict[str, Any] = {}
     locked: dict[str, str] = {}   # setting -> origin of the lock
@@ -505,9 +510,11 @@ def _merge_settings(files: list[tuple[PolicyFile, Located]]) -> EffectiveSetting
                 values[name] = value
                 set_by[name] = layer
             for name in pf.settings.locked:
-                if name not in locked:
-                    line = located.where(("settings", "locked"))[0]
-                    locked[name] = f"the {layer} policy {located.file}:{line}"
+                line = located.where(("settings", "locked"))[0]
+                for covered in LOCK_COVERS.get(name, (name,)):
+                    if covered not in locked:
+                        locked[covered] = f"the {layer} policy {located.file}:{line}" + (
+                            f" (locking `{name}` locks `{covered}` too)" if covered != name else "")
     return EffectiveSettings(**{k: v for k, v in values.items() if k in SETTING_NAMES},
                              locked=tuple(locked), set_by=set_by)
 

@@ -57,9 +57,9 @@ ENTRY_PREFIX = b"promptline-index-entry/v1\x00"       # domain separation for en
 SIGNED_FIELDS = ("id", "version", "archive", "sha256", "size", "digest", "requires", "capabilities")
 MAX_INDEX_BYTES = 16 * 1024 * 1024     # index.json; thousands of plugins and versions
 FETCH_TIMEOUT = 30.0                   # seconds for one HTTP request
-PLUGIN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-ARCHIVE_NAME = re.compile(r"^[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*$")
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
+PLUGIN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
+ARCHIVE_NAME = re.compile(r"^[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*\Z")
+HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True)

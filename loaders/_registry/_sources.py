@@ -36,10 +36,10 @@ from ._errors import RegistryError
 
 GIT_TIMEOUT = 120.0          # seconds for one git clone or checkout
 GIT_SCHEMES = ("https", "http", "ssh", "git", "file")
-GITHUB = re.compile(r"^github:([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?(?:#(.+))?$")
-SCP_LIKE = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^/].*$")
-INDEX_NAME = re.compile(r"^([a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)(?:@([^:/]+))?$")
-REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+GITHUB = re.compile(r"^github:([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?(?:#(.+))?\Z")
+SCP_LIKE = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^/].*\Z")
+INDEX_NAME = re.compile(r"^([a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)(?:@([^:/\s]+))?\Z")
+REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}\Z")
 
 Kind = Literal["path", "archive", "git", "index"]
 

@@ -9,6 +9,7 @@ shallow enough to evaluate under the default limit.
 from __future__ import annotations
 
 import contextlib
+import operator
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +31,7 @@ def _keep_recursion_limit() -> Iterator[None]:
 with _keep_recursion_limit():
     import celpy
     import lark
-    from celpy import celtypes
+    from celpy import celtypes, evaluation
     from celpy.evaluation import CELEvalError
 
 
@@ -44,7 +45,77 @@ def _helper(name: str, fn: Any) -> Any:
     return call
 
 
+# Equality and ordering as the CEL spec (and cel-cpp) define them for values whose type only
+# evaluation knows (`request.args.*`): values of different kinds are unequal, numbers compare
+# by value. celpy raises "no matching overload" instead, which would make a deny fire on one
+# backend and not on the other. Declared types are checked at load (``_static.type_of``).
+_NUMBERS = (celtypes.IntType, celtypes.UintType, celtypes.DoubleType)
+_base_eq, _base_lt = evaluation.bool_eq, evaluation.bool_lt
+_base_le, _base_gt, _base_ge = evaluation.bool_le, evaluation.bool_gt, evaluation.bool_ge
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, _NUMBERS) and not isinstance(v, celtypes.BoolType)
+
+
+def _eq(a: Any, b: Any) -> Any:
+    if isinstance(a, CELEvalError):
+        return a
+    if isinstance(b, CELEvalError):
+        return b
+    if _is_number(a) and _is_number(b):
+        return celtypes.BoolType(float(a) == float(b) if isinstance(a, celtypes.DoubleType)
+                                 or isinstance(b, celtypes.DoubleType) else int(a) == int(b))
+    try:
+        result = _base_eq(a, b)
+    except TypeError:
+        return celtypes.BoolType(False)
+    if isinstance(result, CELEvalError):
+        return celtypes.BoolType(False)
+    return result
+
+
+def _ne(a: Any, b: Any) -> Any:
+    result = _eq(a, b)
+    return result if isinstance(result, CELEvalError) else celtypes.BoolType(not result)
+
+
+def _kind_of(v: Any) -> Any:
+    if isinstance(v, celtypes.BoolType):
+        return "bool"
+    return "number" if _is_number(v) else type(v)
+
+
+def _ordered(base, op):
+    def compare(a: Any, b: Any) -> Any:
+        if isinstance(a, CELEvalError):
+            return a
+        if isinstance(b, CELEvalError):
+            return b
+        if _kind_of(a) != _kind_of(b):
+            return CELEvalError("found no matching overload for an ordering", TypeError, None)
+        if _is_number(a) and type(a) is not type(b):
+            return celtypes.BoolType(op(float(a), float(b)))
+        return base(a, b)
+    return compare
+
+
+def _in(item: Any, container: Any) -> Any:
+    if isinstance(item, CELEvalError):
+        return item
+    if isinstance(container, CELEvalError):
+        return container
+    if not isinstance(container, (dict, list, tuple)):
+        return CELEvalError("found no matching overload for `in`", TypeError, None)
+    if isinstance(container, dict) and isinstance(item, (dict, list, tuple, celtypes.DoubleType)):
+        return CELEvalError("not a valid map key type", TypeError, None)
+    return celtypes.BoolType(any(bool(_eq(item, c)) for c in container))
+
+
 _FUNCTIONS = {name: _helper(name, fn) for name, fn in HELPERS.items()}
+_FUNCTIONS.update({"_==_": _eq, "_!=_": _ne, "_in_": _in,
+                   "_<_": _ordered(_base_lt, operator.lt), "_<=_": _ordered(_base_le, operator.le),
+                   "_>_": _ordered(_base_gt, operator.gt), "_>=_": _ordered(_base_ge, operator.ge)})
 
 with _keep_recursion_limit():
     _ENV = celpy.Environment(annotations={"request": celtypes.MapType,

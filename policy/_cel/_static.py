@@ -307,6 +307,9 @@ def check(source: str, *, expect_bool: bool = False) -> CheckResult:
         for child in reversed(children):
             stack.append((child, scope, comp, depth + 1))
     result_kind = _kind(tree)
+    typed = type_of(tree)
+    if typed != "dyn" and result_kind == "dyn":
+        result_kind = _shown(typed) if typed != "bool" else "bool"
     if expect_bool and result_kind not in ("bool", "dyn"):
         raise _error(_unwrap(tree), f"expression is of type {result_kind}, a condition must "
                                     "be bool", fix="compare the value, e.g. `... == ...`")
@@ -361,3 +364,218 @@ def _kind(node: Any) -> str:
     if kind == "ident":
         return "map" if str(node.children[0]) in VARIABLES else "type"
     return "dyn"
+
+
+# -- types ----------------------------------------------------------------------------------
+# The declarations of `request` and `plugin` both checkers use: a misspelt field, a comparison
+# of different types (`request.port > "1000"`, `request.port == "443"`, int with double) and a
+# non-boolean condition are load errors on both backends, which would otherwise disagree at
+# evaluation (cel-cpp: false or an error; cel-python: an error).
+
+STRING_LIST = "list(string)"
+STRUCTS: dict[str, dict[str, str]] = {
+    "request": {"action": "string", "plugin": "string", "path": "string", "host": "string",
+                "port": "int", "scheme": "string", "url": "string", "name": "string",
+                "argv": STRING_LIST, "tool": "string", "args": "map"},
+    "plugin": {"id": "string", "version": "string", "publisher": "string", "signed": "bool",
+               "sandbox": "string", "trusted": "bool", "capabilities": "plugin.capabilities"},
+    "plugin.capabilities": {"network": STRING_LIST, "filesystem": "plugin.capabilities.filesystem",
+                            "environment": STRING_LIST, "process": STRING_LIST, "native": "bool"},
+    "plugin.capabilities.filesystem": {"read": STRING_LIST, "write": STRING_LIST},
+}
+_LITERAL_TYPE = {"BOOL_LIT": "bool", "INT_LIT": "int", "UINT_LIT": "uint", "FLOAT_LIT": "double",
+                 "STRING_LIT": "string", "MLSTRING_LIT": "string", "BYTES_LIT": "bytes",
+                 "NULL_LIT": "null"}
+_CALL_TYPE = {"size": "int", "int": "int", "uint": "uint", "double": "double", "string": "string",
+              "bytes": "bytes", "bool": "bool", "type": "type", "duration": "duration",
+              "timestamp": "timestamp", "matches": "bool", "has": "bool", **{h: "bool" for h in HELPERS}}
+_METHOD_TYPE = {"contains": "bool", "startsWith": "bool", "endsWith": "bool", "matches": "bool",
+                "size": "int", "all": "bool", "exists": "bool", "exists_one": "bool",
+                "filter": "list", "map": "list"}
+_STRING_METHODS = frozenset({"contains", "startsWith", "endsWith", "matches"})
+_ORDERED = frozenset({"int", "uint", "double", "string", "bytes", "bool", "timestamp", "duration"})
+_REL_OPS = {"relation_eq": "==", "relation_ne": "!=", "relation_lt": "<", "relation_le": "<=",
+            "relation_gt": ">", "relation_ge": ">=", "relation_in": "in"}
+
+
+def _known(t: str) -> bool:
+    return t != "dyn"
+
+
+def _shown(t: str) -> str:
+    if t in STRUCTS:
+        return f"the `{t}` object"
+    if t.startswith("list("):
+        return f"list of {_elem(t)}"
+    if t.startswith("map("):
+        return f"map with {_elem(t)} keys"
+    return t
+
+
+def _base(t: str) -> str:
+    """A struct compares and indexes like a map; list(string) like a list."""
+    if t in STRUCTS or t.startswith("map"):
+        return "map"
+    return "list" if t.startswith("list") else t
+
+
+def _elem(t: str) -> str:
+    """The element type of ``list(T)``, the key type of ``map(T)``, else dyn."""
+    if t.startswith("list("):
+        return t[5:-1]
+    return t[4:-1] if t.startswith("map(") else "dyn"
+
+
+def type_of(node: Any, scope: frozenset[str] = frozenset()) -> str:
+    """The CEL type of ``node`` under the declarations above (``dyn`` where unknown); raise
+    ``CelCompileError`` at the offending node for a type error."""
+    node = _unwrap(node)
+    if isinstance(node, Token):
+        return "dyn"
+    kind = node.data
+    ch = node.children
+    if kind == "literal":
+        return _LITERAL_TYPE.get(ch[0].type, "dyn")
+    if kind == "ident":
+        name = str(ch[0])
+        if name in scope:
+            return "dyn"
+        return name if name in STRUCTS else ("type" if name in TYPE_IDENTIFIERS else "dyn")
+    if kind == "paren_expr":
+        return type_of(ch[0], scope)
+    if kind == "list_lit":
+        items = _args(node, 0)
+        kinds = {type_of(x, scope) for x in items}
+        if len(kinds) == 1:
+            (only,) = kinds
+            if _known(only) and only in _ORDERED:
+                return f"list({only})"
+        return "list"
+    if kind == "map_lit":
+        inits = node.children[0].children if node.children and isinstance(node.children[0], Tree) else []
+        keys = {type_of(k, scope) for k in inits[0::2]}
+        for v in inits[1::2]:
+            type_of(v, scope)
+        if len(keys) == 1:
+            (only,) = keys
+            if _known(only) and only in _ORDERED:
+                return f"map({only})"
+        return "map"
+    if kind in ("conditionalor", "conditionaland") and len(ch) == 2:
+        op = "||" if kind == "conditionalor" else "&&"
+        for side in ch:
+            t = type_of(side, scope)
+            if _known(t) and t != "bool":
+                raise _error(_unwrap(side), f"`{op}` needs bool operands, got {_shown(t)}",
+                             fix="compare the value, e.g. `... == ...`")
+        return "bool"
+    if kind == "expr" and len(ch) == 3:
+        cond = type_of(ch[0], scope)
+        if _known(cond) and cond != "bool":
+            raise _error(_unwrap(ch[0]), f"the condition of `? :` must be bool, got {_shown(cond)}")
+        a, b = type_of(ch[1], scope), type_of(ch[2], scope)
+        return a if a == b else "dyn"
+    if kind == "relation" and len(ch) == 2:
+        return _relation(ch[0], ch[1], scope)
+    if kind == "unary" and len(ch) == 2:
+        t = type_of(ch[1], scope)
+        if ch[0].data == "unary_not":
+            if _known(t) and t != "bool":
+                raise _error(_unwrap(ch[1]), f"`!` needs a bool, got {_shown(t)}",
+                             fix="compare the value, e.g. `... == ...`")
+            return "bool"
+        return t
+    if kind in ("addition", "multiplication") and len(ch) == 2:
+        left = type_of(ch[0].children[0] if isinstance(ch[0], Tree) and ch[0].children else ch[0], scope)
+        right = type_of(ch[1], scope)
+        if _known(left) and _known(right) and _base(left) != _base(right):
+            raise _error(node, f"arithmetic on {_shown(left)} and {_shown(right)}",
+                         fix="convert one side, e.g. `string(...)` or `int(...)`")
+        return left if _known(left) else right
+    if kind == "member_dot":
+        target, field = ch
+        t = type_of(target, scope)
+        if t in STRUCTS:
+            fields = STRUCTS[t]
+            if str(field) not in fields:
+                raise _error(field, f"unknown field `{t}.{field}`",
+                             fix=f"{_suggest(str(field), fields)}valid fields of `{t}` are: "
+                                 f"{', '.join(fields)}")
+            return fields[str(field)]
+        if _known(t) and _base(t) not in ("map", "type"):
+            raise _error(field, f"{_shown(t)} has no field `{field}`")
+        return "dyn"
+    if kind == "member_index":
+        target, index = ch
+        t = type_of(target, scope)
+        i = type_of(index, scope)
+        lit = _as_literal(index)
+        if t in STRUCTS and lit is not None and lit.type in _STRING_TOKENS:
+            return STRUCTS[t].get(decode_string(lit), "dyn")
+        if _base(t) == "list":
+            if _known(i) and i != "int":
+                raise _error(_unwrap(index), f"a list index must be int, got {_shown(i)}")
+            return _elem(t)
+        return "dyn"
+    if kind == "ident_arg":
+        name = str(ch[0])
+        args = _args(node, 1)
+        types = [type_of(a, scope) for a in args]
+        if name in HELPERS:
+            for t in types:
+                if _known(t) and t != "string":
+                    raise _error(ch[0], f"`{name}` takes two strings, got {_shown(t)}",
+                                 fix=f"pass string values to `{name}`")
+        if name == "size" and types and _known(types[0]) and \
+                _base(types[0]) not in ("string", "bytes", "list", "map"):
+            raise _error(ch[0], f"`size` of {_shown(types[0])}")
+        return _CALL_TYPE.get(name, "dyn")
+    if kind == "member_dot_arg":
+        target, name_token = ch[0], ch[1]
+        name = str(name_token)
+        t = type_of(target, scope)
+        if name in MACROS:
+            args = _args(node, 2)
+            var = _as_ident(args[0]) if args else None
+            inner = scope | {str(var)} if var is not None else scope
+            for a in args[1:]:
+                type_of(a, inner)
+            if _known(t) and _base(t) not in ("list", "map"):
+                raise _error(name_token, f"`{name}` needs a list or map, got {_shown(t)}")
+            return _METHOD_TYPE.get(name, "dyn")
+        for a in _args(node, 2):
+            at = type_of(a, scope)
+            if name in _STRING_METHODS and _known(at) and at != "string":
+                raise _error(name_token, f"`{name}` takes a string, got {_shown(at)}")
+        if name in _STRING_METHODS and _known(t) and t != "string":
+            raise _error(name_token, f"`{name}` is a string method; this is {_shown(t)}")
+        return _METHOD_TYPE.get(name, "dyn")
+    return "dyn"
+
+
+def _relation(op_node: Any, right_node: Any, scope: frozenset[str]) -> str:
+    op = _REL_OPS.get(op_node.data, "?")
+    left = type_of(op_node.children[0], scope)
+    right = type_of(right_node, scope)
+    if op == "in" and _known(right) and _base(right) not in ("list", "map"):
+        raise _error(op_node, f"`in` needs a list or map on the right, got {_shown(right)}")
+    if op not in ("==", "!=", "in"):
+        for t in (left, right):
+            if _known(t) and t not in _ORDERED:
+                raise _error(op_node, f"`{op}` does not order {_shown(t)}")
+    if not (_known(left) and _known(right)):
+        return "bool"
+    if op == "in":
+        elem = _elem(right) if right.startswith(("list(", "map(")) else "dyn"
+        if _known(elem) and elem != left:
+            raise _error(op_node, f"`in` looks for {_shown(left)} in a {_shown(right)}",
+                         fix="compare values of one type")
+        return "bool"
+    if _base(left) != _base(right):
+        raise _error(op_node, f"`{op}` compares {_shown(left)} with {_shown(right)}; CEL "
+                              "backends disagree on such comparisons",
+                     fix="compare values of one type, e.g. `request.port == 443` or "
+                         "`string(request.port) == \"443\"`")
+    if op not in ("==", "!=") and left not in _ORDERED:
+        raise _error(op_node, f"`{op}` does not order {_shown(left)}")
+    return "bool"

@@ -14,7 +14,7 @@ from promptline.loaders import SignatureError, generate_key, key_id, parse_publi
 from ._common import console, fail
 
 KEYS_DIR_ENV = "PROMPTLINE_KEYS_DIR"
-KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 def default_keys_dir() -> Path:

@@ -365,7 +365,7 @@ def verify_cmd(directory: str, keys: tuple[str, ...], policies: tuple[str, ...])
 
 from ._scaffold import KINDS, SANDBOXES, render_scaffold  # noqa: E402
 
-PLUGIN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+PLUGIN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
 
 
 @plugin_group.command("new")

@@ -40,7 +40,7 @@ from ._errors import LoaderError, ToolError
 
 T = TypeVar("T")
 
-TOOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 """Tool names: what MCP clients accept and what fits in a policy's `request.tool`."""
 
 MAX_RESULT_CHARS = 8 * 1024 * 1024   # a tool's text content; more is a malformed result

@@ -84,9 +84,13 @@ def test_error_values_raise(backend, source):
 
 
 def test_non_bool_result_raises_when_bool_expected(backend):
-    program = backend.compile("request.path", expect_bool=True)
+    with pytest.raises(CelCompileError, match="type string, a condition must be bool"):
+        backend.compile("request.path", expect_bool=True)      # declared type: a load error
+    program = backend.compile("request.args.flag", expect_bool=True)   # dyn: only evaluation knows
+    data = act(path="/x")
+    data["request"]["args"] = {"flag": "yes"}
     with pytest.raises(CelEvalError, match="expected bool"):
-        program.evaluate(act(path="/x"))
+        program.evaluate(data)
     assert backend.compile("request.path").evaluate(act(path="/x")) == "/x"
 
 
