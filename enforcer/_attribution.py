@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import sys
+import weakref
 
 ACTIVE: contextvars.ContextVar = contextvars.ContextVar("promptline_plugin", default=None)
 """The plugin id (str) running in this context, a ``Privileged`` marker, or None (host)."""
@@ -27,14 +28,38 @@ _identity_hash = object.__hash__  # address-based; no audit event (unlike id())
 MAX_OWNER_CACHE = 200_000  # code objects remembered per snapshot before the cache is reset
 
 
-class Privileged:
-    """The context value inside ``privileged()``: host code entered at ``frame``."""
+FORGED = "<forged attribution>"
+"""What code runs as when the context variable holds an object the enforcer did not create
+(a forged ``privileged()`` marker): a plugin id no manifest can have, so every guarded call
+is refused and logged."""
 
-    __slots__ = ("frame", "plugin")
+
+class Privileged:
+    """The context value inside ``privileged()``: host code entered at ``frame``. Only
+    markers made by :func:`mint` are honoured."""
+
+    __slots__ = ("frame", "plugin", "__weakref__")
 
     def __init__(self, frame, plugin: str | None) -> None:
         self.frame = frame
         self.plugin = plugin
+
+
+_MINTED: dict[int, weakref.ref] = {}   # object.__hash__(marker) -> weak reference to it
+
+
+def mint(frame, plugin: str | None) -> Privileged:
+    """A ``Privileged`` marker the hook will honour (registered by identity while alive)."""
+    marker = Privileged(frame, plugin)
+    key = _identity_hash(marker)
+    _MINTED[key] = weakref.ref(marker, lambda _, k=key: _MINTED.pop(k, None))
+    return marker
+
+
+def is_minted(value) -> bool:
+    """True for a live marker made by :func:`mint`; reads no attribute of ``value``."""
+    ref = _MINTED.get(_identity_hash(value))
+    return ref is not None and ref() is value
 
 
 class Owners:
@@ -116,6 +141,8 @@ def current(owners: Owners, frame) -> str | None:
         return owners.walk(frame)
     if type(who) is str:
         return who
+    if not is_minted(who):
+        return FORGED
     return owners.walk(frame, who.frame)
 
 

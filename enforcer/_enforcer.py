@@ -26,7 +26,7 @@ from typing import Any
 from promptline.policy import DecidedBy, Decision, Request, Verdict, interpreter_dirs, stdlib_dirs
 
 from . import _hook
-from ._attribution import ACTIVE, Owners, Privileged
+from ._attribution import ACTIVE, Owners, mint
 from ._environ import UNSET
 from ._errors import PolicyViolation
 from ._events import Refuse
@@ -469,7 +469,7 @@ class _Privileged:
         if snap is not None and _hook.owner_of_frame(snap, frame):
             raise PermissionError("plugin code may not enter privileged()")
         prev = ACTIVE.get()
-        self._token = ACTIVE.set(Privileged(frame, prev if type(prev) is str else None))
+        self._token = ACTIVE.set(mint(frame, prev if type(prev) is str else None))
         return self
 
     def __exit__(self, *exc: object) -> None:

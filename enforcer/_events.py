@@ -21,6 +21,7 @@ from ._dirfd import caller_dir_fd
 from ._paths import UntrustedArgument, fd_path, identity, lexical_alias, path_arg, realpath, resolve
 
 _fsdecode = os.fsdecode
+_get_ident = __import__("_thread").get_ident
 _os_defpath = os.defpath
 _real_environ = os.environ   # bound before install() replaces os.environ with the guarded view
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -670,6 +671,102 @@ def _named(event):
     return h
 
 
+# -- doors CPython does not audit: the enforcer's wrappers raise these events (see _hook) --
+
+def h_mkfifo(plugin, a, ctx):
+    _no_dir_fd(a[1] if len(a) > 1 else None, "fs.write", a[0])
+    dst = _p(a[0], "fs.write")
+    if _type(dst) is not _str:
+        raise Refuse("fs.write", "<path>", "path is not a str, bytes or pathlib path")
+    parent = realpath(os.path.dirname(dst) or ".")
+    return _fs("fs.write", parent + "/" + os.path.basename(dst))
+
+
+def h_pidfd_signal(plugin, a, ctx):
+    fd, sig = a[0], a[1]
+    if _type(fd) is not _int or _type(sig) is not _int:
+        raise Refuse("process.exec", "kill", "pidfd or signal is not an int")
+    return (("process.exec", (("path", "kill"), ("argv", ("kill", f"-{sig}", f"pidfd:{fd}")))),)
+
+
+try:
+    import _sqlite3
+except ImportError:  # pragma: no cover - Python built without sqlite
+    _sqlite3 = None
+if _sqlite3 is not None:
+    _SQLITE_CONNECTION = _sqlite3.Connection
+    _set_authorizer = _sqlite3.Connection.set_authorizer
+    _SQLITE_ATTACH, _SQLITE_OK, _SQLITE_DENY = _sqlite3.SQLITE_ATTACH, _sqlite3.SQLITE_OK, \
+        _sqlite3.SQLITE_DENY
+
+
+def _attached_file(name):
+    """(action, path) an ``ATTACH DATABASE name`` opens, or None for an in-memory database."""
+    if _type(name) is not _str or name in ("", ":memory:"):
+        return None
+    action = "fs.write"
+    if name.startswith("file:"):
+        body, _, query = name[5:].partition("?")
+        if "mode=memory" in query:
+            return None
+        if "mode=ro" in query:
+            action = "fs.read"
+        while body.startswith("//"):
+            body = body[2:]
+        if not body:
+            return None
+        name = body
+    return action, name
+
+
+SQLITE_OPENING: set[int] = set()
+"""Threads inside the enforcer's ``sqlite3.connect`` wrapper (see ``_hook``)."""
+
+
+def h_sqlite_handle(plugin, a, ctx):
+    """A connection made in plugin context without ``sqlite3.connect`` (``Connection(...)``
+    directly) would escape the ATTACH authorizer the wrapper installs: refused."""
+    if _get_ident() in SQLITE_OPENING:
+        return ()
+    raise Refuse("fs.write", "<sqlite3.Connection>", "open SQLite databases with "
+                 "sqlite3.connect() in plugin context (its ATTACH statements are decided)")
+
+
+def guard_sqlite(plugin: str, conn, snapshot) -> None:
+    """Decide every file an ``ATTACH DATABASE`` on ``conn`` opens, as fs.write (fs.read for
+    ``mode=ro``), for ``plugin``; ``snapshot()`` is the enforcer's snapshot at that time."""
+    if _sqlite3 is None or not _issubclass(_type(conn), _SQLITE_CONNECTION):
+        return
+
+    def authorize(action, arg1, arg2, dbname, source):
+        if action != _SQLITE_ATTACH:
+            return _SQLITE_OK
+        snap = snapshot()
+        if snap is None:
+            return _SQLITE_OK
+        if arg1 is None:   # a bound or computed file name: SQLite cannot say which file
+            try:
+                snap.refuse(plugin, Refuse("fs.write", "<ATTACH ?>", "ATTACH DATABASE with a bound "
+                                           "or computed file name is refused in plugin context; "
+                                           "write the file name as a literal"))
+            except PermissionError:
+                return _SQLITE_DENY
+        target = _attached_file(arg1)
+        if target is None:
+            return _SQLITE_OK
+        kind, path = target
+        try:
+            rp = _resolve(path, kind, snap)
+            if rp is not None:
+                aliases = lexical_alias(path, rp)
+                snap.enforce(plugin, kind, (("path", rp),) + ((("aliases", aliases),) if aliases else ()))
+        except (PermissionError, Refuse, ValueError):
+            return _SQLITE_DENY
+        return _SQLITE_OK
+
+    _set_authorizer(conn, authorize)
+
+
 TABLE_ROWS: tuple[tuple[str, object, str], ...] = (
     # event, handler, what is decided
     ("open", h_open, "fs.read, or fs.write when mode/flags write (w a x +, O_WRONLY O_RDWR O_CREAT O_TRUNC O_APPEND); fd -> /proc/self/fd target; relative os.open refused unless its caller is shutil.rmtree or os.fwalk (decided relative to their dir_fd)"),
@@ -706,6 +803,11 @@ TABLE_ROWS: tuple[tuple[str, object, str], ...] = (
     ("tempfile.mkstemp", h_tempfile, "fs.write path"),
     ("tempfile.mkdtemp", h_tempfile, "fs.write path"),
     ("sqlite3.connect", h_sqlite, "fs.write database (fs.read for file:...?mode=ro); :memory: free"),
+    ("sqlite3.connect/handle", h_sqlite_handle, "nothing for sqlite3.connect(), whose connection gets an authorizer deciding each ATTACH DATABASE file as fs.write (fs.read for mode=ro); a Connection made another way is refused"),
+    ("promptline.os.mkfifo", h_mkfifo, "fs.write path (os.mkfifo has no CPython event; the enforcer's wrapper raises this); dir_fd refused"),
+    ("promptline.os.mknod", h_mkfifo, "fs.write path (os.mknod, as above); dir_fd refused"),
+    ("promptline.signal.pidfd_send_signal", h_pidfd_signal, "process.exec `kill -SIG pidfd:N` (no CPython event; the enforcer's wrapper raises this)"),
+    ("promptline.threading.settrace", _named("threading.settrace"), "native.load (threading.settrace/setprofile reach host threads; no CPython event)"),
     ("mmap.__new__", h_mmap, "fs.read of the fd's target"),
     ("socket.getaddrinfo", h_resolve, "net.resolve host (IP literals need no lookup)"),
     ("socket.gethostbyname", h_resolve, "net.resolve host"),

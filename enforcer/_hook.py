@@ -19,12 +19,13 @@ import concurrent.futures
 import contextvars
 import functools
 import os
+import queue
 import sys
 import threading
 import weakref
 
-from ._attribution import ACTIVE
-from ._events import TABLE, Refuse
+from ._attribution import ACTIVE, FORGED, is_minted
+from ._events import SQLITE_OPENING, TABLE, Refuse, guard_sqlite
 
 try:  # the audit log is optional (and may not be importable in a partial checkout)
     from promptline.enforcer.audit import writing as _audit_writing
@@ -51,6 +52,9 @@ def _make_hook():
     getframe = sys._getframe
     writing = _audit_writing
     str_ = str
+    type_ = type
+    minted = is_minted
+    forged = FORGED
     refuse_type = Refuse
 
     def promptline_audit_hook(event, args):
@@ -81,10 +85,12 @@ def _make_hook():
         try:
             if who is None:
                 plugin = snap.owners.walk(getframe(1))
-            elif who.__class__ is str_:
+            elif type_(who) is str_:
                 plugin = who
-            else:
+            elif minted(who):
                 plugin = snap.owners.walk(getframe(1), who.frame)
+            else:
+                plugin = forged   # an object the enforcer did not make: refuse everything
             if plugin is None or writing():
                 return
             try:
@@ -119,6 +125,7 @@ def install_hook() -> None:
             _installed.append(hook)
             _install_handoffs()
             _install_dns_memory()
+            _install_unaudited()
     token = object()
     sys.audit(PING_EVENT, token)
     if _pings[0] is not token:
@@ -136,6 +143,8 @@ def current_plugin(depth: int = 1) -> str | None:
     who = ACTIVE.get()
     if type(who) is str:
         return who
+    if who is not None and not is_minted(who):
+        return FORGED
     if snap is None or (who is None and not snap.provenance):
         return None
     tid = _thread.get_ident()
@@ -180,6 +189,75 @@ def _as(plugin: str, fn):
     return run_as_plugin
 
 
+class _Sealed:
+    """A pool work item with the plugin (or None: the host) that queued it."""
+
+    __slots__ = ("_item", "_plugin")
+
+    def __init__(self, item, plugin: str | None) -> None:
+        self._item, self._plugin = item, plugin
+
+    @property
+    def future(self):
+        return self._item.future
+
+    def run(self):
+        if self._plugin is None:
+            return self._item.run()
+        ctx = contextvars.copy_context()
+        ctx.run(ACTIVE.set, self._plugin)
+        return ctx.run(self._item.run)
+
+
+class _Dropped:
+    """What a worker gets for an item that bypassed ``GuardedQueue.put``: nothing runs."""
+
+    __slots__ = ()
+
+    class future:   # noqa: N801 - what shutdown() touches on a queued item
+        @staticmethod
+        def cancel():
+            return False
+
+        @staticmethod
+        def set_exception(exc):
+            return None
+
+    def run(self):
+        return None
+
+
+_DROPPED = _Dropped()
+_sq_put, _sq_get, _sq_get_nowait = queue.SimpleQueue.put, queue.SimpleQueue.get, \
+    queue.SimpleQueue.get_nowait
+
+
+class GuardedQueue(queue.SimpleQueue):
+    """A thread pool's work queue: items are sealed with who put them (see ``_Sealed``)."""
+
+    __slots__ = ()
+
+    def put(self, item, block=True, timeout=None):
+        if item is not None and type(item) is not _Sealed:
+            item = _Sealed(item, current_plugin(1))
+        return _sq_put(self, item, block, timeout)
+
+    def put_nowait(self, item):
+        return self.put(item, False)
+
+    @staticmethod
+    def _checked(item):
+        if item is None or type(item) is _Sealed:
+            return item
+        return _DROPPED
+
+    def get(self, block=True, timeout=None):
+        return self._checked(_sq_get(self, block, timeout))
+
+    def get_nowait(self):
+        return self._checked(_sq_get_nowait(self))
+
+
 _thread_bootstrap = threading.Thread._bootstrap
 _pool = threading.local()
 
@@ -214,6 +292,27 @@ def _install_handoffs() -> None:
         finally:
             _pool.submitting = False
     concurrent.futures.ThreadPoolExecutor.submit = submit
+
+    # Work reaching a pool some other way (`submit.__wrapped__`, a `_WorkItem` put straight on
+    # `_work_queue`) is sealed with the plugin that put it there; a worker only runs items
+    # that went through that door. An initializer a plugin passes runs as the plugin.
+    orig_pool_init = concurrent.futures.ThreadPoolExecutor.__init__
+
+    @functools.wraps(orig_pool_init)
+    def pool_init(self, *args, **kwargs):
+        plugin = current_plugin(1)
+        if plugin is not None:
+            names = ("max_workers", "thread_name_prefix", "initializer", "initargs")
+            bound = dict(zip(names, args))
+            bound.update(kwargs)
+            if bound.get("initializer") is not None:
+                bound["initializer"] = _as(plugin, bound["initializer"])
+            args, kwargs = (), bound
+        orig_pool_init(self, *args, **kwargs)
+        self._work_queue = GuardedQueue()
+    concurrent.futures.ThreadPoolExecutor.__init__ = pool_init
+    for fn in (start, submit, pool_init):
+        del fn.__wrapped__   # functools.wraps exposed the unwrapped original
 
     orig_register = atexit.register
 
@@ -310,6 +409,76 @@ def _install_dns_memory() -> None:
 
     socket.getaddrinfo = getaddrinfo
     socket.gethostbyname = gethostbyname
+
+
+def _install_unaudited() -> None:
+    """Doors CPython raises no audit event for: wrappers raise the enforcer's own event
+    first (decided like any other, see ``_events``), then call the original. Code holding
+    the original C function (``posix.mkfifo`` saved before install) is not covered."""
+    import posix
+    import signal as _signal_mod
+    _audit = sys.audit
+
+    def wrap(module, name, event, args_of):
+        orig = getattr(module, name, None)
+        if orig is None or getattr(orig, "__promptline__", False):
+            return
+
+        def wrapper(*args, **kwargs):
+            _audit(event, *args_of(*args, **kwargs))
+            return orig(*args, **kwargs)
+        wrapper.__name__ = wrapper.__qualname__ = name
+        wrapper.__doc__ = orig.__doc__
+        wrapper.__promptline__ = True
+        setattr(module, name, wrapper)
+
+    def path_args(path, *rest, dir_fd=None, **kw):
+        return (path, dir_fd)
+
+    def pidfd_args(pidfd, sig, *rest, **kw):
+        return (pidfd, sig)
+
+    def trace_args(func, *rest, **kw):
+        return (func,)
+
+    for module in (os, posix):
+        wrap(module, "mkfifo", "promptline.os.mkfifo", path_args)
+        wrap(module, "mknod", "promptline.os.mknod", path_args)
+    wrap(_signal_mod, "pidfd_send_signal", "promptline.signal.pidfd_send_signal", pidfd_args)
+    for name in ("settrace", "setprofile", "settrace_all_threads", "setprofile_all_threads"):
+        wrap(threading, name, "promptline.threading.settrace", trace_args)
+    _install_sqlite_guard()
+
+
+def _install_sqlite_guard() -> None:
+    """``sqlite3.connect`` in plugin context returns a connection whose ``ATTACH`` statements
+    are decided (``_events.guard_sqlite``)."""
+    try:
+        import sqlite3
+        import sqlite3.dbapi2
+    except ImportError:  # pragma: no cover
+        return
+    orig = sqlite3.connect
+    if getattr(orig, "__promptline__", False):
+        return
+    opening = SQLITE_OPENING
+
+    def connect(*args, **kwargs):
+        plugin = current_plugin(1)
+        if plugin is None:
+            return orig(*args, **kwargs)
+        tid = _thread.get_ident()
+        opening.add(tid)
+        try:
+            conn = orig(*args, **kwargs)
+        finally:
+            opening.discard(tid)
+        guard_sqlite(plugin, conn, lambda: BOX[0])
+        return conn
+    connect.__name__ = connect.__qualname__ = "connect"
+    connect.__doc__ = orig.__doc__
+    connect.__promptline__ = True
+    sqlite3.connect = sqlite3.dbapi2.connect = connect
 
 
 def own_frame(depth: int = 1):

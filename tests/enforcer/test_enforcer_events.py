@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import sys
 import types
 
@@ -36,6 +37,9 @@ NET = lambda p: {"network": ["example.com", "127.0.0.1"]}           # noqa: E731
 ENV = lambda p: {"environment": ["PL_TEST_VAR"]}                    # noqa: E731
 PROC = lambda p: {"process": ["/bin/true", "/bin/sh", "fork", "kill", "webbrowser"]}  # noqa: E731
 NATIVE = lambda p: {"native": True}                                 # noqa: E731
+
+
+_CONN = sqlite3.connect(":memory:")
 
 
 def _sock(kind=socket.SOCK_STREAM, family=socket.AF_INET):
@@ -99,6 +103,11 @@ ROWS = {
     "tempfile.mkstemp": (lambda p: (_o(p, "tmpabc"),), WRITE),
     "tempfile.mkdtemp": (lambda p: (_o(p, "tmpdir"),), WRITE),
     "sqlite3.connect": (lambda p: (_o(p, "db.sqlite"),), WRITE),
+    "sqlite3.connect/handle": (lambda p: (_CONN,), "dir_fd"),   # only through sqlite3.connect
+    "promptline.os.mkfifo": (lambda p: (_o(p, "fifo"), None), WRITE),
+    "promptline.os.mknod": (lambda p: (_o(p, "node"), None), WRITE),
+    "promptline.signal.pidfd_send_signal": (lambda p: (3, 0), PROC),
+    "promptline.threading.settrace": (lambda p: (None,), NATIVE),
     "mmap.__new__": (lambda p: (os.open(_a(p), os.O_RDONLY), 0, 1, 0), READ),
     "socket.getaddrinfo": (lambda p: ("example.com", 80, 0, 0, 0), NET),
     "socket.gethostbyname": (lambda p: ("example.com",), NET),

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from promptline.cli import keys_cmd, plugin_cmd
 from promptline.loaders._registry import _index, _sources
-from promptline.policy import PolicyError, load_yaml, parse_manifest
-from promptline.policy import _models
+from promptline.policy import PolicyError, _models, load_yaml, parse_manifest
 from promptline.policy._models import parse_policy
 from promptline.sdk import TOOL_NAME
 

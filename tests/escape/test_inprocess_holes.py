@@ -1,0 +1,240 @@
+"""In-process holes closed in this layer: forged attribution markers, executor hand-offs,
+a blinded realpath, SQLite ATTACH, and doors CPython does not audit (mkfifo, mknod,
+pidfd_send_signal, threading.settrace). Each attacks from plugin code through the real entry
+point and keeps an honest control that still works.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import sqlite3
+import stat
+import threading
+
+import pytest
+
+from promptline.enforcer import PolicyViolation
+
+
+@pytest.fixture
+def env(plugins, tmp_path):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key").write_text("TOPSECRET")
+    enf = plugins.make({"filesystem": {"read": [str(plugins.data) + "/"],
+                                       "write": [str(plugins.out) + "/"]}})
+
+    class E:
+        pass
+    e = E()
+    e.enf, e.p, e.secret_dir, e.secret = enf, plugins, secret, str(secret / "key")
+    e.granted = str(plugins.data / "a.txt")
+    return e
+
+
+def test_a_forged_privileged_marker_is_refused(env, load_module):
+    m = load_module(env.p.plugin_dir("p1"), f"""
+from promptline.enforcer import _attribution
+
+class Fake:
+    frame = None
+    plugin = None
+
+def attack():
+    token = _attribution.ACTIVE.set(Fake())
+    try:
+        return open({env.secret!r}).read()
+    finally:
+        _attribution.ACTIVE.reset(token)
+
+def forged_class():
+    token = _attribution.ACTIVE.set(_attribution.Privileged(None, None))
+    try:
+        return open({env.secret!r}).read()
+    finally:
+        _attribution.ACTIVE.reset(token)
+
+def honest():
+    return open({env.granted!r}).read()
+""")
+    with env.enf.guard("p1"):
+        with pytest.raises(PolicyViolation, match="forged"):
+            m.attack()
+        with pytest.raises(PolicyViolation, match="forged"):
+            m.forged_class()
+        assert m.honest() == "alpha"                                   # honest control
+
+
+def test_a_genuine_privileged_block_still_runs_as_host(env, load_module):
+    from promptline.enforcer import privileged
+
+    @privileged
+    def host_reads():
+        return open(env.secret).read()
+    m = load_module(env.p.plugin_dir("p1"), "def call(f):\n    return f()\n")
+    with env.enf.guard("p1"):
+        assert m.call(host_reads) == "TOPSECRET"
+
+
+def test_executor_side_doors_run_as_the_plugin(env, load_module):
+    m = load_module(env.p.plugin_dir("p1"), f"""
+import concurrent.futures, functools, queue
+from concurrent.futures import thread as cft
+
+def via_closure(pool):
+    submit = concurrent.futures.ThreadPoolExecutor.submit
+    assert not hasattr(submit, "__wrapped__")
+    orig = [c.cell_contents for c in submit.__closure__ if callable(c.cell_contents)
+            and getattr(c.cell_contents, "__name__", "") == "submit"][0]
+    return orig(pool, open, {env.secret!r})
+
+def via_queue(pool):
+    pool.submit(int)     # start a worker
+    f = concurrent.futures.Future()
+    pool._work_queue.put(cft._WorkItem(f, open, ({env.secret!r},), {{}}))
+    return f
+
+def under_the_queue(pool):
+    f = concurrent.futures.Future()
+    queue.SimpleQueue.put(pool._work_queue, cft._WorkItem(f, open, ({env.secret!r},), {{}}))
+    return f
+
+def initializer():
+    return concurrent.futures.ThreadPoolExecutor(1, initializer=functools.partial(open, {env.secret!r}))
+
+def honest(pool):
+    return pool.submit(lambda: open({env.granted!r}).read())
+""")
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    try:
+        with env.enf.guard("p1"):
+            closure = m.via_closure(pool)
+            queued = m.via_queue(pool)
+            hidden = m.under_the_queue(pool)
+            init_pool = m.initializer()
+            honest = m.honest(pool)
+            init_future = init_pool.submit(int)
+        with pytest.raises(PermissionError):
+            closure.result(timeout=10)
+        with pytest.raises(PermissionError):
+            queued.result(timeout=10)
+        with pytest.raises(concurrent.futures.TimeoutError):
+            hidden.result(timeout=0.5)                 # dropped by the worker: nothing ran
+        with pytest.raises(concurrent.futures.thread.BrokenThreadPool):
+            init_future.result(timeout=10)             # the initializer's open was refused
+        assert honest.result(timeout=10) == "alpha"   # honest control
+        init_pool.shutdown(wait=False)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def test_patching_stat_does_not_blind_symlink_resolution(env, load_module):
+    link = env.p.data / "innocent.txt"
+    os.symlink(env.secret, link)
+    m = load_module(env.p.plugin_dir("p1"), f"""
+import stat, os
+def attack():
+    saved, saved_os = stat.S_ISLNK, os.path.islink
+    stat.S_ISLNK = lambda mode: False
+    os.path.islink = lambda p: False
+    try:
+        return open({str(link)!r}).read()
+    finally:
+        stat.S_ISLNK, os.path.islink = saved, saved_os
+def honest():
+    return open({env.granted!r}).read()
+""")
+    with env.enf.guard("p1"):
+        with pytest.raises(PolicyViolation):
+            m.attack()
+        assert m.honest() == "alpha"
+    assert stat.S_ISLNK(os.lstat(link).st_mode)
+
+
+def test_sqlite_attach_is_decided_on_the_file_it_opens(env, load_module):
+    victim = env.secret_dir / "victim.db"
+    sqlite3.connect(victim).execute("create table t(x)").connection.commit()
+    m = load_module(env.p.plugin_dir("p1"), f"""
+import sqlite3
+def attach(path):
+    c = sqlite3.connect(":memory:")
+    c.execute("ATTACH DATABASE '%s' AS other" % path.replace("'", "''"))
+    return [r[0] for r in c.execute("select name from other.sqlite_master")]
+def attach_bound(path):
+    c = sqlite3.connect(":memory:")
+    c.execute("ATTACH DATABASE ? AS other", (path,))
+def direct():
+    return sqlite3.Connection(":memory:")
+""")
+    with env.enf.guard("p1"):
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+            m.attach(str(victim))
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+            m.attach(f"file:{victim}?mode=ro")
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+            m.attach_bound(str(env.p.out / "mine.db"))      # which file? unknown: refused
+        with pytest.raises(PermissionError):
+            m.direct()                                     # a Connection made without connect()
+        assert m.attach(str(env.p.out / "mine.db")) == []  # honest control: a granted file
+    assert env.enf.check("p1", __import__("promptline").policy.Request(
+        "fs.write", "p1", path=str(victim))).verdict.value == "deny"
+
+
+def test_mkfifo_and_mknod_are_decided(env, load_module):
+    m = load_module(env.p.plugin_dir("p1"), """
+import os, posix, stat
+def fifo(p):
+    os.mkfifo(p)
+def node(p):
+    os.mknod(p, 0o600 | stat.S_IFIFO)
+def raw(p):
+    posix.mkfifo(p)
+""")
+    with env.enf.guard("p1"):
+        for fn in (m.fifo, m.node, m.raw):
+            with pytest.raises(PolicyViolation):
+                fn(str(env.secret_dir / f"x-{fn.__name__}"))
+        m.fifo(str(env.p.out / "ok-fifo"))                         # honest controls
+        m.node(str(env.p.out / "ok-node"))
+    assert stat.S_ISFIFO(os.stat(env.p.out / "ok-fifo").st_mode)
+    assert not any(n.startswith("x-") for n in os.listdir(env.secret_dir))
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs pidfd_open")
+def test_pidfd_send_signal_needs_a_process_grant(plugins, load_module):
+    code = """
+import os, signal
+def poke():
+    fd = os.pidfd_open(os.getpid())
+    try:
+        signal.pidfd_send_signal(fd, 0)
+    finally:
+        os.close(fd)
+    return "sent"
+"""
+    enf = plugins.make({})
+    m = load_module(plugins.plugin_dir("p1"), code)
+    with enf.guard("p1"), pytest.raises(PolicyViolation, match="kill"):
+        m.poke()
+    enf.uninstall()
+    granted = plugins.make({"process": ["kill"]})
+    with granted.guard("p1"):
+        assert m.poke() == "sent"                                   # honest control
+
+
+def test_threading_settrace_is_refused_in_plugin_context(env, load_module):
+    m = load_module(env.p.plugin_dir("p1"), """
+import threading
+def attack():
+    threading.settrace(lambda *a: None)
+def attack_profile():
+    threading.setprofile(lambda *a: None)
+""")
+    with env.enf.guard("p1"):
+        with pytest.raises(PolicyViolation, match="threading.settrace"):
+            m.attack()
+        with pytest.raises(PolicyViolation, match="threading.settrace"):
+            m.attack_profile()
+    assert threading._trace_hook is None and threading._profile_hook is None
+    threading.settrace(None)                                        # host code: allowed
