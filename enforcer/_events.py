@@ -398,6 +398,24 @@ h_connect = _sock_handler("net.connect")
 h_bind = _sock_handler("net.bind")
 
 
+def h_listen(plugin, a, ctx):
+    """``listen()`` on a socket that was never bound binds an ephemeral port: a net.bind."""
+    sock = a[0] if a else None
+    if not _issubclass(_type(sock), _CSOCKET):
+        raise Refuse("net.bind", "<socket>", "not a socket")
+    family = _sock_family(sock)
+    if family not in (_AF_INET, _AF_INET6):
+        return ()
+    try:
+        addr = _CSOCKET.getsockname(sock)
+    except OSError:
+        return ()
+    if addr[1] != 0:
+        return ()   # bound already, and the bind was decided
+    host = "0.0.0.0" if family == _AF_INET else "::"
+    return (("net.bind", (("host", host), ("port", 0), ("scheme", "tcp"))),)
+
+
 def h_sendto(plugin, a, ctx):
     return h_connect(plugin, a, ctx)
 
@@ -817,6 +835,8 @@ TABLE_ROWS: tuple[tuple[str, object, str], ...] = (
     ("socket.sendto", h_sendto, "net.connect host:port, scheme udp"),
     ("socket.sendmsg", h_sendto, "net.connect host:port when an address is given"),
     ("socket.bind", h_bind, "net.bind host:port; unix socket -> fs.write path"),
+    ("promptline.socket.connect", h_connect, "net.connect, decided before the C code resolves a name (raised by the enforcer's socket.socket.connect/connect_ex wrapper)"),
+    ("promptline.socket.listen", h_listen, "net.bind 0.0.0.0:0 when the socket was never bound (listen binds an ephemeral port; raised by the enforcer's socket.socket.listen wrapper)"),
     ("socket.__new__", h_socket_new, "native.load for raw and packet sockets"),
     ("socket.sethostname", _named("socket.sethostname"), "native.load"),
     ("urllib.Request", h_url, "net.connect url (file: urls -> fs.read)"),

@@ -447,7 +447,34 @@ def _install_unaudited() -> None:
     wrap(_signal_mod, "pidfd_send_signal", "promptline.signal.pidfd_send_signal", pidfd_args)
     for name in ("settrace", "setprofile", "settrace_all_threads", "setprofile_all_threads"):
         wrap(threading, name, "promptline.threading.settrace", trace_args)
+    _install_socket_guard()
     _install_sqlite_guard()
+
+
+def _install_socket_guard() -> None:
+    """``socket.socket.connect``/``connect_ex`` decide before the C code resolves a name (its
+    own ``socket.connect`` event comes after the DNS query); ``listen`` on an unbound socket
+    (which binds a port) is decided as a bind."""
+    import socket
+    _audit = sys.audit
+    cls = socket.socket
+
+    def guard(name, event):
+        orig = getattr(cls, name)
+        if getattr(orig, "__promptline__", False):
+            return
+
+        def method(self, *args):
+            _audit(event, self, *args)
+            return orig(self, *args)
+        method.__name__ = method.__qualname__ = name
+        method.__doc__ = orig.__doc__
+        method.__promptline__ = True
+        setattr(cls, name, method)
+
+    guard("connect", "promptline.socket.connect")
+    guard("connect_ex", "promptline.socket.connect")
+    guard("listen", "promptline.socket.listen")
 
 
 def _install_sqlite_guard() -> None:

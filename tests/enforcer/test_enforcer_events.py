@@ -104,6 +104,8 @@ ROWS = {
     "tempfile.mkdtemp": (lambda p: (_o(p, "tmpdir"),), WRITE),
     "sqlite3.connect": (lambda p: (_o(p, "db.sqlite"),), WRITE),
     "sqlite3.connect/handle": (lambda p: (_CONN,), "dir_fd"),   # only through sqlite3.connect
+    "promptline.socket.connect": (lambda p: (_sock(), ("127.0.0.1", 80)), NET),
+    "promptline.socket.listen": (lambda p: (_sock(),), "bind"),
     "promptline.os.mkfifo": (lambda p: (_o(p, "fifo"), None), WRITE),
     "promptline.os.mknod": (lambda p: (_o(p, "node"), None), WRITE),
     "promptline.signal.pidfd_send_signal": (lambda p: (3, 0), PROC),

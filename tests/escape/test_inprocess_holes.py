@@ -155,7 +155,7 @@ def honest():
 def test_sqlite_attach_is_decided_on_the_file_it_opens(env, load_module):
     victim = env.secret_dir / "victim.db"
     sqlite3.connect(victim).execute("create table t(x)").connection.commit()
-    m = load_module(env.p.plugin_dir("p1"), f"""
+    m = load_module(env.p.plugin_dir("p1"), """
 import sqlite3
 def attach(path):
     c = sqlite3.connect(":memory:")
@@ -238,3 +238,47 @@ def attack_profile():
             m.attack_profile()
     assert threading._trace_hook is None and threading._profile_hook is None
     threading.settrace(None)                                        # host code: allowed
+
+
+def test_listen_without_bind_is_decided_as_a_bind(plugins, load_module):
+    code = """
+import socket
+def serve():
+    s = socket.socket()
+    try:
+        s.listen(1)          # binds an ephemeral port on every interface
+        return s.getsockname()[1]
+    finally:
+        s.close()
+"""
+    enf = plugins.make({})
+    m = load_module(plugins.plugin_dir("p1"), code)
+    with enf.guard("p1"), pytest.raises(PolicyViolation, match="net.bind"):
+        m.serve()
+    enf.uninstall()
+    granted = plugins.make({}, rules=[{"id": "bind", "effect": "allow", "actions": ["net.bind"]}])
+    with granted.guard("p1"):
+        assert m.serve() > 0                                        # honest control
+
+
+def test_connect_to_a_name_is_decided_before_the_lookup(plugins, load_module):
+    # `.invalid` never resolves (RFC 6761): refused by the policy rather than failing in
+    # getaddrinfo shows the decision came before the C code sent the query
+    enf = plugins.make({"network": ["*"]}, rules=[
+        {"id": "no-blocked", "effect": "deny", "actions": ["net.connect"],
+         "when": 'host_matches(request.host, "*.invalid")'}])
+    m = load_module(plugins.plugin_dir("p1"), """
+import socket
+def connect(host, ex=False):
+    s = socket.socket()
+    try:
+        return s.connect_ex((host, 9)) if ex else s.connect((host, 9))
+    finally:
+        s.close()
+""")
+    with enf.guard("p1"):
+        for ex in (False, True):
+            with pytest.raises(PolicyViolation, match="no-blocked"):
+                m.connect("blocked.invalid", ex)
+        # control: allowed by the policy, then refused by the kernel (nothing listens on 9)
+        assert m.connect("127.0.0.1", True) != 0
