@@ -1,4 +1,4 @@
-from ._enforcer import Enforcer, Guard, Snapshot, privileged
+from ._enforcer import Enforcer, Guard, Snapshot, canonical_request, privileged
 from ._environ import GuardedEnviron
 from ._errors import PolicyViolation
 from ._events import EVENT_TABLE
@@ -20,6 +20,7 @@ __all__ = ["AuditSink", "GrantLookup", "RememberedGrant",
     "EVENT_TABLE",
     "Answer",
     "CallbackPrompter",
+    "canonical_request",
     "current_plugin",
     "DenyPrompter",
     "Enforcer",

@@ -381,9 +381,27 @@ class PolicySet:
                 traces.append(RuleTrace(r.ref, r.cel, True, fc,
                                         f"error: {exc} ({'counts as matching' if fc else 'counts as not matching'})"))
                 continue
+            if result is not True and r.ref.effect is not Effect.ALLOW and request.aliases:
+                spelling = self._alias_match(r, request, info)
+                if spelling is not None:
+                    traces.append(RuleTrace(r.ref, r.cel, True, True,
+                                            f"condition is true for the other spelling `{spelling}`"))
+                    continue
             traces.append(RuleTrace(r.ref, r.cel, True, result is True,
                                     "condition is true" if result is True else "condition is false"))
         return Explanation(decision, request, tuple(traces))
+
+    def _alias_match(self, rule: CompiledRule, request: Request, info) -> str | None:
+        """The first alias of ``request`` for which the deny/ask ``rule`` matches, if any."""
+        pcel = info.to_cel() if info else unknown_plugin_cel(request.plugin)
+        for alias, variant in zip(request.aliases, request.variants()):
+            try:
+                if rule.program.evaluate(self.backend.prepare({"request": variant.to_cel(),
+                                                               "plugin": pcel})) is True:
+                    return alias
+            except CelEvalError:
+                return alias
+        return None
 
 
 def grant_hint(request: Request) -> str:

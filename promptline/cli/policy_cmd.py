@@ -7,6 +7,7 @@ import os
 
 import click
 
+from promptline.enforcer import canonical_request
 from promptline.policy import (
     PolicyError,
     Request,
@@ -130,10 +131,15 @@ def explain_cmd(plugin, action, path, host, port, scheme, url, name, argv, tool,
                              backend=None if backend == "auto" else backend)
     except PolicyError as exc:
         fail(str(exc))
+    given = {k: v for k, v in (("path", path), ("host", host), ("port", port), ("scheme", scheme),
+                               ("url", url), ("name", name), ("argv", argv), ("tool", tool),
+                               ("args", args)) if v}
+    request = canonical_request(request)      # resolved as check() and the audit hook resolve it
     ex = ps.explain(request)
     d = ex.decision
     if as_json:
-        click.echo(json.dumps({"request": request.to_dict(), "decision": d.to_dict(),
+        click.echo(json.dumps({"given": given, "request": request.to_dict(),
+                               "decision": d.to_dict(),
                                "rules": [{"id": t.rule.id, "origin": t.rule.origin, "effect": t.rule.effect.value,
                                           "considered": t.considered, "matched": t.matched, "why": t.why}
                                          for t in ex.traces if t.considered or show_all]}, indent=2))
@@ -144,6 +150,9 @@ def explain_cmd(plugin, action, path, host, port, scheme, url, name, argv, tool,
     colour = {"allow": "green", "deny": "red", "ask": "yellow"}[d.verdict.value]
     con.print(f"[bold {colour}]{d.verdict.value.upper()}[/] {escape(request.action)} "
               f"{escape(request.resource)} for plugin `{escape(request.plugin)}` — {escape(d.reason())}")
+    shown = ", ".join(f"{k}={v!r}" for k, v in request.to_dict().items() if k not in ("action", "plugin"))
+    if shown:   # the canonical form the rules saw (DESIGN.md §5a)
+        con.print(f"judged as: {escape(shown)}")
     if d.hint:
         con.print(f"to grant it, add to the plugin's manifest: {escape(d.hint)}")
     for err in d.errors:

@@ -140,3 +140,28 @@ def test_ssh_as_a_symlink_to_dotfiles_is_refused_by_the_default_policy(plugins, 
 def test_glob_classes_never_cross_a_slash(pattern, path, expect):
     from promptline.policy import glob
     assert glob(path, pattern) is expect
+
+
+def test_policy_explain_shows_the_canonical_form_it_judged(tmp_path, monkeypatch):
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from promptline.cli.policy_cmd import policy_group
+    home = tmp_path / "home"
+    (home / "dot" / "ssh").mkdir(parents=True)
+    os.symlink(home / "dot" / "ssh", home / ".ssh")
+    monkeypatch.setenv("PROMPTLINE_HOME", str(home))
+    policy = os.path.join(os.path.dirname(__file__), "../../policies/default.yaml")
+    out = CliRunner().invoke(policy_group, [
+        "explain", "--plugin", "notes", "--action", "fs.read", "--path",
+        f"{home}/dot/../.ssh/id_rsa", "--policy", policy, "--json"], catch_exceptions=False)
+    data = _json.loads(out.output)
+    assert data["given"]["path"] == f"{home}/dot/../.ssh/id_rsa"
+    assert data["request"]["path"] == f"{home}/dot/ssh/id_rsa"           # resolved, POSIX order
+    assert f"{home}/.ssh/id_rsa" in data["request"]["aliases"]           # the lexical spelling
+    assert data["decision"]["verdict"] == "deny"
+    out = CliRunner().invoke(policy_group, [
+        "explain", "--plugin", "notes", "--action", "net.connect", "--host", "0xa9fea9fe",
+        "--port", "80", "--policy", policy], catch_exceptions=False)
+    assert "judged as: host='169.254.169.254'" in out.output and "DENY" in out.output
