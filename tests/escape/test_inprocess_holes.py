@@ -166,6 +166,10 @@ def attach_bound(path):
     c.execute("ATTACH DATABASE ? AS other", (path,))
 def direct():
     return sqlite3.Connection(":memory:")
+def vacuum_into(path):
+    c = sqlite3.connect(":memory:")
+    c.execute("create table t(x)")
+    c.execute("VACUUM INTO '%s'" % path)
 """)
     with env.enf.guard("p1"):
         with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
@@ -176,6 +180,9 @@ def direct():
             m.attach_bound(str(env.p.out / "mine.db"))      # which file? unknown: refused
         with pytest.raises(PermissionError):
             m.direct()                                     # a Connection made without connect()
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized|authorization denied"):
+            m.vacuum_into(str(env.secret_dir / "copy.db"))  # VACUUM INTO attaches its target
+        m.vacuum_into(str(env.p.out / "copy.db"))          # honest control
         assert m.attach(str(env.p.out / "mine.db")) == []  # honest control: a granted file
     assert env.enf.check("p1", __import__("promptline").policy.Request(
         "fs.write", "p1", path=str(victim))).verdict.value == "deny"
@@ -282,3 +289,98 @@ def connect(host, ex=False):
                 m.connect("blocked.invalid", ex)
         # control: allowed by the policy, then refused by the kernel (nothing listens on 9)
         assert m.connect("127.0.0.1", True) != 0
+
+
+# -- what stays open in process (docs/enforcer.md lists each with the wall that stops it) ---
+
+UNSTOPPABLE = "in-process hooks cannot stop this; see process sandbox"
+
+
+@pytest.mark.xfail(strict=True, reason=UNSTOPPABLE + " (the attribution variable takes any str)")
+def test_impersonating_another_plugin_through_the_context_variable(plugins, load_module, tmp_path):
+    secret = tmp_path / "s.txt"
+    secret.write_text("x")
+    enf = plugins.make({}, extra={"other": {"filesystem": {"read": [str(tmp_path) + "/"]}}})
+    m = load_module(plugins.plugin_dir("p1"), f"""
+from promptline.enforcer import _attribution
+def attack():
+    token = _attribution.ACTIVE.set("other")
+    try:
+        return open({str(secret)!r}).read()
+    finally:
+        _attribution.ACTIVE.reset(token)
+""")
+    with enf.guard("p1"), pytest.raises(PolicyViolation):
+        m.attack()
+
+
+@pytest.mark.xfail(strict=True, reason=UNSTOPPABLE + " (the C connect resolves before its event)")
+def test_c_level_connect_resolves_a_name_before_the_decision(plugins, load_module):
+    enf = plugins.make({}, rules=[{"id": "no-blocked", "effect": "deny",
+                                   "actions": ["net.connect"],
+                                   "when": 'host_matches(request.host, "*.invalid")'}])
+    m = load_module(plugins.plugin_dir("p1"), """
+import _socket
+def attack():
+    s = _socket.socket()
+    try:
+        _socket.socket.connect(s, ("blocked.invalid", 9))   # the lookup happens here
+    finally:
+        s.close()
+""")
+    with enf.guard("p1"), pytest.raises(PolicyViolation):
+        m.attack()          # fails with socket.gaierror: the query was sent first
+
+
+@pytest.mark.xfail(strict=True, reason=UNSTOPPABLE + " (set_authorizer is not audited)")
+def test_replacing_the_sqlite_authorizer_reopens_attach(plugins, load_module, tmp_path):
+    victim = tmp_path / "v.db"
+    sqlite3.connect(victim).close()
+    enf = plugins.make({})
+    m = load_module(plugins.plugin_dir("p1"), f"""
+import sqlite3
+def attack():
+    c = sqlite3.connect(":memory:")
+    sqlite3.Connection.set_authorizer(c, None)
+    c.execute("ATTACH DATABASE '{victim}' AS v")
+""")
+    with enf.guard("p1"), pytest.raises(sqlite3.DatabaseError):
+        m.attack()
+
+
+@pytest.mark.xfail(strict=True, reason=UNSTOPPABLE + " (module globals of threading are writable)")
+def test_writing_threading_trace_hook_directly(plugins, load_module):
+    enf = plugins.make({})
+    m = load_module(plugins.plugin_dir("p1"), """
+import threading
+def attack():
+    threading._trace_hook = None      # any function: it would trace every host thread
+""")
+    with enf.guard("p1"), pytest.raises(PermissionError):
+        m.attack()
+
+
+@pytest.mark.xfail(strict=True, reason=UNSTOPPABLE + " (a granted program runs outside the hook)")
+def test_a_granted_program_reads_outside_the_read_grant(plugins, load_module, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOPSECRET")
+    enf = plugins.make({"process": ["cat"]})
+    m = load_module(plugins.plugin_dir("p1"), f"""
+import subprocess
+def attack():
+    return subprocess.run(["cat", {str(secret)!r}], capture_output=True, text=True).stdout
+""")
+    with enf.guard("p1"):
+        assert "TOPSECRET" not in m.attack()
+
+
+def test_the_readme_counts_the_documented_escapes():
+    import re
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    docs = open(os.path.join(root, "docs", "enforcer.md"), encoding="utf-8").read()
+    section = docs.split("## What in-process hooks cannot stop", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and
+            not line.startswith("| technique") and not line.startswith("|---")]
+    readme = open(os.path.join(root, "README.md"), encoding="utf-8").read()
+    count = int(re.search(r"(\d+) known in-process escapes", readme).group(1))
+    assert count == len(rows)
