@@ -63,44 +63,53 @@ class Request:
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__
-        action = self.action
+        action, plugin, path, host = self.action, self.plugin, self.path, self.host
+        scheme, url, name, tool, args = self.scheme, self.url, self.name, self.tool, self.args
         if action not in _ACTION_SET:
             raise ValueError(f"unknown action `{action}` — use one of {', '.join(ACTIONS)}")
-        if type(self.argv) is not tuple:
-            setattr_(self, "argv", tuple(self.argv))
-        if type(self.aliases) is not tuple:
-            setattr_(self, "aliases", tuple(self.aliases))
-        _refuse_nul(self)
-        aliases = self.aliases
-        path = self.path
+        argv, aliases = self.argv, self.aliases
+        if type(argv) is not tuple:
+            argv = tuple(argv)
+            setattr_(self, "argv", argv)
+        if type(aliases) is not tuple:
+            aliases = tuple(aliases)
+            setattr_(self, "aliases", aliases)
+        try:   # one check for every str field: a NUL anywhere, or a field that is not a str
+            clean = "\x00" not in (action + plugin + path + host + scheme + url + name + tool + args)
+        except TypeError:
+            clean = False
+        if not clean or argv or aliases or type(self.port) is not int:
+            _refuse_nul(self)
+        given = aliases
         if action == "process.exec":
-            program = path or (self.argv[0] if self.argv else "")
+            program = path or (argv[0] if argv else "")
             resolved = canonical_program(program)
             if resolved != path:
                 setattr_(self, "path", resolved)
                 if path:
                     aliases = aliases + (path,)
+                path = resolved
         elif path and not (path[0] == "/" and "/." not in path and "//" not in path
                            and (len(path) == 1 or path[-1] != "/")):
             # already-normal absolute paths skip this; the spelling as given (absolute, `..`
             # not folded) is kept for the enforcer, which resolves it in POSIX order
             setattr_(self, "_given", given_path(path))
-            setattr_(self, "path", expand_path(path))
-        host = self.host
+            path = expand_path(path)
+            setattr_(self, "path", path)
         if host:
             spellings = host_spellings(host)
             if spellings[0] != host:
-                setattr_(self, "host", spellings[0])
+                host = spellings[0]
+                setattr_(self, "host", host)
             if len(spellings) > 1:
                 aliases = aliases + spellings[1:]
         if aliases:
-            main = self.host if action.startswith("net.") else self.path
+            main = host if action.startswith("net.") else path
             aliases = tuple(a for a in dict.fromkeys(aliases) if a and a != main)
-            if aliases != self.aliases:
+            if aliases != given:
                 setattr_(self, "aliases", aliases)
-        setattr_(self, "_key", (action, self.plugin, self.path, self.host, self.port,
-                                self.scheme, self.url, self.name, self.argv, self.tool, self.args,
-                                self.aliases))
+        setattr_(self, "_key", (action, plugin, path, host, self.port, scheme, url, name, argv,
+                                tool, args, aliases))
 
     def variants(self) -> tuple[Request, ...]:
         """The request once per alias (the alias in the resource field), for deny and ask."""
