@@ -276,6 +276,10 @@ def matcher(helper: str, pattern: str):
         if not pattern:
             return lambda value: False
         dirs = directory_spellings(pattern)
+        if len(dirs) == 2 and "/" not in dirs:
+            (d1, d2), (b1, b2) = dirs, (dirs[0] + "/", dirs[1] + "/")
+            return lambda value: value == d1 or value.startswith(b1) or value == d2 or \
+                value.startswith(b2)
         if len(dirs) > 1:
             return lambda value: any(_within_one(value, d) for d in dirs)
         d = dirs[0]

@@ -284,26 +284,26 @@ class PolicySet:
     def _decide(self, request: Request) -> Decision:
         plan = self._plan(request.plugin, request.action)
         errors: list[str] = []
-        boxes: dict[int, Any] = {}
+        box: list = []
         variants = request.variants() if request.aliases else ()
 
-        def first_for(req: Request, group: _Group, fail_closed: bool) -> CompiledRule | None:
+        def evaluate(req: Request, group: _Group, fail_closed: bool) -> CompiledRule | None:
             if group.native is not None:
                 return group.first_native(req, errors, fail_closed)
-            activation = boxes.get(id(req))
-            if activation is None:   # built once per spelling, and only if a group needs it
-                data = {"request": req.to_cel()}
-                if plan.needs_plugin:
-                    data["plugin"] = plan.plugin_cel
-                activation = boxes[id(req)] = self.backend.prepare(data)
-            return group.first(activation, errors, fail_closed)
+            if req is request:   # the CEL activation is built once, and only if a group needs it
+                if not box:
+                    box.append(self._activation(plan, request))
+                return group.first(box[0], errors, fail_closed)
+            return group.first(self._activation(plan, req), errors, fail_closed)
 
         def first(group: _Group, fail_closed: bool) -> CompiledRule | None:
-            hit = first_for(request, group, fail_closed)
+            if group.native is not None and not variants:
+                return group.first_native(request, errors, fail_closed)
+            hit = evaluate(request, group, fail_closed)
             if hit is None and fail_closed and variants and group.rules:
                 # deny and ask judge every spelling of the resource (DESIGN.md §5a)
                 for v in variants:
-                    hit = first_for(v, group, fail_closed)
+                    hit = evaluate(v, group, fail_closed)
                     if hit is not None:
                         break
             return hit
@@ -313,6 +313,12 @@ class PolicySet:
         except CelEvalError as exc:
             return Decision(Verdict.DENY, DecidedBy.DEFAULT, self.version,
                             errors=(f"request cannot be evaluated: {exc}",), hint=grant_hint(request))
+
+    def _activation(self, plan: _Plan, request: Request):
+        data = {"request": request.to_cel()}
+        if plan.needs_plugin:
+            data["plugin"] = plan.plugin_cel
+        return self.backend.prepare(data)
 
     def _decide_with(self, plan: _Plan, request: Request, errors: list[str], first) -> Decision:
         audit_hit: RuleRef | None = None
