@@ -112,7 +112,7 @@ def resolve(p: str) -> str:
 def canonical_path(p: str) -> tuple[str, str]:
     """``(resolved, lexical)`` spellings of an absolute or relative path: ``resolved``
     follows symlinks in POSIX order (before ``..``), ``lexical`` only folds ``.``/``..``.
-    The one resolution ``Enforcer.check()`` and the audit hook share (DESIGN.md §5a)."""
+    The one resolution ``Enforcer.check()`` and the audit hook share (docs/design.md §5a)."""
     lexical = _normpath(p) if p.startswith("/") else _abspath(p)
     return resolve(p), lexical
 

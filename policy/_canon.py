@@ -1,4 +1,4 @@
-"""Canonical forms: one function per kind of name, used by every entry point (DESIGN.md §5a).
+"""Canonical forms: one function per kind of name, used by every entry point (docs/design.md §5a).
 
 A rule is only as good as the names it sees. ``Request`` puts its host in canonical form on
 construction, the compiler puts manifest and policy host patterns in the same form, and the

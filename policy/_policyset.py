@@ -301,7 +301,7 @@ class PolicySet:
                 return group.first_native(request, errors, fail_closed)
             hit = evaluate(request, group, fail_closed)
             if hit is None and fail_closed and variants and group.rules:
-                # deny and ask judge every spelling of the resource (DESIGN.md §5a)
+                # deny and ask judge every spelling of the resource (docs/design.md §5a)
                 for v in variants:
                     hit = evaluate(v, group, fail_closed)
                     if hit is not None:
@@ -592,7 +592,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     naming file:line:column; nothing is half-applied because the result is a new object.
     """
     be = get_backend(backend)
-    forget_resolutions()          # rule directories are resolved at load (DESIGN.md §5a)
+    forget_resolutions()          # rule directories are resolved at load (docs/design.md §5a)
     digest = hashlib.sha256()
     files: list[tuple[PolicyFile, Located]] = []
     sources: list[str] = []

@@ -32,7 +32,7 @@ PLUGIN_FIELDS = ("id", "version", "publisher", "signed", "sandbox", "trusted", "
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One guarded operation, attributed to a plugin, in canonical form (DESIGN.md §5a).
+    """One guarded operation, attributed to a plugin, in canonical form (docs/design.md §5a).
 
     On construction: ``path`` gets ``~`` expanded, made absolute and ``..`` folded lexically
     (the enforcer resolves symlinks first, in POSIX order, and passes the lexical spelling

@@ -1,4 +1,4 @@
-"""Protected state by resolved path, whole policy directories, and ancestors (DESIGN.md §5a).
+"""Protected state by resolved path, whole policy directories, and ancestors (docs/design.md §5a).
 
 Attacks are real filesystem calls from plugin code under the installed enforcer; each test
 has an honest control that still works.

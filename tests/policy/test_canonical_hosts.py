@@ -1,4 +1,4 @@
-"""Canonical hosts (DESIGN.md §5a): every spelling the resolver accepts is the address it means.
+"""Canonical hosts (docs/design.md §5a): every spelling the resolver accepts is the address it means.
 
 Property tests explore the class: any string the C resolver (``inet_aton``) or
 ``getaddrinfo(..., AI_NUMERICHOST)`` accepts is seen by the policy as the address the kernel
