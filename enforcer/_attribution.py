@@ -52,7 +52,9 @@ def mint(frame, plugin: str | None) -> Privileged:
     """A ``Privileged`` marker the hook will honour (registered by identity while alive)."""
     marker = Privileged(frame, plugin)
     key = _identity_hash(marker)
-    _MINTED[key] = weakref.ref(marker, lambda _, k=key: _MINTED.pop(k, None))
+    def forget(_ref: weakref.ref, k: int = key) -> None:
+        _MINTED.pop(k, None)
+    _MINTED[key] = weakref.ref(marker, forget)
     return marker
 
 

@@ -13,6 +13,7 @@ import os
 import socket as _socket_mod
 import sys
 import types
+from typing import Any
 from urllib.parse import urlsplit
 
 from promptline.policy import PSEUDO_PROGRAMS, dynload_dirs, numeric_host, program_path, stdlib_dirs
@@ -28,6 +29,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _CSOCKET = _socket_mod.socket.__mro__[1]  # _socket.socket, the C type
 _sock_family = _CSOCKET.__dict__["family"].__get__
 _sock_type = _CSOCKET.__dict__["type"].__get__
+_sock_getsockname = _CSOCKET.__dict__["getsockname"]
 _issubclass = issubclass
 _type = type
 _str, _bytes, _int, _tuple, _list = str, bytes, int, tuple, list
@@ -407,7 +409,7 @@ def h_listen(plugin, a, ctx):
     if family not in (_AF_INET, _AF_INET6):
         return ()
     try:
-        addr = _CSOCKET.getsockname(sock)
+        addr = _sock_getsockname(sock)
     except OSError:
         return ()
     if addr[1] != 0:
@@ -488,7 +490,7 @@ def _exec_path_env(env) -> str | None:
     if _type(env) is dict:
         for key in ("PATH", b"PATH"):
             value = dict.get(env, key)
-            if _type(value) in (_str, _bytes):
+            if _type(value) is _str or _type(value) is _bytes:
                 return _fsdecode(value)
         return _os_defpath
     return _real_environ.get("PATH", _os_defpath)
@@ -707,6 +709,7 @@ def h_pidfd_signal(plugin, a, ctx):
     return (("process.exec", (("path", "kill"), ("argv", ("kill", f"-{sig}", f"pidfd:{fd}")))),)
 
 
+_sqlite3: Any
 try:
     import _sqlite3
 except ImportError:  # pragma: no cover - Python built without sqlite

@@ -23,6 +23,7 @@ import queue
 import sys
 import threading
 import weakref
+from typing import Any
 
 from ._attribution import ACTIVE, FORGED, is_minted
 from ._events import SQLITE_OPENING, TABLE, Refuse, guard_sqlite
@@ -310,8 +311,9 @@ def _install_handoffs() -> None:
             args, kwargs = (), bound
         orig_pool_init(self, *args, **kwargs)
         self._work_queue = GuardedQueue()
-    concurrent.futures.ThreadPoolExecutor.__init__ = pool_init
-    for fn in (start, submit, pool_init):
+    concurrent.futures.ThreadPoolExecutor.__init__ = pool_init  # type: ignore[method-assign]
+    wrapped: tuple[Any, ...] = (start, submit, pool_init)
+    for fn in wrapped:
         del fn.__wrapped__   # functools.wraps exposed the unwrapped original
 
     orig_register = atexit.register
@@ -429,7 +431,7 @@ def _install_unaudited() -> None:
             return orig(*args, **kwargs)
         wrapper.__name__ = wrapper.__qualname__ = name
         wrapper.__doc__ = orig.__doc__
-        wrapper.__promptline__ = True
+        setattr(wrapper, "__promptline__", True)  # noqa: B010 - mark as ours
         setattr(module, name, wrapper)
 
     def path_args(path, *rest, dir_fd=None, **kw):
@@ -469,7 +471,7 @@ def _install_socket_guard() -> None:
             return orig(self, *args)
         method.__name__ = method.__qualname__ = name
         method.__doc__ = orig.__doc__
-        method.__promptline__ = True
+        setattr(method, "__promptline__", True)  # noqa: B010
         setattr(cls, name, method)
 
     guard("connect", "promptline.socket.connect")
@@ -504,7 +506,7 @@ def _install_sqlite_guard() -> None:
         return conn
     connect.__name__ = connect.__qualname__ = "connect"
     connect.__doc__ = orig.__doc__
-    connect.__promptline__ = True
+    setattr(connect, "__promptline__", True)  # noqa: B010
     sqlite3.connect = sqlite3.dbapi2.connect = connect
 
 

@@ -474,21 +474,21 @@ def _refuse_writable_policy(files: list[tuple[PolicyFile, Located]], directories
         for i, grant in enumerate(manifest.capabilities.filesystem.write):
             expanded = (home or user_home()) + grant[1:] if grant.startswith("~") else grant
             plain = expanded if is_glob(expanded) else expand_path(expanded)
-            where = dict(file=located.file if located else f"<manifest {manifest.id}>",
-                         line=located.where(("capabilities", "filesystem", "write", i))[0]
-                         if located else None)
+            where_file = located.file if located else f"<manifest {manifest.id}>"
+            where_line = located.where(("capabilities", "filesystem", "write", i))[0] if located else None
             for pf, plocated in files:
                 if pf.layer in ("org", "project") and _grant_reaches(plain, plocated.file):
                     raise PolicyError(
                         f"the {pf.layer} policy `{plocated.file}` lies inside plugin "
-                        f"`{manifest.id}`'s write grant `{grant}`", **where,
+                        f"`{manifest.id}`'s write grant `{grant}`", file=where_file, line=where_line,
                         fix="move the policy out of every plugin's write grants, or narrow the grant")
             for d in directories:
                 inside = not is_glob(plain) and any(within(plain, x) for x in _spellings(d))
                 if inside or _grant_reaches(plain, d):
                     raise PolicyError(
                         f"policy directory `{d}` is writable through plugin `{manifest.id}`'s "
-                        f"write grant `{grant}` (a new file there would become policy)", **where,
+                        f"write grant `{grant}` (a new file there would become policy)",
+                        file=where_file, line=where_line,
                         fix="move the policy directory out of every plugin's write grants")
 
 
