@@ -54,11 +54,11 @@ def _directory(directory: str) -> str:
     return directory.rstrip("/") or "/"
 
 
-@functools.lru_cache(maxsize=4096)
-def directory_spellings(directory: str) -> tuple[str, ...]:
-    """A rule directory as written (``~`` expanded) and, when it differs, resolved
-    (symlinks followed in POSIX order). Cached until the next policy load
-    (:func:`forget_resolutions`): rule directories are resolved at load."""
+_SPELLINGS: dict[str, tuple[str, ...]] = {}   # rule directory -> its spellings (see below)
+_SPELLINGS_HOME: list = [None]                # the home `~` stood for when they were made
+
+
+def _resolve_directory(directory: str) -> tuple[str, ...]:
     d = _directory(directory)
     if not d.startswith("/"):
         return (d,)
@@ -70,11 +70,35 @@ def directory_spellings(directory: str) -> tuple[str, ...]:
     return (d,) if r == d else (d, r)
 
 
-def forget_resolutions() -> None:
-    """Resolve rule directories and glob prefixes afresh (called by every policy load)."""
-    _directory.cache_clear()      # `~` may stand for another home now
-    directory_spellings.cache_clear()
-    _glob_regexes.cache_clear()
+def directory_spellings(directory: str) -> tuple[str, ...]:
+    """A rule directory as written (``~`` expanded) and, when it differs, resolved
+    (symlinks followed in POSIX order). Kept until a policy load finds that one resolves
+    differently (:func:`refresh_resolutions`): rule directories are resolved at load."""
+    hit = _SPELLINGS.get(directory)
+    if hit is None:
+        hit = _resolve_directory(directory)
+        if len(_SPELLINGS) >= 8192:
+            _SPELLINGS.clear()
+        _SPELLINGS[directory] = hit
+    return hit
+
+
+def refresh_resolutions() -> bool:
+    """Re-resolve every rule directory seen so far (called by every policy load); True when
+    `~` or any of them now resolves differently, so compiled forms must be rebuilt."""
+    home = user_home()
+    changed = _SPELLINGS_HOME[0] != home
+    if not changed:
+        for directory, old in list(_SPELLINGS.items()):
+            if _resolve_directory(directory) != old:
+                changed = True
+                break
+    if changed:
+        _SPELLINGS_HOME[0] = home
+        _directory.cache_clear()
+        _SPELLINGS.clear()
+        _glob_regexes.cache_clear()
+    return changed
 
 
 def _within_one(path: str, d: str) -> bool:

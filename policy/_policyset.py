@@ -19,9 +19,16 @@ from typing import Any
 
 from ._baseline import baseline_rules
 from ._canon import private_realpath
-from ._capabilities import expand_path, forget_resolutions, glob, is_glob, user_home, within
+from ._capabilities import expand_path, glob, is_glob, refresh_resolutions, user_home, within
 from ._cel import get_backend
-from ._compile import CompiledRule, builtin_rules, compile_cached, compile_policy, manifest_rules
+from ._compile import (
+    CompiledRule,
+    builtin_rules,
+    clear_compile_caches,
+    compile_cached,
+    compile_policy,
+    manifest_rules,
+)
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError
 from ._fastpath import ERROR, NATIVE_TIER_BACKENDS, translate
@@ -592,7 +599,8 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     naming file:line:column; nothing is half-applied because the result is a new object.
     """
     be = get_backend(backend)
-    forget_resolutions()          # rule directories are resolved at load (docs/design.md §5a)
+    if refresh_resolutions():     # rule directories are resolved at load (docs/design.md §5a)
+        clear_compile_caches()    # programs and native translations hold the old spellings
     digest = hashlib.sha256()
     files: list[tuple[PolicyFile, Located]] = []
     sources: list[str] = []

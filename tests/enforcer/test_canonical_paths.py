@@ -165,3 +165,23 @@ def test_policy_explain_shows_the_canonical_form_it_judged(tmp_path, monkeypatch
         "explain", "--plugin", "notes", "--action", "net.connect", "--host", "0xa9fea9fe",
         "--port", "80", "--policy", policy], catch_exceptions=False)
     assert "judged as: host='169.254.169.254'" in out.output and "DENY" in out.output
+
+
+def test_a_reload_resolves_rule_directories_again(tmp_path):
+    import json as _json
+
+    from promptline.policy import load_policy_set
+    (tmp_path / "dot" / "ssh").mkdir(parents=True)
+    key = str(tmp_path / "dot" / "ssh" / "id_rsa")
+    policy = tmp_path / "p.yaml"
+    policy.write_text(_json.dumps({"apiVersion": "promptline/v1", "kind": "Policy", "layer": "user",
+                                   "rules": [{"id": "grant", "effect": "allow", "actions": ["fs.read"]},
+                                             {"id": "keys", "effect": "deny", "actions": ["fs.read"],
+                                              "when": f'within(request.path, "{tmp_path}/.ssh")'}]}))
+    for backend in ("cel-expr-python", "cel-python"):
+        before = load_policy_set([str(policy)], backend=backend)
+        assert before.decide(Request("fs.read", "p", path=key)).allowed     # no link yet
+    os.symlink(tmp_path / "dot" / "ssh", tmp_path / ".ssh")
+    for backend in ("cel-expr-python", "cel-python"):
+        after = load_policy_set([str(policy)], backend=backend)
+        assert after.decide(Request("fs.read", "p", path=key)).rule.id == "keys", backend
