@@ -181,7 +181,7 @@ EXPRS = st.recursive(_atom(None), lambda inner: st.builds(lambda a, op, b: f"({a
                      | st.builds(lambda a: f"!({a})", inner) | st.builds(lambda a: f"!{a}", inner),
                      max_leaves=4)
 TEXT = st.sampled_from(["", "/", "/data", "/data/x.md", "/database", "api.example.com", "10.1.2.3", "AWS_KEY",
-                        "git", "status", "x.md", "fs.read", "p", "A", "AAé", "a\"b", "*"]) | st.text(max_size=6)
+                        "git", "status", "x.md", "fs.read", "p", "A", "AAé", "a\"b", "*"]) | st.text(st.characters(blacklist_characters="\x00"), max_size=6)  # Request refuses NUL
 REQS = st.builds(lambda a, path, host, port, name, argv, tool: Request(a, "p", path=path and "/" + path.lstrip("/"),
                                                                         host=host.lower().strip(". []"), port=port,
                                                                         name=name, argv=tuple(argv), tool=tool),

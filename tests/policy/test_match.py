@@ -95,6 +95,10 @@ def test_any_value_stays_data(tmp_path_factory, value, other):
         ps = load_policy_set([path], backend=backend)
         (r,) = [r for r in ps.rules if r.id == "m"]
         assert r.cel == f"request.name == {cel_string(value)}"
+        if "\x00" in value:    # no request carries a NUL: Request refuses it (docs/design.md §5a)
+            with pytest.raises(ValueError, match="NUL"):
+                Request("env.read", "p", name=value)
+            continue
         assert ps.decide(Request("env.read", "p", name=value), use_cache=False).allowed, backend
-        if other != value:
+        if other != value and "\x00" not in other:
             assert not ps.decide(Request("env.read", "p", name=other), use_cache=False).allowed, backend
