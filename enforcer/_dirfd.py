@@ -79,7 +79,7 @@ def caller_dir_fd() -> int | None:
         filename = code.co_filename
         if not (type(filename) is str and filename.startswith(_ENFORCER_DIR)):
             break
-        f = f.f_back
+        f = f.f_back  # type: ignore[assignment]
     if f is None:
         return None
     hit = KNOWN.get(id(code))

@@ -48,7 +48,7 @@ def guarded_environ(real, check: Callable[[str, bool], bool],
         if name_of(key) is not None and key not in real:
             # a variable nobody set reveals nothing: its refusal is not logged (the stdlib
             # probes many: SSLKEYLOGFILE, *_proxy, NO_COLOR...); audit mode still records it
-            return may(key, UNSET)
+            return may(key, UNSET)  # type: ignore[arg-type]
         return may(key)
 
     class Guarded(GuardedEnviron):

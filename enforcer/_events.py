@@ -598,15 +598,15 @@ def _stdlib_imports_subprocess() -> bool:
     f = _getframe(1)
     while f is not None and _type(f.f_code.co_filename) is _str and \
             f.f_code.co_filename.startswith((_HERE,) + _IMPORT_SYSTEM):
-        f = f.f_back            # the enforcer's own frames and the import machinery
+        f = f.f_back            # type: ignore[assignment]  # the enforcer's own frames and the import machinery
     code = f.f_code if f is not None else None
     if code is None or code.co_name != "<module>" or os.path.basename(code.co_filename) != "subprocess.py":
         return False
-    f = f.f_back
+    f = f.f_back  # type: ignore[assignment]
     while f is not None:
         name = f.f_code.co_filename
         if _type(name) is _str and (name.startswith(_IMPORT_SYSTEM) or name.endswith("/importlib/__init__.py")):
-            f = f.f_back        # the import machinery between the importer and subprocess
+            f = f.f_back        # type: ignore[assignment]  # the import machinery between the importer and subprocess
             continue
         return f.f_code.co_name == "<module>" and _stdlib_file(name)
     return False
@@ -673,7 +673,7 @@ def _caller_code():
     """The code of the first frame above the enforcer's own (the caller of the audited call)."""
     f = _getframe(1)
     while f is not None and _type(f.f_code.co_filename) is _str and f.f_code.co_filename.startswith(_HERE):
-        f = f.f_back
+        f = f.f_back  # type: ignore[assignment]
     return f.f_code if f is not None else None
 
 

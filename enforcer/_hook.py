@@ -95,7 +95,7 @@ def _make_hook():
             if plugin is None or writing():
                 return
             try:
-                items = h(plugin, args, snap)
+                items = h(plugin, args, snap)  # type: ignore[operator]
             except PermissionError:
                 raise
             except refuse_type as r:
@@ -259,7 +259,7 @@ class GuardedQueue(queue.SimpleQueue):
         return self._checked(_sq_get_nowait(self))
 
 
-_thread_bootstrap = threading.Thread._bootstrap
+_thread_bootstrap = threading.Thread._bootstrap  # type: ignore[attr-defined]
 _pool = threading.local()
 
 
@@ -277,11 +277,11 @@ def _install_handoffs() -> None:
         if plugin is not None:
             self.run = _as(plugin, self.run)
         return orig_start(self)
-    threading.Thread.start = start
+    threading.Thread.start = start  # type: ignore[method-assign]
 
     orig_submit = concurrent.futures.ThreadPoolExecutor.submit
 
-    @functools.wraps(orig_submit)
+    @functools.wraps(orig_submit)  # type: ignore[arg-type]
     def submit(self, fn, /, *args, **kwargs):
         plugin = current_plugin(1)
         if plugin is None:
@@ -292,7 +292,7 @@ def _install_handoffs() -> None:
             return orig_submit(self, _as(plugin, fn), *args, **kwargs)
         finally:
             _pool.submitting = False
-    concurrent.futures.ThreadPoolExecutor.submit = submit
+    concurrent.futures.ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
 
     # Work reaching a pool some other way (`submit.__wrapped__`, a `_WorkItem` put straight on
     # `_work_queue`) is sealed with the plugin that put it there; a worker only runs items
@@ -318,7 +318,7 @@ def _install_handoffs() -> None:
 
     orig_register = atexit.register
 
-    @functools.wraps(orig_register)
+    @functools.wraps(orig_register)  # type: ignore[arg-type]
     def register(fn, /, *args, **kwargs):
         plugin = current_plugin(1)
         if plugin is not None:
@@ -336,7 +336,7 @@ def _install_handoffs() -> None:
         if plugin is not None:
             func = _as(plugin, func)
         return orig_finalize_init(self, obj, func, *args, **kwargs)
-    weakref.finalize.__init__ = finalize_init
+    weakref.finalize.__init__ = finalize_init  # type: ignore[method-assign]
 
     import signal as _signal_mod
     orig_signal = _signal_mod.signal

@@ -185,7 +185,7 @@ class _LazyProgram:
         program = self._program
         if program is None:
             from ._compile import compile_cached
-            program = self._program = compile_cached(self._backend, self.source, True)
+            program = self._program = compile_cached(self._backend, self.source, True)  # type: ignore[assignment]
         return program.evaluate(activation)
 
 

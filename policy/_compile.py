@@ -161,7 +161,7 @@ def _relocate(exc: CelCompileError, located: Located, path: tuple, rule_id: str,
         else:
             line = vline + exc.line - 1
             if exc.line == 1 and exc.column is not None:
-                col = vcol + exc.column - 1 + (1 if style in ("'", '"') else 0)
+                col = vcol + exc.column - 1 + (1 if style in ("'", '"') else 0)  # type: ignore[operator]
             else:
                 col = exc.column
     return PolicyError(f"rule `{rule_id}`: invalid `when` expression: {exc.message}",

@@ -128,7 +128,7 @@ class Entry(_Strict):
 class Manifest(_Strict):
     """A plugin's declaration of what it is and what it needs (docs/design.md §3)."""
 
-    apiVersion: Literal["promptline/v1"] = API_VERSION
+    apiVersion: Literal["promptline/v1"] = API_VERSION  # type: ignore[assignment]
     id: str
     name: str = ""
     version: str

@@ -148,8 +148,8 @@ class _Group:
                 self.programs.extend((start + j, 1, r.program, True) for j, r in enumerate(chunk))
 
     def first_native(self, request: Request, errors: list[str], fail_closed: bool) -> CompiledRule | None:
-        for fn, rule in self.native:
-            result = fn(request)
+        for fn, rule in self.native:  # type: ignore[union-attr]
+            result = fn(request)  # type: ignore[misc]
             if result is True:
                 return rule
             if result is ERROR:
@@ -640,7 +640,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     parsed: list[tuple[Manifest, Located | None]] = []
     for m in manifests:
         if isinstance(m, Manifest):
-            manifest, located, directory = m, None, ""
+            manifest, located, directory = m, None, ""  # type: ignore[assignment]
             digest.update(m.model_dump_json().encode())
         elif isinstance(m, tuple):
             # (path, text): a manifest whose bytes were already read (and verified) elsewhere

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 try:  # Python 3.11+: the regex parser moved to re._parser
-    from re import _constants as _sre_c  # type: ignore[attr-defined]
+    from re import _constants as _sre_c
     from re import _parser as _sre_parse
 except ImportError:  # pragma: no cover
-    import sre_constants as _sre_c  # type: ignore[no-redef]
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+    import sre_constants as _sre_c
+    import sre_parse as _sre_parse
 
 from lark import Token, Tree
 
@@ -109,14 +109,14 @@ def _unwrap(node: Any) -> Any:
 def _as_ident(node: Any) -> Token | None:
     node = _unwrap(node)
     if isinstance(node, Tree) and node.data == "ident":
-        return node.children[0]
+        return node.children[0]  # type: ignore[return-value]
     return None
 
 
 def _as_literal(node: Any) -> Token | None:
     node = _unwrap(node)
     if isinstance(node, Tree) and node.data == "literal":
-        return node.children[0]
+        return node.children[0]  # type: ignore[return-value]
     return None
 
 
