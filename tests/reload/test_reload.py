@@ -213,9 +213,10 @@ def test_reload_under_load(setup):
                     fh.write(policy_text(i))
             if n % 10 == 5:
                 write_plugin(plugins, n)                          # 20 plugin updates
-            # short pauses, and every 10th a longer one: the files settle, so reloads
-            # happen while the callers run (a burst is applied once it has settled)
-            time.sleep(0.15 if n % 10 == 9 else 0.01)
+            # short pauses, and every 20th a pause longer than the watcher's quiet window
+            # (6 x 50 ms where no close events exist): the files settle, so reloads happen
+            # while the callers run (a burst is applied once it has settled)
+            time.sleep(0.45 if n % 20 == 19 else 0.01)
         write_atomic(pol, policy_text(7))
         assert wait_for(lambda: denied(pm, 7), timeout=10)
     finally:
