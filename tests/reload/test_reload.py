@@ -170,6 +170,7 @@ def test_reload_under_load(setup):
     stop = threading.Event()
     failures, bad = [], []
     counts = {"calls": 0, "decisions": 0}
+    seen: set[str] = set()          # policy versions the deciders were answered under
 
     def caller():
         while not stop.is_set():
@@ -185,6 +186,7 @@ def test_reload_under_load(setup):
             d = pm.enforcer.check("demo", Request("fs.read", "demo", path=f"/data/v{k}"))
             counts["decisions"] += 1
             i = versions.get(d.policy_version)
+            seen.add(d.policy_version)
             if i is None or d.allowed == (k == i):
                 bad.append((k, d.policy_version, d.verdict))
 
@@ -213,10 +215,11 @@ def test_reload_under_load(setup):
                     fh.write(policy_text(i))
             if n % 10 == 5:
                 write_plugin(plugins, n)                          # 20 plugin updates
-            # short pauses, and every 20th a pause longer than the watcher's quiet window
-            # (6 x 50 ms where no close events exist): the files settle, so reloads happen
-            # while the callers run (a burst is applied once it has settled)
-            time.sleep(0.45 if n % 20 == 19 else 0.01)
+            # short pauses, and every 25th a pause longer than the watcher's quiet window
+            # even when it falls back to polling (a 1 s observer interval, e.g. once a long
+            # test run has used up the inotify instances): the files settle, so reloads
+            # happen while the callers run (a burst is applied once it has settled)
+            time.sleep(1.6 if n % 25 == 24 else 0.01)
         write_atomic(pol, policy_text(7))
         assert wait_for(lambda: denied(pm, 7), timeout=10)
     finally:
@@ -226,7 +229,8 @@ def test_reload_under_load(setup):
     assert counts["calls"] > 50 and counts["decisions"] > 500, counts
     assert not failures, failures[:3]
     assert not bad, bad[:3]
-    assert pm.watcher.reloads["policy"] > 5
+    # swaps really happened under load (by the policy watcher or a plugin update's rebuild)
+    assert len(seen) > 5, (seen, pm.watcher.reloads)
 
 
 def test_policy_show_reports_a_failed_reload(setup):
