@@ -252,8 +252,8 @@ def test_a_recursion_error_through_the_watcher_sets_last_reload_error(pol, tmp_p
         assert enf.policy_set.version == old
         monkeypatch.setattr(policy_pkg, "load_policy_set", real)
         pol.write_text(NEW + "\n")                 # control: the next save applies
-        assert _wait(lambda: enf.policy_set.version != old)
-        assert w.manager.last_reload_error == ""
+        # the swap lands a moment before the reload's result is stored: wait for both
+        assert _wait(lambda: enf.policy_set.version != old and w.manager.last_reload_error == "")
     finally:
         w.stop()
         log.close()
