@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from . import _jsonrpc as rpc
@@ -126,8 +126,11 @@ def dispatch(backend: MCPBackend, msg: rpc.Request) -> Any:
     return backend.extra(m, p)
 
 
-def serve_mcp_loop(backend: MCPBackend, next_line: Callable[[], bytes], send: Callable[[bytes], None]) -> None:
-    """Answer requests until the input closes."""
+def _requests(backend: MCPBackend, next_line: Callable[[], bytes],
+              send: Callable[[bytes], None]) -> Iterator[rpc.Request]:
+    """The requests on the input, until it closes. Unparsable lines are answered with a
+    parse error (an over-long line ends the stream), notifications go to the backend, stray
+    responses are dropped (we send no requests)."""
     while True:
         try:
             line = next_line()
@@ -147,8 +150,13 @@ def serve_mcp_loop(backend: MCPBackend, next_line: Callable[[], bytes], send: Ca
             except Exception:  # noqa: BLE001
                 log.exception("notification `%s` failed", msg.method)
             continue
-        if type(msg) is rpc.Response:
-            continue   # we send no requests; stray responses are ignored
+        if type(msg) is rpc.Request:
+            yield msg
+
+
+def serve_mcp_loop(backend: MCPBackend, next_line: Callable[[], bytes], send: Callable[[bytes], None]) -> None:
+    """Answer requests until the input closes."""
+    for msg in _requests(backend, next_line, send):
         try:
             reply = rpc.Response(msg.id, dispatch(backend, msg))
             data = rpc.encode(reply)
@@ -215,27 +223,7 @@ def serve_mcp_concurrent(backend: MCPBackend, next_line: Callable[[], bytes], se
         pool.submit(work)
 
     try:
-        while True:
-            try:
-                line = next_line()
-            except rpc.ClosedError:
-                return
-            except rpc.ProtocolError as exc:
-                reply(rpc.encode(rpc.Response(None, None, rpc.RpcError(rpc.PARSE_ERROR, str(exc)))))
-                return
-            try:
-                msg = rpc.parse(line)
-            except rpc.ProtocolError as exc:
-                reply(rpc.encode(rpc.Response(None, None, rpc.RpcError(rpc.PARSE_ERROR, str(exc)))))
-                continue
-            if type(msg) is rpc.Notification:
-                try:
-                    backend.notification(msg.method, msg.params)
-                except Exception:  # noqa: BLE001
-                    log.exception("notification `%s` failed", msg.method)
-                continue
-            if type(msg) is rpc.Response:
-                continue
+        for msg in _requests(backend, next_line, reply):
             if msg.method in ("initialize", "ping"):
                 reply(answer(msg))
                 continue
