@@ -83,11 +83,13 @@ def _short(data: bytes | str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _depth_ok(value: Any) -> bool:
+def depth_ok(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when decoded JSON nests at most ``limit`` levels below its top (checked without
+    recursion, so a hostile document cannot raise RecursionError)."""
     stack = [(value, 0)]
     while stack:
         v, d = stack.pop()
-        if d > MAX_DEPTH:
+        if d > limit:
             return False
         if isinstance(v, dict):
             stack.extend((x, d + 1) for x in v.values())
@@ -121,7 +123,7 @@ def parse(line: bytes) -> Message:
         raise ProtocolError(f"expected a JSON object, found {kind}")
     if obj.get("jsonrpc") != "2.0":
         raise ProtocolError(f"expected `\"jsonrpc\": \"2.0\"`, found `{_short(repr(obj.get('jsonrpc')))}`")
-    if not _depth_ok(obj):
+    if not depth_ok(obj):
         raise ProtocolError(f"message nested deeper than {MAX_DEPTH} levels")
     if "method" in obj:
         method = obj["method"]

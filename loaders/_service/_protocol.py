@@ -17,6 +17,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from .._process._jsonrpc import depth_ok
+
 PROTOCOL_VERSION = 1
 METHODS = ("check", "explain", "load", "call_tool", "audit")
 MAX_MESSAGE = 1 << 20          # bytes of one request line (without its newline)
@@ -106,19 +108,6 @@ def validate(name: str, value: Any, prefix: str = "") -> None:
     raise ProtocolError(code, f"{where or '/'}: {_clip(err.message, 300)}", where or "/")
 
 
-def _depth_ok(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        v, d = stack.pop()
-        if d > limit:
-            return False
-        if isinstance(v, dict):
-            stack.extend((x, d + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, d + 1) for x in v)
-    return True
-
-
 def _no_constant(name: str):
     raise ValueError(f"`{name}` is not JSON")
 
@@ -146,7 +135,7 @@ def decode(line: bytes) -> tuple[Any, dict]:
 
 
 def _check(msg: dict) -> None:
-    if not _depth_ok(msg):
+    if not depth_ok(msg, MAX_JSON_DEPTH - 1):   # the top level counts as the first
         raise ProtocolError("parse-error", f"nested deeper than {MAX_JSON_DEPTH} levels")
     v = msg.get("v")
     if type(v) is not int or v != PROTOCOL_VERSION:
