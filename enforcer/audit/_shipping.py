@@ -41,6 +41,7 @@ from ._sinks import _FACILITY, _severity, rfc5424
 DELAYED_S = 1.0            # a record forwarded later than this after it was written counts as delayed
 DEFAULT_QUEUE = 10_000
 BATCH = 256
+SEND_BUFFER = 64 * 1024    # bytes of kernel send buffer for a syslog connection
 STATE_EVERY_S = 1.0
 
 
@@ -71,9 +72,11 @@ class ShippingSink:
         self._counters = {"forwarded": 0, "delayed": 0, "dropped": 0, "failures": 0}
         self._last_error = ""
         self._closing = False
+        self._abandoned = False              # close gave up on the worker and counted its batch
         self._inflight = 0
         self._state_at = 0.0
-        self._failed_at = float("-inf")      # when a send last failed
+        self._down = False                   # the last send attempt failed
+        self._recovered_at = float("-inf")   # when the first send after a failure began
         self._thread = threading.Thread(target=self._run, name=f"promptline-ship-{transport.name}", daemon=True)
         self._thread.start()
         atexit.register(_close_at_exit, weakref.ref(self))
@@ -91,17 +94,28 @@ class ShippingSink:
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued for up to ``timeout`` seconds; the rest counts as dropped.
         Runs by itself at interpreter exit (after the AuditLog's own final flush)."""
-        if self._closing:
-            return
-        deadline = time.monotonic() + timeout
         with self._cv:
+            if self._closing:
+                return
+            deadline = time.monotonic() + timeout
             while (self._queue or self._inflight) and time.monotonic() < deadline and self._thread.is_alive():
                 self._cv.wait(0.05)
             self._closing = True
             self._counters["dropped"] += len(self._queue)
             self._queue.clear()
             self._cv.notify_all()
-        self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        # a batch stuck in a send is cut off: the worker sees the failure while closing and
+        # counts that batch as dropped itself
+        abort = getattr(self.transport, "abort", None)
+        if abort is not None:
+            with contextlib.suppress(Exception):
+                abort()
+        self._thread.join(timeout=max(1.0, deadline - time.monotonic()))
+        with self._cv:
+            if self._thread.is_alive():          # a transport that cannot be cut off
+                self._counters["dropped"] += self._inflight
+                self._inflight = 0
+                self._abandoned = True
         with contextlib.suppress(Exception):
             self.transport.close()
         self._write_state(force=True)
@@ -137,15 +151,21 @@ class ShippingSink:
                 self._inflight = len(batch)
             retried = False
             while True:
+                started = time.monotonic()
                 try:
                     self.transport.send([(line, rec) for _, line, rec in batch])
                     err = None
                 except Exception as exc:  # noqa: BLE001 - any transport failure is a failed attempt
                     err = exc
                 with self._cv:
+                    if self._abandoned:
+                        return
                     if err is None:
                         now = time.monotonic()
-                        late = sum(1 for t, _, _ in batch if retried or t <= self._failed_at or now - t > DELAYED_S)
+                        if self._down:
+                            self._down, self._recovered_at = False, started
+                        late = sum(1 for t, _, _ in batch
+                                   if retried or t < self._recovered_at or now - t > DELAYED_S)
                         self._counters["forwarded"] += len(batch)
                         self._counters["delayed"] += late
                         self._inflight = 0
@@ -153,7 +173,7 @@ class ShippingSink:
                         self._cv.notify_all()
                         break
                     self._counters["failures"] += 1
-                    self._failed_at = time.monotonic()
+                    self._down = True
                     self._last_error = f"{type(err).__name__}: {str(err)[:200]}"
                     expired = [b for b in batch if time.monotonic() - b[0] > self.retry_for]
                     if expired:
@@ -167,6 +187,11 @@ class ShippingSink:
                         break
                     backoff = min(self.backoff_max, max(0.05, backoff * 2))
                     self._cv.wait(backoff)
+                    if self._closing:
+                        self._counters["dropped"] += len(batch)
+                        self._inflight = 0
+                        self._cv.notify_all()
+                        break
                     retried = True
             self._write_state()
 
@@ -212,8 +237,9 @@ class SyslogTcpTransport:
     """RFC 5424 messages over TCP, octet-counted (RFC 6587 §3.4.1): ``LEN SP <PRI>1 ...``."""
 
     def __init__(self, host: str, port: int, *, app_name: str = "promptline", facility: int = _FACILITY,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, send_buffer: int = SEND_BUFFER) -> None:
         self.host, self.port = host, port
+        self.send_buffer = send_buffer
         self.app_name = app_name
         self.facility = facility
         self.timeout = timeout
@@ -225,13 +251,25 @@ class SyslogTcpTransport:
         for line, record in batch:
             msg = f"<{self.facility * 8 + _severity(record)}>{rfc5424(line, record, self.app_name)}".encode()
             frames.append(b"%d %s" % (len(msg), msg))
-        if self._sock is None:
-            self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        sock = self._sock
+        if sock is None:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            # bounded: what a collector has not read waits in our queue (and is counted), not
+            # in megabytes of kernel buffer that would be lost unseen
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
+            self._sock = sock
         try:
-            self._sock.sendall(b"".join(frames))
+            sock.sendall(b"".join(frames))
         except OSError:
             self.close()
             raise
+
+    def abort(self) -> None:
+        """Cut off a send blocked in another thread (it fails with an OSError)."""
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         if self._sock is not None:
