@@ -175,7 +175,7 @@ def test_per_request_deadline_and_inflight_limit():
         msg = json.loads(answers.readline())
         got[msg["id"]] = (msg, time.monotonic() - t0)
     order = sorted(got, key=lambda i: got[i][1])
-    assert got[3][0]["result"]["tools"][0]["name"] == "t" and got[3][1] < 0.4
+    assert got[3][0]["result"]["tools"][0]["name"] == "t" and got[3][1] < got[1][1]   # before the calls time out
     assert "too many requests" in got[5][0]["error"]["message"]
     for i in (1, 2, 4):
         assert "did not finish within 0.5 s" in got[i][0]["error"]["message"]
