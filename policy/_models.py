@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from ._errors import PolicyError
+from ._license import spdx_license
 from ._limits import Limits
 from ._request import ACTIONS
 from ._versions import is_semver, parse_requires
@@ -186,10 +187,15 @@ class Manifest(_Strict):
             raise ValueError(f"link `{v[:60]}` must be an http:// or https:// URL")
         return v
 
-    @field_validator("author", "license")
+    @field_validator("author")
     @classmethod
     def _line(cls, v: str) -> str:
         return _no_control(v, "text")
+
+    @field_validator("license")
+    @classmethod
+    def _license(cls, v: str) -> str:
+        return spdx_license(v) if v else v
 
     @field_validator("keywords")
     @classmethod
@@ -401,7 +407,7 @@ def validation_error(exc: ValidationError, located: Located, what: str) -> Polic
         msg = err["msg"]
         msg = msg.removeprefix("Value error, ")
         message = f"`{dotted}`: {msg[:1].lower()}{msg[1:]}"
-    fix = _FIXES.get(kind)
+    fix = (err.get("ctx") or {}).get("fix") or _FIXES.get(kind)
     if kind == "literal_error":
         fix = f"use {err['ctx'].get('expected', 'an allowed value')}" if err.get("ctx") else fix
     path = tuple(clean[:-1]) if kind == "missing" else tuple(clean)
