@@ -121,7 +121,7 @@ def _what(r: dict) -> tuple[str, str, str, str]:
     return kind or "", "", "", r.get("message", "")
 
 
-_PIPE_WIDTH = 200  # table width when stdout is not a terminal (rich would assume 80)
+_PIPE_WIDTH = 200  # table width when stdout is not a terminal and $COLUMNS is unset
 
 
 def _console():
@@ -130,7 +130,15 @@ def _console():
     return Console() if sys.stdout.isatty() else Console(width=_PIPE_WIDTH)
 
 
-def _table(records: list[dict]) -> None:
+def _width() -> int:
+    """Columns to fit: $COLUMNS, else the terminal's width, else _PIPE_WIDTH (a pipe)."""
+    import shutil
+
+    return max(shutil.get_terminal_size((_PIPE_WIDTH, 24)).columns, 40)
+
+
+def _wide_table(records: list[dict]) -> None:
+    """Every field of every record, long values folded onto more lines (``--wide``)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -149,14 +157,137 @@ def _table(records: list[dict]) -> None:
     _console().print(table)
 
 
-def _print(records: list[dict], as_json: bool) -> None:
+# One line per record: (header, minimum, maximum) cells per column; the last column takes
+# what is left. When it would get less than _LAST_MIN, `seq` is dropped, then `plugin` and
+# `action` shrink (the longest first) to their minimum. Values are cut in the middle with
+# "…" (a path keeps its start and its file name); the deciding rule is kept whole.
+_LINE_COLUMNS = (("seq", 3, 9), ("time", 8, 14), ("kind", 4, 9), ("decision", 8, 10),
+                 ("plugin", 12, 24), ("action", 10, 16))
+_SHRINK = (4, 5)     # plugin, action
+_LAST = "resource [rule] / detail"
+_LAST_MIN = 26
+_KIND_SHORT = {"policy_reload": "reload"}   # the rest fit
+_DECISION_STYLE = {"deny": "red", "ask": "yellow", "allow": "green", "failed": "red", "would-deny": "yellow"}
+
+
+def _cells(text: str) -> int:
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` terminal cells, cut in the middle with "…"."""
+    if _cells(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    from rich.cells import cell_len
+
+    head_w = width // 2
+    tail_w = width - 1 - head_w
+    head, used = "", 0
+    for ch in text:
+        if used + cell_len(ch) > head_w:
+            break
+        head, used = head + ch, used + cell_len(ch)
+    tail, used = "", 0
+    for ch in reversed(text):
+        if used + cell_len(ch) > tail_w:
+            break
+        tail, used = ch + tail, used + cell_len(ch)
+    return head + "…" + tail
+
+
+def _line_cells(r: dict, same_day: bool) -> tuple[list[str], str, str]:
+    """(fixed cells, last column, the suffix of the last column kept whole)."""
+    action, resource, outcome, rule = _what(r)
+    kind = str(r.get("kind", ""))
+    if r.get("would_deny"):
+        outcome = "would-deny"
+    suffix = ""
+    if kind == "decision" and rule:
+        suffix = f" [{rule}]"
+    elif rule:
+        resource = f"{resource} {rule}".strip()
+    if kind == "lifecycle":
+        action = action.removeprefix("plugin.")     # the kind says it is the plugin's event
+    elif kind == "policy_reload":
+        action = ""
+    p = r.get("plugin")
+    plugin = str(p.get("id", "")) if isinstance(p, dict) else ""
+    stamp = str(r.get("time", ""))
+    when = stamp[11:19] if same_day else stamp[5:19].replace("T", " ")
+    cells = (r.get("seq", ""), when, _KIND_SHORT.get(kind, kind), outcome, plugin, action)
+    return [_safe(x) for x in cells], _safe(resource), _safe(suffix)
+
+
+def _fit(rows: list[list[str]], width: int) -> list[int | None]:
+    """Widths of the fixed columns (None: dropped) so that they, one space between
+    columns and the last column fit in ``width``."""
+    natural = [max([_cells(h)] + [_cells(row[i]) for row in rows]) for i, (h, _, _) in enumerate(_LINE_COLUMNS)]
+    widths: list[int | None] = [max(lo, min(n, hi)) for n, (_, lo, hi) in zip(natural, _LINE_COLUMNS)]
+
+    def room() -> int:
+        kept = [w for w in widths if w is not None]
+        return width - sum(kept) - len(kept)
+
+    if room() < _LAST_MIN:
+        widths[0] = None
+    while room() < _LAST_MIN:
+        i = max(_SHRINK, key=lambda j: widths[j] - _LINE_COLUMNS[j][1])
+        if widths[i] <= _LINE_COLUMNS[i][1]:
+            break
+        widths[i] -= 1
+    return widths
+
+
+def _lines(records: list[dict], *, header: bool = True) -> None:
+    """One line per record, fitted to the terminal (``--wide`` or ``--json`` for all)."""
+    days = {str(r.get("time", ""))[:10] for r in records}
+    same_day = len(days) == 1
+    rows = [_line_cells(r, same_day) for r in records]
+    width = _width()
+    widths = _fit([cells for cells, _, _ in rows], width)
+    kept = [w for w in widths if w is not None]
+    room = max(width - sum(kept) - len(kept), 1)
+    colour = sys.stdout.isatty()
+
+    def render(cells: list[str], last: str, suffix: str, bold: bool = False) -> str:
+        out = []
+        for i, w in enumerate(widths):
+            if w is None:
+                continue
+            cell = _cut(cells[i], w)
+            gap = " " * (w - _cells(cell))
+            pad = gap + cell if i == 0 else cell + gap
+            if colour and i == 3 and cells[i] in _DECISION_STYLE:
+                pad = click.style(pad, fg=_DECISION_STYLE[cells[i]])
+            out.append(pad)
+        tail = _cut(suffix, max(room * 2 // 3, 1)) if suffix else ""
+        out.append(_cut(last, max(room - _cells(tail), 1)) + tail)
+        line = " ".join(out).rstrip()
+        return click.style(line, bold=True) if bold and colour else line
+
+    if header:
+        if same_day and days != {""}:
+            click.echo(f"{_safe(next(iter(days)))} (times in UTC)")
+        click.echo(render([h for h, _, _ in _LINE_COLUMNS], _LAST, "", bold=True))
+    for cells, last, suffix in rows:
+        click.echo(render(cells, last, suffix))
+
+
+def _print(records: list[dict], as_json: bool, wide: bool = False, header: bool = True) -> None:
     if as_json:
         for r in records:
             click.echo(canonical(r))
-    elif records:
-        _table(records)
+    elif not records:
+        if header:
+            click.echo("no matching records", err=True)
+    elif wide:
+        _wide_table(records)
     else:
-        click.echo("no matching records", err=True)
+        _lines(records, header=header)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -179,13 +310,16 @@ def audit_group() -> None:
 @_filters
 @click.option("--limit", type=click.IntRange(min=1, max=_MAX_COUNT),
               help="Only the last N matching records.")
+@click.option("--wide", is_flag=True, help="Every field (version, full time, rule), long values folded.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line (for jq).")
-def show_cmd(log: str | None, limit: int | None, as_json: bool, **kw) -> None:
-    """Show records, oldest first, as a table or JSON Lines."""
+def show_cmd(log: str | None, limit: int | None, wide: bool, as_json: bool, **kw) -> None:
+    """Show records, oldest first: one line per record fitted to the terminal (time,
+    kind, decision, plugin, action, resource with the deciding rule or detail), every
+    field with --wide, or JSON Lines."""
     flt = _filter_args(kw)
     matched = select(_records(_log_path(log)), **flt)
     records = list(collections.deque(matched, maxlen=limit) if limit else matched)
-    _print(records, as_json)
+    _print(records, as_json, wide)
 
 
 @audit_group.command("tail")
@@ -194,23 +328,24 @@ def show_cmd(log: str | None, limit: int | None, as_json: bool, **kw) -> None:
 @click.option("-n", "--lines", "count", type=click.IntRange(min=0, max=_MAX_COUNT), default=10,
               show_default=True, help="Show the last N matching records first.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing records as they arrive.")
+@click.option("--wide", is_flag=True, help="Every field, long values folded.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line.")
-def tail_cmd(log: str | None, count: int, follow: bool, as_json: bool, **kw) -> None:
+def tail_cmd(log: str | None, count: int, follow: bool, wide: bool, as_json: bool, **kw) -> None:
     """Show the last records; with -f, follow the log across rotations."""
     flt = _filter_args(kw)
     path = _log_path(log)
     if os.path.exists(path) or not follow:
         last = collections.deque(select(_records(path), **flt), maxlen=count) if count else []
         if last:
-            _print(list(last), as_json)
+            _print(list(last), as_json, wide)
     if follow:
         try:
-            _follow(path, flt, as_json)
+            _follow(path, flt, as_json, wide)
         except KeyboardInterrupt:
             pass
 
 
-def _follow(path: str, flt: dict, as_json: bool) -> None:
+def _follow(path: str, flt: dict, as_json: bool, wide: bool = False) -> None:
     """Print records as they are appended, across rotations (polling; no extra deps)."""
     from promptline.enforcer.audit import rotated_files
 
@@ -219,7 +354,7 @@ def _follow(path: str, flt: dict, as_json: bool) -> None:
         for line in whole:
             rec = parse_line(line)
             if rec is not None and any(True for _ in select([rec], **flt)):
-                click.echo(canonical(rec)) if as_json else _table([rec])
+                _print([rec], as_json, wide, header=False)
         sys.stdout.flush()
         return rest if len(rest) <= _MAX_POLICY_BYTES else b""
 

@@ -43,7 +43,7 @@ def _json_lines(out):
 def test_show_table(sample):
     r = _cli("show", "--log", sample)
     assert r.exit_code == 0, r.output
-    assert "id_rsa" in r.output and "no-exfil" in r.output and "plugin.loaded" in r.output
+    assert "id_rsa" in r.output and "no-exfil" in r.output and "lifecycle" in r.output and "loaded" in r.output
     assert "\x1b" not in r.output and "\u202e" not in r.output  # escaped for the terminal
     assert "\\x1b" in r.output
 
