@@ -19,6 +19,7 @@ from ._discovery import (
     discover,
     inspect_plugin,
     manifest_from_tree,
+    plugin_search_path,
     read_manifest,
 )
 from ._errors import ApprovalRequired, ApprovalStoreError, LoaderError, SignatureError, ToolError
@@ -94,6 +95,7 @@ __all__ = [
     "decide_approval",
     "default_index",
     "default_plugins_dir",
+    "plugin_search_path",
     "discover",
     "DiscoveredPlugin",
     "DiscoveryReport",

@@ -129,15 +129,21 @@ class DiscoveryReport:
 # Where to look
 
 
+def user_plugin_dir() -> Path:
+    """The user's plugin directory (``plugins/`` in the user config dir, platformdirs): where
+    ``plugin install`` puts plugins, and the first directory the loader searches."""
+    import platformdirs
+    return Path(platformdirs.user_config_dir("promptline")) / "plugins"
+
+
 def plugin_search_path() -> list[Path]:
-    """``$PROMPTLINE_PLUGIN_PATH`` if set, else the user config, user data and system dirs."""
+    """``$PROMPTLINE_PLUGIN_PATH`` if set, else the user plugin dir, the user data dir's
+    ``plugins/`` and the system dir."""
     env = os.environ.get(PLUGIN_PATH_ENV)
     if env is not None:
         return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
     import platformdirs
-    return [Path(platformdirs.user_config_dir("promptline")) / "plugins",
-            Path(platformdirs.user_data_dir("promptline")) / "plugins",
-            SYSTEM_PLUGIN_DIR]
+    return [user_plugin_dir(), Path(platformdirs.user_data_dir("promptline")) / "plugins", SYSTEM_PLUGIN_DIR]
 
 
 def default_config_path() -> Path:
@@ -596,5 +602,5 @@ def inspect_plugin(plugin: DiscoveredPlugin, settings: Any, store: Any) -> Inspe
 
 __all__ = ["discover", "DiscoveryReport", "DiscoveredPlugin", "DiscoveryProblem", "read_manifest",
            "Inspection", "inspect_plugin", "org_publishers",
-           "manifest_from_tree", "plugin_search_path", "default_config_path", "current_version",
+           "manifest_from_tree", "plugin_search_path", "user_plugin_dir", "default_config_path", "current_version",
            "ENTRY_POINT_GROUP", "PLUGIN_PATH_ENV", "CONFIG_ENV"]

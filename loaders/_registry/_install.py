@@ -17,6 +17,9 @@ Every install and update goes through one path::
 
 Any failure deletes the staging directory and restores what was there: nothing is left
 behind. Dot-entries are skipped by discovery, so a staging directory is never loaded.
+The plugin dir is the user's (:func:`default_plugins_dir`) unless one is given; commits
+and removals hold an ``flock`` on the directory itself (no lock file), and removing the
+last plugin deletes the record: ``remove`` leaves nothing behind.
 
 The --yes rule
 --------------
@@ -36,17 +39,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fcntl
 import ipaddress
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from filelock import FileLock, Timeout
 
 from promptline.enforcer import write_atomic
 from promptline.policy import DEFAULT_PORTS, Manifest, PolicyError, Request, load_policy_set, parse_net
@@ -59,7 +62,7 @@ from .._approval import (
     capability_diff,
     capability_lines,
 )
-from .._discovery import current_version, manifest_from_tree, org_publishers, plugin_search_path, read_manifest
+from .._discovery import current_version, manifest_from_tree, org_publishers, read_manifest, user_plugin_dir
 from .._errors import SignatureError
 from .._signing import MANIFEST_FILE, SIGNATURE_FILE, VerifiedPlugin, materialize, verify_plugin
 from ._archive import extract_archive
@@ -72,14 +75,17 @@ from ._versions import SemVer, requires_ok
 STATE_FILE = ".promptline-registry.json"
 STATE_FORMAT = "promptline-installed/v1"
 STAGING_PREFIX = ".promptline-staging-"
-LOCK_FILE = ".promptline-registry.lock"
 LOCK_TIMEOUT = 30.0                 # seconds to wait for another promptline installing here
+LOCK_POLL = 0.05
 MAX_STATE_BYTES = 4 * 1024 * 1024   # the installed-plugins record
 
 
 def default_plugins_dir() -> Path:
-    """Where plugins are installed: the first directory of the plugin search path."""
-    return plugin_search_path()[0]
+    """Where plugins are installed: the user's plugin directory (``plugins/`` in the user
+    config dir), which the loader searches unless ``$PROMPTLINE_PLUGIN_PATH`` replaces the
+    search path. A directory on ``$PROMPTLINE_PLUGIN_PATH`` (say a checkout's examples/) is
+    searched, never installed into, unless named explicitly (``--into``)."""
+    return user_plugin_dir()
 
 
 def default_index() -> str:
@@ -666,17 +672,24 @@ class Registry:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """Hold an exclusive ``flock`` on the plugin directory itself: no lock file to
+        leave behind, and every promptline (any user) installing here waits for it."""
         self._ensure_dir()
-        lock = FileLock(str(self.plugins_dir / LOCK_FILE), timeout=LOCK_TIMEOUT)
+        fd = os.open(self.plugins_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            lock.acquire()
-        except Timeout:
-            raise RegistryError(f"plugin directory `{self.plugins_dir}` is locked by another promptline",
-                                reason="io", fix="retry when the other install has finished") from None
-        try:
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise RegistryError(f"plugin directory `{self.plugins_dir}` is locked by another promptline",
+                                            reason="io", fix="retry when the other install has finished") from None
+                    time.sleep(LOCK_POLL)
             yield
         finally:
-            lock.release()
+            os.close(fd)      # releases the lock
 
     def _read_state(self) -> dict[str, dict[str, Any]]:
         path = self.plugins_dir / STATE_FILE
@@ -696,8 +709,14 @@ class Registry:
         return {k: v for k, v in doc["plugins"].items() if isinstance(v, dict)}
 
     def _write_state(self, state: dict[str, dict[str, Any]]) -> None:
+        """Write the record; an empty record is deleted (nothing left behind)."""
+        path = self.plugins_dir / STATE_FILE
+        if not state:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return
         doc = {"format": STATE_FORMAT, "plugins": {k: state[k] for k in sorted(state)}}
-        write_atomic(self.plugins_dir / STATE_FILE, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
+        write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
 
 
 def decide_approval(plan: InstallPlan, *, yes: bool = False,

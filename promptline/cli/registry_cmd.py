@@ -48,9 +48,10 @@ def _interactive() -> bool:
 
 def _registry_options(fn):
     options = [
-        click.option("--dir", "plugins_dir", type=click.Path(file_okay=False),
-                     help="plugin directory to install into (default: the first of $PROMPTLINE_PLUGIN_PATH, "
-                          "else plugins/ in the user config dir)"),
+        click.option("--into", "--dir", "plugins_dir", type=click.Path(file_okay=False),
+                     help="plugin directory to install into, update or remove from (default: the user plugin "
+                          "directory, ~/.config/promptline/plugins on Linux; a $PROMPTLINE_PLUGIN_PATH entry "
+                          "is searched, never installed into, unless named here)"),
         click.option("--policy", "policies", multiple=True, type=click.Path(),
                      help=f"policy file or dir, repeatable (default: ${DEFAULT_POLICY_ENV}, else the shipped "
                           "default.yaml); it decides trusted keys, require_signature and approval"),
@@ -195,6 +196,19 @@ def install_cmd(source: str, ref: str | None, yes: bool, force: bool, plugins_di
             done = _approve_and_commit(plans, yes)
     for rec in done:
         click.echo(f"installed `{_show(rec.id)}` {_show(rec.version)} in {_show(rec.path)}")
+    if done:
+        _note_search_path(done[0].path.parent)
+
+
+def _note_search_path(directory) -> None:
+    """Say so when the loader will not find what was just installed."""
+    from promptline.loaders import plugin_search_path
+    path = [str(p) for p in plugin_search_path()]
+    if os.path.realpath(directory) not in {os.path.realpath(p) for p in path}:
+        wanted = os.pathsep.join([*path, str(directory)])
+        click.echo(f"note: `{_show(directory)}` is not on the plugin search path, so `promptline plugin list` "
+                   f"and `tool call` will not find it — add it: export PROMPTLINE_PLUGIN_PATH={_show(wanted)}",
+                   err=True)
 
 
 @click.command("update")
