@@ -151,6 +151,7 @@ class PluginManager:
         self.policy_set = None
         self._plugins: dict[str, LoadedPlugin] = {}
         self._candidates: dict[str, _Candidate] = {}
+        self._inline: dict[str, Any] = {}             # id -> Manifest of plugins from register_plugin
         self._inflight: dict[int, int] = {}          # id(LoadedPlugin) -> calls running on it
         self._idle = threading.Condition(threading.RLock())
         self._lock = self._idle
@@ -229,6 +230,67 @@ class PluginManager:
             self.watcher = Watcher(self)
             self.watcher.start()
         return report
+
+    # -- in-code plugins ----------------------------------------------------------------
+
+    def register_plugin(self, obj: Any, manifest: Any = None) -> LoadedPlugin:
+        """Add a plugin object the core built itself (loaders/_inline.py). ``manifest``: a
+        Manifest, a mapping or a plugin.yaml path; None builds it from the class attributes
+        ``id``, ``version`` (required), ``name``, ``description``, ``requires``, ``types``,
+        ``capabilities``, ``limits``, ``config``. The plugin is trusted by construction
+        (no signature, no approval) and runs in process, decided by policy like any other:
+        ``plugin.load`` first, its tool calls as ``tool.call``, its guarded calls by the
+        enforcer as that plugin, all audited (lifecycle ``registered``, then ``loaded``).
+        Refused (LoaderError, nothing changed) when the id is taken, when the policy needs a
+        sandbox above ``none`` for it (``sandbox_minimum``) or refuses ``plugin.load``."""
+        from ._inline import inline_manifest, start_inline
+        m = inline_manifest(obj, manifest)
+        pid, version = m.id, m.version
+        origin = f"in-code {type(obj).__module__}.{type(obj).__qualname__}"
+        with self._reload_lock:
+            if pid in self._candidates or pid in self._inline or pid in self.plugins:
+                raise LoaderError(f"plugin id `{pid}` is already loaded", plugin=pid,
+                                  fix="give the in-code plugin its own id")
+            self._lifecycle(pid, version, "registered", origin)
+
+            def refuse(why: str, fix: str) -> LoaderError:
+                if self._inline.pop(pid, None) is not None and self.policy_set is not None and \
+                        pid in self.policy_set.plugins:
+                    self._install_policy(self._build_policy(list(self._candidates.values())))
+                self._lifecycle(pid, version, "failed", why)
+                return LoaderError(why, plugin=pid, fix=fix)
+
+            self._inline[pid] = m
+            try:
+                ps = self._build_policy(list(self._candidates.values()))
+            except PolicyError as exc:
+                raise refuse(f"its manifest does not compile: {exc}", "fix the manifest") from None
+            info = ps.plugins[pid]
+            if info.sandbox != "none":
+                raise refuse(f"the policy requires sandbox `{info.sandbox}` for it (sandbox_minimum "
+                             f"`{info.minimum}`), and an in-code plugin can only run in process",
+                             "ship it as a plugin directory the manager discovers, or lower sandbox_minimum")
+            self._install_policy(ps)
+            d = self.enforcer.check(pid, Request("plugin.load", pid))
+            if d.verdict is not Verdict.ALLOW:
+                raise refuse(f"loading refused by policy: {d.reason()}", "ask the policy's admin to allow it")
+            settings = dict(m.config)
+            settings.update(self.plugin_settings.get(pid, {}))
+            data_dir = self._data_dir(pid)
+            if data_dir is not None:
+                os.makedirs(data_dir, mode=0o700, exist_ok=True)
+            config = PluginConfig(pid, settings, Path(data_dir) if data_dir else None,
+                                  functools.partial(self.call_dependency_tool, pid))
+            if self.install_hook and not self.enforcer.installed:
+                self.enforcer.install()
+            try:
+                loaded = start_inline(obj, m, self.enforcer, config)
+            except LoaderError as exc:
+                raise refuse(exc.message, exc.fix or "fix the plugin") from None
+            with self._lock:
+                self._plugins[pid] = loaded
+            self._lifecycle(pid, version, "loaded", "sandbox none, in-code")
+            return loaded
 
     # -- reloading (called by the watcher; safe to call by hand) -----------------------
 
@@ -380,7 +442,10 @@ class PluginManager:
         """A new PolicySet for these plugins, built aside (raises PolicyError, changes nothing)."""
         facts = {c.plugin.id: {"signed": c.signed, "publisher": c.key_id or "",
                                "data_dir": self._data_dir(c.plugin.id)} for c in candidates}
-        manifests = [(str(c.plugin.manifest_path), c.manifest_text) for c in candidates]
+        manifests: list[Any] = [(str(c.plugin.manifest_path), c.manifest_text) for c in candidates]
+        for pid, inline in self._inline.items():     # in-code plugins: trusted by construction
+            facts[pid] = {"signed": False, "publisher": "", "trusted": True, "data_dir": self._data_dir(pid)}
+            manifests.append(inline)
         protected = self._protected() + [(str(c.plugin.root), "a plugin directory") for c in candidates]
         return load_policy_set(self._all_policy_files(bundle_files), manifests, backend=self.backend,
                                grants=self.grants, protected_paths=protected, plugin_facts=facts)
@@ -630,6 +695,7 @@ class PluginManager:
         with self._lock:
             loaded = self._plugins.pop(plugin_id, None)
             self._candidates.pop(plugin_id, None)
+            self._inline.pop(plugin_id, None)
         if loaded is None:
             return False
         with self._idle:
@@ -655,6 +721,8 @@ class PluginManager:
 
 def loaded_types(manager: PluginManager, plugin_id: str) -> tuple[str, ...]:
     cand = manager._candidates.get(plugin_id)
+    if cand is None and plugin_id in manager._inline:
+        return tuple(manager._inline[plugin_id].types)
     return tuple(cand.plugin.manifest.types) if cand else ()
 
 

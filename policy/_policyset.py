@@ -592,7 +592,8 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     ``(path, text)`` pairs of already-verified manifests, or Manifest objects, whose
     capabilities are granted; ``grants`` is the user's remembered
     answers file; ``protected_paths`` are (path, why) pairs no plugin may write;
-    ``plugin_facts`` maps plugin id to runtime facts (signed, publisher; data_dir and work_dir,
+    ``plugin_facts`` maps plugin id to runtime facts (signed, publisher, trusted — the host
+    vouches for it, e.g. an in-code plugin; data_dir and work_dir,
     the plugin's own directories, see _baseline); an org or project policy file or directory
     that a manifest's write grant reaches is refused unless ``refuse_writable`` is False
     (policy unit tests, whose plugins are hypothetical). Raises PolicyError
@@ -662,7 +663,7 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
         fact = facts.get(manifest.id, {})
         signed = bool(fact.get("signed", False))
         publisher = str(fact.get("publisher", manifest.publisher))
-        trusted = any(fnmatch.fnmatchcase(manifest.id, p) for p in settings.trust) or (
+        trusted = bool(fact.get("trusted")) or any(fnmatch.fnmatchcase(manifest.id, p) for p in settings.trust) or (
             signed and bool(publisher) and _publisher_trusted(publisher, trusted_ids))
         plugins[manifest.id] = PluginInfo(manifest.id, manifest.version, directory,
                                           _sandbox(manifest, trusted, settings.sandbox_minimum),

@@ -33,7 +33,7 @@ KINDS = ("decision", "lifecycle", "policy_reload", "dropped", "recovered", "rota
 """Every record ``kind``."""
 
 LIFECYCLE_EVENTS = ("discovered", "verified", "approved", "loaded", "reloaded", "unloaded",
-                    "failed", "protocol_error")
+                    "failed", "protocol_error", "registered")
 """Every ``event`` of a lifecycle record."""
 
 VERDICTS = ("allow", "deny", "ask")
