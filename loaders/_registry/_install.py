@@ -259,7 +259,7 @@ class Registry:
                  approvals: ApprovalStore | str | os.PathLike | None = None,
                  audit_log: Any = None, index: str | None = None, version: str | None = None,
                  backend: str | None = None) -> None:
-        self.plugins_dir = Path(plugins_dir).expanduser() if plugins_dir else default_plugins_dir()
+        self.plugins_dir = Path(plugins_dir).expanduser().absolute() if plugins_dir else default_plugins_dir()
         self.policy_files = [os.fspath(p) for p in policy_files]
         self.approvals = approvals if isinstance(approvals, ApprovalStore) else ApprovalStore(approvals)
         self.audit_log = audit_log
