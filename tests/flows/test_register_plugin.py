@@ -214,3 +214,45 @@ def test_readme_snippet_runs_as_pasted_and_the_cli_shows_its_audit_trail(tmp_pat
     deny = [r for r in recs if r.get("decision") == "deny"]
     assert [(r["action"], r["rule"]) for r in deny] == [("fs.read", "no-ssh-keys")]
     assert deny[0]["resource"] == str(tmp_path / ".ssh" / "id_rsa")
+
+
+_SEGMENTS = ["data", "data-evil", "database", "..", ".", "sub", "ok.txt", "secret.txt", "link"]
+
+
+def test_reads_are_decided_by_the_grant_whatever_the_spelling(tmp_path):
+    """Property: through the real hook, the in-code plugin reads a path exactly when its
+    resolved form lies inside the granted directory; every refusal is a deny record."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    root = tmp_path / "root"
+    data = root / "data"
+    (data / "sub").mkdir(parents=True)
+    for d in (data, data / "sub", root):
+        (d / "ok.txt").write_text("fine")
+    for name in ("data-evil", "database"):
+        (root / name).mkdir()
+        (root / name / "ok.txt").write_text("fine")
+    (root / "secret.txt").write_text("secret")
+    (data / "link").symlink_to(root)                 # inside the grant, pointing out of it
+    pm, log = _manager(tmp_path)
+    with pm:
+        pm.register_plugin(Files(), {"id": "core-files", "version": "1.0.0",
+                                     "capabilities": {"filesystem": {"read": [str(data)]}}})
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+        @given(st.lists(st.sampled_from(_SEGMENTS), min_size=1, max_size=5))
+        def check(parts):
+            path = os.path.join(str(root), *parts)
+            real = os.path.realpath(path)
+            if not os.path.isfile(real):
+                return
+            inside = real == str(data) or real.startswith(str(data) + os.sep)
+            before = sum(1 for r in read_records(log) if r.get("decision") == "deny")
+            result = pm.call_tool("core-files.raw_read", {"path": path})
+            pm.audit_log.flush()
+            after = sum(1 for r in read_records(log) if r.get("decision") == "deny")
+            assert result.ok == inside, (path, real, result.content)
+            assert (after - before == 1) == (not inside)
+
+        check()
