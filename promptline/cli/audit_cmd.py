@@ -134,7 +134,12 @@ def _width() -> int:
     """Columns to fit: $COLUMNS, else the terminal's width, else _PIPE_WIDTH (a pipe)."""
     import shutil
 
-    return max(shutil.get_terminal_size((_PIPE_WIDTH, 24)).columns, 40)
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return max(int(env), 40)
+    if sys.stdout.isatty():
+        return max(shutil.get_terminal_size((80, 24)).columns, 40)
+    return _PIPE_WIDTH
 
 
 def _wide_table(records: list[dict]) -> None:
