@@ -242,7 +242,8 @@ class PluginManager:
         ``plugin.load`` first, its tool calls as ``tool.call``, its guarded calls by the
         enforcer as that plugin, all audited (lifecycle ``registered``, then ``loaded``).
         Refused (LoaderError, nothing changed) when the id is taken, when the policy needs a
-        sandbox above ``none`` for it (``sandbox_minimum``) or refuses ``plugin.load``."""
+        sandbox above ``none`` for it (``sandbox_minimum``) or refuses ``plugin.load``; a
+        policy installed later that needs more than ``none`` unloads it."""
         from ._inline import inline_manifest, start_inline
         m = inline_manifest(obj, manifest)
         pid, version = m.id, m.version
@@ -291,6 +292,16 @@ class PluginManager:
                 self._plugins[pid] = loaded
             self._lifecycle(pid, version, "loaded", "sandbox none, in-code")
             return loaded
+
+    def _drop_inline_below(self, ps) -> None:
+        """Unload the in-code plugins a new policy needs above sandbox `none` (fail closed:
+        they cannot move into a sandbox)."""
+        for pid in [p for p in self._inline if p in ps.plugins and ps.plugins[p].sandbox != "none"]:
+            version = self._inline[pid].version
+            if self.unload(pid):
+                self._lifecycle(pid, version, "failed", f"unloaded: the policy now requires sandbox "
+                                                        f"`{ps.plugins[pid].sandbox}` and an in-code plugin "
+                                                        "runs only in process")
 
     # -- reloading (called by the watcher; safe to call by hand) -----------------------
 
@@ -460,6 +471,7 @@ class PluginManager:
         else:
             self.enforcer.use(ps)
         self.policy_set = ps
+        self._drop_inline_below(ps)
 
     def _loader(self, sandbox: str):
         loader = self._loaders.get(sandbox)

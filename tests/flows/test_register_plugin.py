@@ -256,3 +256,20 @@ def test_reads_are_decided_by_the_grant_whatever_the_spelling(tmp_path):
             assert (after - before == 1) == (not inside)
 
         check()
+
+
+def test_a_reload_that_requires_process_unloads_it(tmp_path):
+    data, _ = _granted(tmp_path)
+    org = tmp_path / "org.yaml"
+    org.write_text("apiVersion: promptline/v1\nkind: Policy\nlayer: org\n")
+    pm, log = _manager(tmp_path, str(org))
+    with pm:
+        pm.register_plugin(Files(), {"id": "core-files", "version": "1.0.0",
+                                     "capabilities": {"filesystem": {"read": [str(data)]}}})
+        assert pm.call_tool("core-files.read", {"path": str(data / "ok.txt")}).ok          # control
+        org.write_text("apiVersion: promptline/v1\nkind: Policy\nlayer: org\nsettings:\n  sandbox_minimum: process\n")
+        assert pm.reload_policy()
+        assert "core-files" not in pm.plugins
+        assert pm.call_tool("core-files.read", {"path": str(data / "ok.txt")}).error.kind == "unknown-tool"
+    events = [(r["event"], r["detail"]) for r in _records(log) if r["kind"] == "lifecycle"]
+    assert events[-2][0] == "unloaded" and events[-1][0] == "failed" and "sandbox `process`" in events[-1][1]
