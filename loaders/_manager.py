@@ -272,7 +272,9 @@ class PluginManager:
                              f"`{info.minimum}`), and an in-code plugin can only run in process",
                              "ship it as a plugin directory the manager discovers, or lower sandbox_minimum")
             self._install_policy(ps)
-            d = self.enforcer.check(pid, Request("plugin.load", pid))
+            enforcer = self.enforcer
+            assert enforcer is not None       # _install_policy made it
+            d = enforcer.check(pid, Request("plugin.load", pid))
             if d.verdict is not Verdict.ALLOW:
                 raise refuse(f"loading refused by policy: {d.reason()}", "ask the policy's admin to allow it")
             settings = dict(m.config)
@@ -282,10 +284,10 @@ class PluginManager:
                 os.makedirs(data_dir, mode=0o700, exist_ok=True)
             config = PluginConfig(pid, settings, Path(data_dir) if data_dir else None,
                                   functools.partial(self.call_dependency_tool, pid))
-            if self.install_hook and not self.enforcer.installed:
-                self.enforcer.install()
+            if self.install_hook and not enforcer.installed:
+                enforcer.install()
             try:
-                loaded = start_inline(obj, m, self.enforcer, config)
+                loaded = start_inline(obj, m, enforcer, config)
             except LoaderError as exc:
                 raise refuse(exc.message, exc.fix or "fix the plugin") from None
             with self._lock:

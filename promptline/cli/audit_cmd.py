@@ -240,10 +240,11 @@ def _fit(rows: list[list[str]], width: int) -> list[int | None]:
     if room() < _LAST_MIN:
         widths[0] = None
     while room() < _LAST_MIN:
-        i = max(_SHRINK, key=lambda j: widths[j] - _LINE_COLUMNS[j][1])
-        if widths[i] <= _LINE_COLUMNS[i][1]:
+        i = max(_SHRINK, key=lambda j: (widths[j] or 0) - _LINE_COLUMNS[j][1])
+        current = widths[i] or 0
+        if current <= _LINE_COLUMNS[i][1]:
             break
-        widths[i] -= 1
+        widths[i] = current - 1
     return widths
 
 
