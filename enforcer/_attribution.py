@@ -12,11 +12,21 @@ Two sources, checked in order:
 
 ``privileged()`` marks trusted host code called by a plugin: frames from its entry point
 upwards count as the host's, unless plugin code shows up above it again.
+
+In host context the frame walk is memoised per thread (:meth:`Owners.walk_host`): a
+regular (non-generator) frame found host-owned with everything below it stays so while it
+is on the stack — its callers cannot change while it runs — so the next walk stops at the
+first such frame it meets, without reading ``f_code`` (an audited attribute) again. The
+memo holds the frames, so a returned frame's locals live on until the next walk on its
+thread or the next garbage collection (a ``gc.callbacks`` entry forgets every memo), the
+way objects in reference cycles do.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextvars
+import gc
 import sys
 import weakref
 
@@ -26,6 +36,10 @@ ACTIVE: contextvars.ContextVar = contextvars.ContextVar("promptline_plugin", def
 _identity_hash = object.__hash__  # address-based; no audit event (unlike id())
 
 MAX_OWNER_CACHE = 200_000  # code objects remembered per snapshot before the cache is reset
+MAX_HOST_CHAIN = 4_096     # host frames remembered per thread (deeper ones are walked)
+
+# code that can be suspended and resumed under another caller: its frame is never memoised
+SUSPENDABLE = 0x20 | 0x80 | 0x100 | 0x200  # CO_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR
 
 
 FORGED = "<forged attribution>"
@@ -62,6 +76,24 @@ def is_minted(value) -> bool:
     """True for a live marker made by :func:`mint`; reads no attribute of ``value``."""
     ref = _MINTED.get(_identity_hash(value))
     return ref is not None and ref() is value
+
+
+_MEMO = [_thread._local()]
+"""Per thread: ``.owners`` (the ``Owners`` it is for), ``.chain`` (host frames, outermost
+first) and ``.index`` (frame -> position in chain)."""
+
+
+def forget_host_frames() -> None:
+    """Drop every thread's memo of host frames (and the references it holds)."""
+    _MEMO[0] = _thread._local()
+
+
+def _on_gc(phase, _info) -> None:
+    if phase == "start":
+        _MEMO[0] = _thread._local()
+
+
+gc.callbacks.append(_on_gc)
 
 
 class Owners:
@@ -102,6 +134,7 @@ class Owners:
             stack.extend(k for k in c.co_consts if type(k) is type(code))
         # cached entries of code equal to a registered one (host code included) are stale
         self._by_code.clear()
+        forget_host_frames()
 
     def owner(self, code) -> str:
         key = _identity_hash(code)
@@ -136,11 +169,57 @@ class Owners:
         return None
 
 
+    def walk_host(self, frame) -> str | None:
+        """``walk(frame)`` for host context, memoised per thread.
+
+        Frames are walked from ``frame`` down until a frame remembered from an earlier walk
+        on this thread: it is on the stack now (reached through ``f_back`` from the running
+        frame), and a regular frame's callers stay the same while it runs, so it and all
+        below it are still the host's. Frames above it in the memo have returned: dropped.
+        Generator and coroutine frames are walked every time (resumed elsewhere, their
+        callers change). A host result remembers the frames just walked."""
+        if not self.dirs and not self._registered:
+            return None
+        memo = _MEMO[0]
+        try:
+            if memo.owners is not self:
+                raise AttributeError
+            chain, index = memo.chain, memo.index
+        except AttributeError:
+            memo.owners, chain, index = self, [], {}
+            memo.chain, memo.index = chain, index
+        get = self._by_code.get
+        seen = []
+        at = -1
+        f = frame
+        while f is not None:
+            at = index.get(f, -1)   # frames hash and compare by identity
+            if at >= 0:
+                break
+            code = f.f_code
+            hit = get(_identity_hash(code))
+            o = hit[1] if hit is not None and hit[0] is code else self.owner(code)
+            if o:
+                return o
+            seen.append((f, code.co_flags))
+            f = f.f_back
+        keep = at + 1
+        if keep < len(chain):
+            for g in chain[keep:]:
+                del index[g]
+            del chain[keep:]
+        for g, flags in reversed(seen):
+            if not flags & SUSPENDABLE and len(chain) < MAX_HOST_CHAIN:
+                index[g] = len(chain)
+                chain.append(g)
+        return None
+
+
 def current(owners: Owners, frame) -> str | None:
     """The plugin the code at ``frame`` runs as, or None for the host."""
     who = ACTIVE.get()
     if who is None:
-        return owners.walk(frame)
+        return owners.walk_host(frame)
     if type(who) is str:
         return who
     if not is_minted(who):

@@ -85,7 +85,7 @@ def _make_hook():
         busy[tid] = WALK
         try:
             if who is None:
-                plugin = snap.owners.walk(getframe(1))
+                plugin = snap.owners.walk_host(getframe(1))
             elif type_(who) is str_:
                 plugin = who
             elif minted(who):
@@ -154,7 +154,9 @@ def current_plugin(depth: int = 1) -> str | None:
         BUSY[tid] = WALK
     try:
         f = sys._getframe(depth + 1)
-        return snap.owners.walk(f, None if who is None else who.frame)
+        if who is None:
+            return snap.owners.walk_host(f)
+        return snap.owners.walk(f, who.frame)
     finally:
         if mine:
             del BUSY[tid]

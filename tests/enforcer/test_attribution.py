@@ -242,3 +242,65 @@ def read(path):
     with pytest.raises(PolicyViolation):
         m.read("/etc/hostname")
     assert h.read("/etc/hostname") is not None
+
+
+# -- the per-thread memo of host frames (Owners.walk_host) -------------------------------------
+
+def _host_read_then(callback, path, depth):
+    """Host frames `depth` deep: a host read (memoises the frames), then `callback` from the
+    same, now memoised, frame, then a host read again."""
+    if depth:
+        return _host_read_then(callback, path, depth - 1)
+    open(path).close()
+    outcome = _outcome(callback, path)
+    open(path).close()
+    return outcome
+
+
+@pytest.mark.parametrize("depth", [0, 5, 60])
+def test_plugin_callback_called_from_a_memoised_host_frame(mod, depth):
+    enf, m = mod
+    allowed = __file__
+    assert _host_read_then(m.read, "/etc/hostname", depth) == "refused"
+    assert _host_read_then(lambda p: open(p).close(), allowed, depth) == "read"   # control
+
+
+def test_host_generator_resumed_by_plugin_code_is_not_served_from_the_memo(mod, load_module, plugins):
+    enf, m = mod
+    drive = load_module(plugins.plugin_dir("p1"), "def drive(g):\n    return next(g)\n", name="drive_mod")
+
+    def host_gen():
+        while True:
+            yield _outcome(open, "/etc/hostname")
+
+    g = host_gen()
+    assert next(g) == "read"            # the host drives it: its frames are the host's
+    assert next(g) == "read"
+    assert drive.drive(g) == "refused"  # plugin code resumes the same frame
+    assert next(g) == "read"
+
+
+def test_memo_does_not_keep_a_returned_frames_locals_past_a_collection(mod):
+    enf, m = mod
+
+    class Obj:
+        pass
+
+    def host_fn():
+        o = Obj()
+        open(__file__).close()         # walks and memoises this frame
+        return weakref.ref(o)
+    ref = host_fn()
+    gc.collect()
+    assert ref() is None
+
+
+def test_memo_is_per_thread(mod):
+    enf, m = mod
+    open(__file__).close()              # memoise the main thread's frames
+    out = []
+    t = threading.Thread(target=lambda: out.append(_outcome(m.read, "/etc/hostname")))
+    t.start()
+    t.join()
+    assert out == ["refused"]
+    assert _outcome(open, __file__) == "read"
