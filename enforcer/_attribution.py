@@ -79,8 +79,8 @@ def is_minted(value) -> bool:
 
 
 _MEMO = [_thread._local()]
-"""Per thread: ``.owners`` (the ``Owners`` it is for), ``.chain`` (host frames, outermost
-first) and ``.index`` (frame -> position in chain)."""
+"""Per thread: ``.state = (owners, chain, index)``: the ``Owners`` it is for, host frames
+(outermost first) and frame -> position in chain."""
 
 
 def forget_host_frames() -> None:
@@ -182,15 +182,17 @@ class Owners:
             return None
         memo = _MEMO[0]
         try:
-            if memo.owners is not self:
-                raise AttributeError
-            chain, index = memo.chain, memo.index
+            owners, chain, index = memo.state
         except AttributeError:
-            memo.owners, chain, index = self, [], {}
-            memo.chain, memo.index = chain, index
+            owners = None
+        if owners is not self:
+            chain, index = [], {}
+            memo.state = (self, chain, index)
+        at = index.get(frame, -1)   # frames hash and compare by identity
+        if at >= 0 and at + 1 == len(chain):
+            return None   # the common case: the same frame as the last walk on this thread
         get = self._by_code.get
         seen = []
-        at = -1
         f = frame
         while f is not None:
             at = index.get(f, -1)   # frames hash and compare by identity

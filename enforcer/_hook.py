@@ -92,7 +92,9 @@ def _make_hook():
                 plugin = snap.owners.walk(getframe(1), who.frame)
             else:
                 plugin = forged   # an object the enforcer did not make: refuse everything
-            if plugin is None or writing():
+            if plugin is None:
+                return
+            if writing():
                 return
             try:
                 items = h(plugin, args, snap)  # type: ignore[operator]
