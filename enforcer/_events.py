@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 from promptline.policy import PSEUDO_PROGRAMS, dynload_dirs, numeric_host, program_path, stdlib_dirs
 
 from ._dirfd import caller_dir_fd
-from ._paths import UntrustedArgument, fd_path, identity, lexical_alias, path_arg, realpath, resolve
+from ._paths import UntrustedArgument, fd_path, identity, lexical_alias, path_arg, realpath, resolve, resolve_identity
 
 _fsdecode = os.fsdecode
+_stat = os.stat
 _get_ident = __import__("_thread").get_ident
 _os_defpath = os.defpath
 _real_environ = os.environ   # bound before install() replaces os.environ with the guarded view
@@ -176,23 +177,33 @@ def h_open(plugin, a, ctx):
                          "(a dir_fd is invisible to the hook); use an absolute path")
         if dir_fd != -1:
             raw = _join_dir_fd(dir_fd, raw, action)
-    fast = None
-    if _type(raw) is _str and raw.startswith("/"):
+    if _type(raw) is _str and raw.startswith("/") and not _proc_secret(raw):
         # cached allow for this exact path string, valid while it leads to the same inode
         fast = (plugin, action, raw)
         hit = ctx.fast.get(fast)
-        if hit is not None and identity(raw) == hit:
+        if hit is not None:
+            try:
+                st = _stat(raw)
+            except (OSError, ValueError):
+                st = None
+            if st is not None and st.st_ino == hit[1] and st.st_dev == hit[0]:
+                return ()
+        rp, ident = resolve_identity(raw)   # its lstat is the identity the cache keeps
+        if _proc_secret(rp):
+            raise Refuse(action, rp, "process memory and environment files are never readable by plugins")
+    else:
+        fast = ident = None
+        rp = _resolve(raw, action, ctx)
+        if rp is None:
             return ()
-    rp = _resolve(raw, action, ctx)
-    if rp is None:
-        return ()
     if write or not ctx.free_read(plugin, rp):
         aliases = lexical_alias(raw, rp)
         fields = (("path", rp), ("aliases", aliases)) if aliases else (("path", rp),)
         if not ctx.cacheable(ctx.enforce(plugin, action, fields)):
             fast = None
     if fast is not None:
-        ident = identity(rp)
+        if ident is None:
+            ident = identity(rp)
         if ident is not None:
             ctx.remember_fast(fast, ident)
     return ()

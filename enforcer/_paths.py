@@ -61,25 +61,33 @@ _dir_cache: dict[str, tuple[str, int, int]] = {}
 
 
 def resolve(p: str) -> str:
-    """``realpath(p)`` in three syscalls for the common case.
+    """``realpath(p)`` in two syscalls for the common case (see :func:`resolve_identity`)."""
+    return resolve_identity(p)[0]
+
+
+def resolve_identity(p: str) -> tuple[str, tuple[int, int] | None]:
+    """``(realpath(p), (st_dev, st_ino) of the file or None)``, in two syscalls for the
+    common case; the identity is None when it was not learnt on the way (a symlink, a
+    path taking the full resolution, a file that does not exist).
 
     The directory's resolution is cached and re-validated on each use: ``stat(dir)`` and
     ``stat(cached resolution)`` must both still land on the inode the cached resolution had
     (a component swapped for a symlink elsewhere, or the directory renamed and a symlink
-    repointed at it, changes one of them); the last component is ``lstat``-ed and resolved
-    in full when it is a symlink. ``.``/``..`` components and relative paths take the full path.
+    repointed at it, changes one of them; when the directory resolves to itself the two are
+    one ``stat``); the last component is ``lstat``-ed and resolved in full when it is a
+    symlink. ``.``/``..`` components and relative paths take the full path.
     """
     if not p.startswith("/") or "/." in p or "//" in p:
-        return realpath(p)
+        return realpath(p), None
     d, _, name = p.rpartition("/")
     if not name or not d:
-        return realpath(p)
+        return realpath(p), None
     try:
         st = _stat(d)
     except OSError:
-        return realpath(p)
+        return realpath(p), None
     hit = _dir_cache.get(d)
-    if hit is not None:
+    if hit is not None and hit[0] != d:
         # the directory may have been renamed (same inode) and a symlink on the way repointed:
         # the cached resolution must still lead to that same inode
         try:
@@ -94,19 +102,21 @@ def resolve(p: str) -> str:
         try:
             st2 = _stat(rd)
         except OSError:
-            return realpath(p)
+            return realpath(p), None
         if st2.st_ino != st.st_ino or st2.st_dev != st.st_dev:
-            return realpath(p)  # changing under us: no caching
+            return realpath(p), None  # changing under us: no caching
         if len(_dir_cache) >= MAX_DIR_CACHE:
             _dir_cache.clear()
         hit = (rd, st.st_ino, st.st_dev)
         _dir_cache[d] = hit
     try:
-        if _islnk(_lstat(p).st_mode):
-            return realpath(p)
+        lst = _lstat(p)
     except OSError:
-        pass  # does not exist (yet): nothing to follow
-    return hit[0] + "/" + name if hit[0] != "/" else "/" + name
+        lst = None  # does not exist (yet): nothing to follow
+    if lst is not None and _islnk(lst.st_mode):
+        return realpath(p), None
+    rp = hit[0] + "/" + name if hit[0] != "/" else "/" + name
+    return rp, (None if lst is None else (lst.st_dev, lst.st_ino))
 
 
 def canonical_path(p: str) -> tuple[str, str]:
