@@ -25,7 +25,7 @@ import threading
 import weakref
 from typing import Any
 
-from ._attribution import ACTIVE, FORGED, is_minted
+from ._attribution import _MEMO, ACTIVE, FORGED, is_minted
 from ._events import SQLITE_OPENING, TABLE, Refuse, guard_sqlite
 
 try:  # the audit log is optional (and may not be importable in a partial checkout)
@@ -45,6 +45,35 @@ _pings: list = [None]
 _install_lock = threading.Lock()
 
 
+_PROBES = _thread._local()
+"""Per thread: ``.next``, the ``__next__`` of a generator that yields the frame of the code
+its caller's caller runs (see ``_frame_probe``)."""
+
+
+def _frame_probe():
+    """Holds its own frame (read once through the audited ``gi_frame``); while it runs, that
+    frame's ``f_back`` (not audited) is the hook, and the hook's ``f_back`` is the code that
+    raised the event: the hook gets it without the nested ``sys._getframe`` event."""
+    frame = yield
+    while True:
+        yield frame.f_back.f_back
+
+
+def _caller_frame(getframe):
+    """The frame that raised the event, for the hook (called with ``BUSY`` set to WALK)."""
+    try:
+        nxt = _PROBES.next
+    except AttributeError:
+        probe = _frame_probe()
+        next(probe)
+        probe.send(probe.gi_frame)
+        nxt = _PROBES.next = probe.__next__
+    try:
+        return nxt().f_back   # nxt() is this function's frame: one more step down
+    except ValueError:   # already running on this thread (a nested event inside it)
+        return getframe(2)
+
+
 def _make_hook():
     box, busy, pings = BOX, BUSY, _pings
     get = TABLE.get
@@ -57,6 +86,8 @@ def _make_hook():
     minted = is_minted
     forged = FORGED
     refuse_type = Refuse
+    probes = _PROBES
+    memo = _MEMO
 
     def promptline_audit_hook(event, args):
         h = get(event)
@@ -72,8 +103,16 @@ def _make_hook():
         if snap is None:
             return
         who = active_get()
-        if who is None and not snap.provenance:
-            return
+        if who is None:
+            if not snap.provenance:
+                return
+            try:   # the memo's newest frame raised it again: the host's (Owners.walk_host)
+                f = probes.next()
+                owners, chain, _ = memo[0].state
+                if owners is snap.owners and chain and chain[-1] is f:
+                    return
+            except (AttributeError, ValueError):
+                pass
         tid = ident()
         state = busy.get(tid)
         if state is not None:
@@ -85,7 +124,7 @@ def _make_hook():
         busy[tid] = WALK
         try:
             if who is None:
-                plugin = snap.owners.walk_host(getframe(1))
+                plugin = snap.owners.walk_host(_caller_frame(getframe))
             elif type_(who) is str_:
                 plugin = who
             elif minted(who):
