@@ -159,8 +159,30 @@ def _fsp(action: str, value, ctx, dir_fd=None):
 
 # -- files ---------------------------------------------------------------------------------
 
+def _fast_allowed(ctx, key, path: str) -> bool:
+    """A cached allow for ``key`` whose path still leads to the inode it was decided for."""
+    hit = ctx.fast.get(key)
+    if hit is None:
+        return False
+    try:
+        st = _stat(path)
+    except (OSError, ValueError):
+        return False
+    return st.st_ino == hit[1] and st.st_dev == hit[0]
+
+
 def h_open(plugin, a, ctx):
     path, mode, flags = a[0], a[1], a[2]
+    # allows are cached keyed on the event's own arguments — (plugin, path, mode, flags),
+    # exact types only, so hashing them runs nothing of the plugin's — and served while the
+    # path leads to the inode they were decided for
+    plain = (mode is None or _type(mode) is _str) and _type(flags) is _int
+    if plain and _type(path) is _str and path.startswith("/"):
+        fast = (plugin, path, mode, flags)
+        if _fast_allowed(ctx, fast, path):
+            return ()
+    else:
+        fast = None
     write = False
     if _type(mode) is _str:
         write = "w" in mode or "a" in mode or "x" in mode or "+" in mode
@@ -177,17 +199,11 @@ def h_open(plugin, a, ctx):
                          "(a dir_fd is invisible to the hook); use an absolute path")
         if dir_fd != -1:
             raw = _join_dir_fd(dir_fd, raw, action)
-    if _type(raw) is _str and raw.startswith("/") and not _proc_secret(raw):
-        # cached allow for this exact path string, valid while it leads to the same inode
-        fast = (plugin, action, raw)
-        hit = ctx.fast.get(fast)
-        if hit is not None:
-            try:
-                st = _stat(raw)
-            except (OSError, ValueError):
-                st = None
-            if st is not None and st.st_ino == hit[1] and st.st_dev == hit[0]:
-                return ()
+    if plain and fast is None and _type(raw) is _str and raw.startswith("/"):
+        fast = (plugin, raw, mode, flags)   # a bytes or pathlib spelling of an absolute path
+        if _fast_allowed(ctx, fast, raw):
+            return ()
+    if fast is not None and not _proc_secret(raw):
         rp, ident = resolve_identity(raw)   # its lstat is the identity the cache keeps
         if _proc_secret(rp):
             raise Refuse(action, rp, "process memory and environment files are never readable by plugins")
