@@ -178,8 +178,8 @@ class Owners:
         below it are still the host's. Frames above it in the memo have returned: dropped.
         Generator and coroutine frames are walked every time (resumed elsewhere, their
         callers change). A host result remembers the frames just walked."""
-        if not self.dirs and not self._registered:
-            return None
+        if frame is None or (not self.dirs and not self._registered):
+            return None   # no Python frame: no plugin code either
         memo = _MEMO[0]
         try:
             owners, chain, index = memo.state

@@ -55,8 +55,8 @@ def _frame_probe():
     frame's ``f_back`` (not audited) is the hook, and the hook's ``f_back`` is the code that
     raised the event: the hook gets it without the nested ``sys._getframe`` event."""
     frame = yield
-    while True:
-        yield frame.f_back.f_back
+    while True:   # no local may keep a frame between calls: it would keep the raiser's locals
+        yield None if frame.f_back is None else frame.f_back.f_back   # None: raised from C
 
 
 def _caller_frame(getframe):
@@ -69,9 +69,10 @@ def _caller_frame(getframe):
         probe.send(probe.gi_frame)
         nxt = _PROBES.next = probe.__next__
     try:
-        return nxt().f_back   # nxt() is this function's frame: one more step down
-    except ValueError:   # already running on this thread (a nested event inside it)
+        f = nxt()   # the hook (this function's caller): one more step down
+    except (ValueError, StopIteration):   # already running on this thread (a nested event)
         return getframe(2)
+    return f.f_back
 
 
 def _make_hook():
@@ -111,7 +112,7 @@ def _make_hook():
                 owners, chain, _ = memo[0].state
                 if owners is snap.owners and chain and chain[-1] is f:
                     return
-            except (AttributeError, ValueError):
+            except (AttributeError, ValueError, StopIteration):
                 pass
         tid = ident()
         state = busy.get(tid)

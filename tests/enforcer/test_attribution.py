@@ -304,3 +304,17 @@ def test_memo_is_per_thread(mod):
     t.join()
     assert out == ["refused"]
     assert _outcome(open, __file__) == "read"
+
+
+def test_host_event_raised_with_no_python_frame_on_its_thread(mod, tmp_path):
+    """A raw thread running a builtin raises `open` with no Python frame at all: the host's."""
+    import _thread
+    import time
+    enf, m = mod
+    made = tmp_path / "made"
+    _thread.start_new_thread(open, (str(made), "w"))
+    deadline = time.monotonic() + 10
+    while not made.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert made.exists()
+    assert _host_read_then(m.read, "/etc/hostname", 3) == "refused"   # attribution still works
