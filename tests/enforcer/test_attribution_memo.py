@@ -73,11 +73,19 @@ class Program:
             self.mismatches.append((truth, memo))
 
 
-OPS = st.lists(st.sampled_from(["h", "p", "c", "c", "r", "gh", "gp", "x0", "x1", "x2"]),
-               max_size=80)
+_LEAF = st.sampled_from([["c"], ["gh"], ["gp"], ["x0"], ["x1"], ["x2"]])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def _nest(children):
+    """A host or plugin call whose body is a few programs, then its return."""
+    return st.builds(lambda kind, body: [kind, *sum(body, []), "r"],
+                     st.sampled_from(["h", "p"]), st.lists(children, max_size=4))
+
+
+OPS = st.lists(st.recursive(_LEAF, _nest, max_leaves=24), max_size=8).map(lambda xs: sum(xs, []))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS)
 @example(ops=["gh", "x0", "c", "r", "p", "x0", "c"])   # a host generator resumed under plugin code
 @example(ops=["p", "gh", "x0", "c", "r", "r", "x0", "c"])   # ... and the other way round
