@@ -18,15 +18,16 @@ regular (non-generator) frame found host-owned with everything below it stays so
 is on the stack — its callers cannot change while it runs — so the next walk stops at the
 first such frame it meets, without reading ``f_code`` (an audited attribute) again. The
 memo holds the frames, so a returned frame's locals live on until the next walk on its
-thread or the next garbage collection (a ``gc.callbacks`` entry forgets every memo), the
-way objects in reference cycles do.
+thread or the next garbage collection (the enforcer's ``gc.callbacks`` entry forgets every
+memo), the way objects in reference cycles do. Frames the memo lets go of are released only
+where the hook is not running on the releasing thread (``_GRAVE``, see ``release_frames``):
+their locals' finalizers may raise audit events of their own.
 """
 
 from __future__ import annotations
 
 import _thread
 import contextvars
-import gc
 import sys
 import weakref
 
@@ -82,18 +83,20 @@ _MEMO = [_thread._local()]
 """Per thread: ``.state = (owners, chain, index)``: the ``Owners`` it is for, host frames
 (outermost first) and frame -> position in chain."""
 
+_GRAVE: list = []
+"""What the memo let go of, kept until :func:`release_frames` (freeing a frame runs its
+locals' finalizers, which must not run while the hook is busy on their thread)."""
+
 
 def forget_host_frames() -> None:
-    """Drop every thread's memo of host frames (and the references it holds)."""
+    """Drop every thread's memo of host frames (released by :func:`release_frames`)."""
+    _GRAVE.append(_MEMO[0])
     _MEMO[0] = _thread._local()
 
 
-def _on_gc(phase, _info) -> None:
-    if phase == "start":
-        _MEMO[0] = _thread._local()
-
-
-gc.callbacks.append(_on_gc)
+def release_frames() -> None:
+    """Free what the memo let go of; call only where the hook is not busy on this thread."""
+    _GRAVE.clear()
 
 
 class Owners:
@@ -168,7 +171,6 @@ class Owners:
             f = f.f_back
         return None
 
-
     def walk_host(self, frame) -> str | None:
         """``walk(frame)`` for host context, memoised per thread.
 
@@ -186,6 +188,8 @@ class Owners:
         except AttributeError:
             owners = None
         if owners is not self:
+            if owners is not None:
+                _GRAVE.append(memo.state)
             chain, index = [], {}
             memo.state = (self, chain, index)
         at = index.get(frame, -1)   # frames hash and compare by identity
@@ -207,9 +211,11 @@ class Owners:
             f = f.f_back
         keep = at + 1
         if keep < len(chain):
-            for g in chain[keep:]:
+            gone = chain[keep:]
+            for g in gone:
                 del index[g]
             del chain[keep:]
+            _GRAVE.append(gone)
         for g, flags in reversed(seen):
             if not flags & SUSPENDABLE and len(chain) < MAX_HOST_CHAIN:
                 index[g] = len(chain)

@@ -18,6 +18,7 @@ import atexit
 import concurrent.futures
 import contextvars
 import functools
+import gc
 import os
 import queue
 import sys
@@ -25,7 +26,7 @@ import threading
 import weakref
 from typing import Any
 
-from ._attribution import _MEMO, ACTIVE, FORGED, is_minted
+from ._attribution import _GRAVE, _MEMO, ACTIVE, FORGED, forget_host_frames, is_minted, release_frames
 from ._events import SQLITE_OPENING, TABLE, Refuse, guard_sqlite
 
 try:  # the audit log is optional (and may not be importable in a partial checkout)
@@ -75,6 +76,18 @@ def _caller_frame(getframe):
     return f.f_back
 
 
+def _on_gc(phase, _info) -> None:
+    """A collection starts: the host memo lets go of its frames (a returned frame's locals
+    are collected as if the memo did not exist), freed now unless the hook is busy here."""
+    if phase == "start":
+        forget_host_frames()
+        if _thread.get_ident() not in BUSY:
+            release_frames()
+
+
+gc.callbacks.append(_on_gc)
+
+
 def _make_hook():
     box, busy, pings = BOX, BUSY, _pings
     get = TABLE.get
@@ -89,6 +102,7 @@ def _make_hook():
     refuse_type = Refuse
     probes = _PROBES
     memo = _MEMO
+    grave, release = _GRAVE, release_frames
 
     def promptline_audit_hook(event, args):
         h = get(event)
@@ -155,6 +169,8 @@ def _make_hook():
                     enforce(plugin, action, fields)
         finally:
             del busy[tid]
+            if grave:
+                release()   # frames the host memo let go of: their finalizers may audit
 
     return promptline_audit_hook
 
@@ -202,6 +218,8 @@ def current_plugin(depth: int = 1) -> str | None:
     finally:
         if mine:
             del BUSY[tid]
+            if _GRAVE:
+                release_frames()
 
 
 class callout:

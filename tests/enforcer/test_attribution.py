@@ -318,3 +318,30 @@ def test_host_event_raised_with_no_python_frame_on_its_thread(mod, tmp_path):
         time.sleep(0.01)
     assert made.exists()
     assert _host_read_then(m.read, "/etc/hostname", 3) == "refused"   # attribution still works
+
+
+def test_a_host_finalizer_released_by_the_memo_does_not_run_inside_the_hook(mod):
+    """The memo holds a returned host frame; when a later walk lets go of it, the frame's
+    locals are freed after the hook is done: their finalizers' own audited calls work."""
+    enf, m = mod
+    out = []
+
+    class Tidy:
+        def __del__(self):
+            try:
+                open(__file__).close()
+                out.append("ok")
+            except PermissionError as exc:
+                out.append(str(exc))
+
+    def host_fn():
+        keep = Tidy()   # noqa: F841 - freed with this frame
+        open(__file__).close()   # the walk remembers this frame
+    gc.disable()   # a collection would let go of it first
+    try:
+        host_fn()
+        open(__file__).close()   # this walk lets go of host_fn's frame
+    finally:
+        gc.enable()
+    assert out == ["ok"]
+    assert _host_read_then(m.read, "/etc/hostname", 2) == "refused"
