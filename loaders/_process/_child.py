@@ -133,6 +133,8 @@ class Child:
                 os.close(wall.child_fd)
             raise LoaderError(f"cannot start the plugin process: {exc.strerror or exc}", plugin=self.id) from None
         if wall is not None:
+            if getattr(proc, "forked", False):
+                wall.starter_execs = False   # no exec of its own to let through
             wall.started()
         self.wall = wall
         self._proc = proc

@@ -125,6 +125,8 @@ class Wall:
         self.connections = 0
         self.refusals = 0
         self._budget = [MAX_RECORDS_PER_S, time.monotonic()]
+        self.starter_execs = True   # the child's starter (the shim) execs the plugin: one exec to let
+                                    # through; False for a child forked from the template process
 
     def started(self) -> None:
         """The child holds its end now: close ours and start receiving."""

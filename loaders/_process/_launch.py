@@ -82,6 +82,8 @@ class SandboxSpec:
     exec_guard: bool = False         # no `process` grant: only the shim's own exec runs
     ruid: tuple[int, int] | None = None   # a root host's child: a real uid drawn from this range
     container: bool = False          # under bubblewrap: only `fs` is mounted
+    fork_from: tuple[str, ...] = ()  # a Python bootstrap: forked from the template process with this
+                                     # sys.path (``_template``), the walls put up after the fork
 
     def shim_spec(self, channel: int | None = None) -> dict[str, Any]:
         connect = self.connect_ports
@@ -315,7 +317,15 @@ def container_argv(spec: SandboxSpec, inner: Sequence[str]) -> list[str]:
 
 def spawn(spec: SandboxSpec, channel: int | None = None) -> subprocess.Popen:
     """Start the child: pipes for stdio, nothing else inherited (but ``channel``, the host's
-    egress and seccomp-listener socket), its own session."""
+    egress and seccomp-listener socket), its own session. A spec with ``fork_from`` is forked
+    from the template process when one can run (a ``_template.ForkedProcess``), else exec'd."""
+    if spec.fork_from and not spec.container:
+        from . import _template
+        forked = _template.spawn({"shim": spec.shim_spec(channel), "argv": list(spec.argv),
+                                  "env": dict(spec.env), "cwd": spec.cwd}, channel, spec.fork_from,
+                                 warm=_warm(spec))
+        if forked is not None:
+            return forked   # type: ignore[return-value]  # what Child uses of a Popen
     argv = shim_argv(spec, channel)
     if spec.container:
         argv = container_argv(spec, argv)
@@ -323,6 +333,16 @@ def spawn(spec: SandboxSpec, channel: int | None = None) -> subprocess.Popen:
                             stderr=subprocess.PIPE, env=dict(spec.env), cwd=spec.cwd,
                             close_fds=True, start_new_session=True, bufsize=0,
                             executable=argv[0], pass_fds=() if channel is None else (channel,))
+
+
+def _warm(spec: SandboxSpec) -> dict[str, Any]:
+    """What the template process compiles once: this child's policy files and home."""
+    import json
+    try:
+        boot = json.loads(spec.env.get("PROMPTLINE_BOOTSTRAP", "{}"))
+    except ValueError:
+        return {}
+    return {"policy_files": boot.get("policy_files") or [], "home": boot.get("home")}
 
 
 def ld_so_paths() -> list[str]:

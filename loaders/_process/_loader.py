@@ -62,13 +62,16 @@ class ProcessLoader:
     seccomp and Landlock port rules stand alone; the plugin's ``network_wall`` says so).
     ``network_wall``: ``namespace`` (default) or ``seccomp-only`` to run without the
     namespace on purpose (a weaker wall, chosen by the host, e.g. to measure its cost).
+    ``template``: fork Python plugins from the pre-initialised template process (default;
+    every wall is put up after the fork) instead of starting an interpreter for each.
     """
 
     kind = "process"
 
     def __init__(self, *, start: str = "lazy", landlock_missing: str = "refuse",
                  rlimits: dict[str, int] | None = None, stderr_dir: str | None = None,
-                 netns_missing: str = "refuse", network_wall: str = "namespace") -> None:
+                 netns_missing: str = "refuse", network_wall: str = "namespace",
+                 template: bool = True) -> None:
         if start not in ("lazy", "eager"):
             raise ValueError(f"unknown start mode `{start}` — use lazy or eager")
         if landlock_missing not in ("refuse", "hooks-only"):
@@ -83,6 +86,7 @@ class ProcessLoader:
         self.network_wall = network_wall
         self.rlimits = dict(rlimits or {})
         self.stderr_dir = stderr_dir
+        self.template = template
 
     def load(self, ctx: LoadContext) -> ProcessPlugin:
         plugin = ctx.plugin
@@ -196,7 +200,7 @@ class ProcessPlugin(LoadedPlugin):
         try:
             self.spec = build_spec(ctx, workdir=workdir, code=os.path.join(self._tmp, "code"),
                                    rlimits=loader.rlimits, use_landlock=use_landlock, netns=netns,
-                                   container=loader.kind == "container")
+                                   container=loader.kind == "container", fork=loader.template)
         except BaseException:
             shutil.rmtree(self._tmp, ignore_errors=True)
             raise

@@ -44,12 +44,29 @@ def main(argv: list[str]) -> None:
         spec = json.loads(argv[1])
     except ValueError as exc:
         _die(f"bad spec: {exc}")
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path.insert(0, here)
-    import _landlock  # noqa: E402 - siblings, loaded without the package
-    import _netns  # noqa: E402
-    import _seccomp  # noqa: E402
+    confine(spec)
+    program, args = argv[3], argv[3:]
+    try:
+        os.execve(program, args, dict(os.environ))
+    except OSError as exc:
+        _die(f"cannot start `{program}`: {exc.strerror or exc}")
 
+
+def _walls():
+    """The wall modules: package siblings, or (run as a file with ``-S``) loaded by path."""
+    if __package__:
+        from . import _landlock, _netns, _seccomp
+        return _landlock, _netns, _seccomp
+    import importlib
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # siblings, without the package
+    return tuple(importlib.import_module(name) for name in ("_landlock", "_netns", "_seccomp"))
+
+
+def confine(spec: dict) -> None:
+    """Put every wall of the shim spec around this process (the order in the module
+    docstring); on any failure exit with :data:`EXIT_SANDBOX_FAILED`. With ``netns: new``
+    it returns in the plugin's process only (PID 2 of the new PID namespace)."""
+    _landlock, _netns, _seccomp = _walls()
     for name, value in (spec.get("rlimits") or {}).items():
         try:
             limit = int(value)
@@ -126,7 +143,7 @@ def main(argv: list[str]) -> None:
                                         exec_guard=guard, notify=notify)
         except OSError as exc:
             _die(str(exc))
-        if listener is not None:
+        if listener is not None and channel is not None:   # (no channel: refused above)
             import socket
             try:
                 socket.send_fds(socket.socket(fileno=os.dup(channel)), [_netns.TAG_LISTENER], [listener])
@@ -135,11 +152,6 @@ def main(argv: list[str]) -> None:
             os.close(listener)
     if channel is not None:
         os.close(channel)
-    program, args = argv[3], argv[3:]
-    try:
-        os.execve(program, args, dict(os.environ))
-    except OSError as exc:
-        _die(f"cannot start `{program}`: {exc.strerror or exc}")
 
 
 if __name__ == "__main__":

@@ -87,8 +87,10 @@ def _write_below(base: str, rel: str, data: bytes, plugin_id: str) -> None:
 
 
 def build_spec(ctx: LoadContext, *, workdir: str, code: str, rlimits: dict[str, int],
-               use_landlock: bool, netns: bool = False, container: bool = False) -> SandboxSpec:
-    """The child's SandboxSpec: the bootstrap for Python plugins, the command otherwise."""
+               use_landlock: bool, netns: bool = False, container: bool = False,
+               fork: bool = True) -> SandboxSpec:
+    """The child's SandboxSpec: the bootstrap for Python plugins (forked from the template
+    process unless ``fork`` is False or it runs in a container), the command otherwise."""
     plugin = ctx.plugin
     manifest = plugin.manifest
     opts = ctx.options
@@ -161,6 +163,8 @@ def build_spec(ctx: LoadContext, *, workdir: str, code: str, rlimits: dict[str, 
     data_dir = ctx.config.data_dir
     if data_dir:
         spec = SandboxSpec(**{**spec.__dict__, "fs": spec.fs + ((str(data_dir), ll.WRITE),)})
+    if fork and not container and plugin.kind in ("python", "library"):
+        spec = SandboxSpec(**{**spec.__dict__, "fork_from": tuple(import_path())})
     for note in spec.notes:
         log.info("plugin `%s`: %s", plugin.id, note)
     return spec

@@ -60,6 +60,7 @@ def make_wall(plugin_id: str, version: str, *, enforcer: Any, audit: Any, exec_g
         return why
 
     def on_listener(fd: int) -> None:
-        Supervisor(plugin_id, fd, record=record, exec_once=exec_guard)
+        Supervisor(plugin_id, fd, record=record, exec_once=exec_guard and wall.starter_execs)
 
-    return Wall(plugin_id, decide=decide, record=record, on_listener=on_listener)
+    wall = Wall(plugin_id, decide=decide, record=record, on_listener=on_listener)
+    return wall

@@ -1,0 +1,209 @@
+"""The template process: Python with the child's imports done, forking one plugin at a time.
+
+    python -I -B .../loaders/_process/_zygote.py CONTROL_FD SYS_PATH_JSON WARM_JSON
+
+(started by the host, :mod:`._template`). It imports what every Python plugin's bootstrap
+needs (jsonschema, the policy compiler with its CEL parser built, the enforcer, the MCP
+server, the walls), then waits on its control socket. For each ``F`` message (the child's
+stdin, stdout and stderr, a pipe carrying the child's spec, and maybe the host channel) it
+forks; the fork, never the template:
+
+1. reads its spec from its own pipe (the template never holds a plugin's settings or
+   environment, so no plugin can find another's in memory it inherited);
+2. becomes a session leader with those fds as 0/1/2 (and the channel as fd 3), closes every
+   other fd, takes the spec's environment and working directory;
+3. puts up every wall with the shim's own code (:func:`._shim.confine`: rlimits, namespaces,
+   real uid, capabilities, Landlock, seccomp), drops what secure-execution mode would have
+   dropped at an exec, and forgets ctypes and the wall modules (a ``native: false`` plugin
+   finds no native door open: an ``import ctypes`` is decided again);
+4. runs the bootstrap (:mod:`._bootstrap`) in place of the exec.
+
+The template answers each fork with the child's pid and, when the child exits, its exit
+code (``subprocess`` convention: negative for a signal). It runs no plugin code, holds no
+secret, and exits when the host closes the control socket.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+
+MAX_SPEC_BYTES = 16 * 1024 * 1024
+CHANNEL_FD = 3
+UNSECURE_ENV = ("GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
+                "MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR")
+"""What glibc's secure-execution mode drops at exec (besides ``LD_*``): a forked child whose
+real uid differs from its effective uid drops them too, as the exec'd bootstrap would."""
+FORGOTTEN = ("ctypes", "_ctypes", "_landlock", "_seccomp", "_netns", "_shim", "_zygote")
+WARM_MANIFEST = """\
+id: promptline-template
+name: template
+version: 0.0.1
+description: warms the policy compiler
+types: [tool]
+entry: {python: "m:P"}
+sandbox: process
+capabilities:
+  filesystem: {read: ["/nonexistent/**"]}
+  network: ["example.invalid:443"]
+  environment: ["PROMPTLINE_TEMPLATE_*"]
+"""
+
+
+def preload(warm: dict) -> None:
+    """Import (and warm) what the bootstrap and the walls need, as the exec'd child would;
+    compile ``warm["policy_files"]`` once, so each child's compile of them finds its CEL
+    programs made (shared pages, not its own)."""
+    import jsonschema  # noqa: F401
+
+    from promptline.enforcer import Enforcer  # noqa: F401
+    from promptline.policy import load_policy_set
+
+    from . import _backend, _bootstrap, _jsonrpc, _server, _shim  # noqa: F401
+    _shim._walls()
+    if warm.get("home"):
+        os.environ["PROMPTLINE_HOME"] = warm["home"]   # `~` in policies, as in the children
+    manifest = [("/nonexistent/promptline-template/plugin.yaml", WARM_MANIFEST)]
+    load_policy_set([], manifest)
+    try:
+        load_policy_set(warm.get("policy_files") or [], manifest)
+    except Exception as exc:  # noqa: BLE001 - a child reports its own policy errors
+        sys.stderr.write(f"cannot warm the policy: {type(exc).__name__}: {exc}\n")
+    gc.collect()
+    gc.freeze()   # what is here now stays shared with every fork: no collection touches it
+
+
+def serve(control_fd: int) -> None:
+    import selectors
+    import socket
+    ctl = socket.socket(fileno=control_fd)
+    sel = selectors.DefaultSelector()
+    sel.register(ctl, selectors.EVENT_READ, None)
+    ctl.send(b"R")
+    while True:
+        for key, _ in sel.select():
+            if key.data is None:
+                try:
+                    msg, fds, _flags, _addr = socket.recv_fds(ctl, 16, 8)
+                except OSError:
+                    os._exit(0)
+                if not msg:
+                    os._exit(0)   # the host is gone
+                _fork(ctl, sel, msg, fds)
+            else:
+                pid, pidfd = key.data
+                sel.unregister(pidfd)
+                os.close(pidfd)
+                _, status = os.waitpid(pid, 0)
+                _tell(ctl, {"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+
+
+def _tell(ctl, message: dict) -> None:
+    try:
+        ctl.send(json.dumps(message).encode())
+    except OSError:
+        os._exit(0)
+
+
+def _fork(ctl, sel, msg: bytes, fds: list[int]) -> None:
+    import selectors
+    if msg != b"F" or len(fds) not in (4, 5):
+        for fd in fds:
+            os.close(fd)
+        _tell(ctl, {"error": "malformed fork request"})
+        return
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        for fd in fds:
+            os.close(fd)
+        _tell(ctl, {"error": f"fork failed: {exc}"})
+        return
+    if pid == 0:
+        try:
+            sel.close()
+            ctl.detach()
+            _child(fds)
+        except BaseException as exc:  # noqa: BLE001 - the fork never returns into the loop
+            try:
+                os.write(2, f"promptline-sandbox: the forked child failed: {type(exc).__name__}: {exc}\n".encode())
+            except OSError:
+                pass
+        os._exit(125)
+    for fd in fds:
+        os.close(fd)
+    pidfd = os.pidfd_open(pid)
+    sel.register(pidfd, selectors.EVENT_READ, (pid, pidfd))
+    _tell(ctl, {"pid": pid})
+
+
+def _child(fds: list[int]) -> None:
+    import fcntl
+    os.setsid()
+    spec_fd = fds[3]
+    data = b""
+    while len(data) <= MAX_SPEC_BYTES:
+        chunk = os.read(spec_fd, 1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    os.close(spec_fd)
+    spec = json.loads(data)
+    del data
+    # out of the way first (a received fd may sit on 0-3), then into place; the rest closed
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64) for fd in (fds[0], fds[1], fds[2], *fds[4:])]
+    for fd, target in zip(high, (0, 1, 2, CHANNEL_FD)):
+        os.dup2(fd, target)
+    channel = CHANNEL_FD if len(high) == 4 else None
+    os.closerange(len(high), os.sysconf("SC_OPEN_MAX"))
+    os.chdir(spec["cwd"])
+    os.environ.clear()
+    os.environ.update(spec["env"])
+    shim = spec["shim"]
+    shim["channel"] = channel
+    from . import _shim
+    _shim.confine(shim)
+    if os.getuid() != os.geteuid():   # as secure-execution mode after an exec
+        for name in [n for n in os.environ if n.startswith("LD_") or n in UNSECURE_ENV]:
+            del os.environ[name]
+        _not_dumpable()
+    _forget()
+    sys.argv = list(spec["argv"][3:]) or sys.argv[:1]
+    from . import _bootstrap
+    _bootstrap.main(sys.argv)
+
+
+def _not_dumpable() -> None:
+    """PR_SET_DUMPABLE 0, as an exec with a real uid apart from the effective one leaves it."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
+
+
+def _forget() -> None:
+    """Drop ctypes and the wall modules from ``sys.modules`` (and their packages'
+    attributes): the plugin imports them anew, through the enforcer, or not at all."""
+    for name in list(sys.modules):
+        leaf = name.rpartition(".")[2]
+        if leaf in FORGOTTEN or name == "ctypes" or name.startswith("ctypes."):
+            parent = sys.modules.get(name.rpartition(".")[0]) if "." in name else None
+            if parent is not None and getattr(parent, leaf, None) is sys.modules[name]:
+                delattr(parent, leaf)
+            del sys.modules[name]
+    gc.collect()
+
+
+def main(argv: list[str]) -> None:
+    fd = int(argv[1])
+    for p in reversed(json.loads(argv[2])):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    import importlib
+    mod = importlib.import_module("promptline.loaders._process._zygote")
+    mod.preload(json.loads(argv[3]) if len(argv) > 3 else {})
+    mod.serve(fd)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
