@@ -36,6 +36,7 @@ UNSECURE_ENV = ("GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "L
                 "MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR")
 """What glibc's secure-execution mode drops at exec (besides ``LD_*``): a forked child whose
 real uid differs from its effective uid drops them too, as the exec'd bootstrap would."""
+_forgotten: list[str] = []
 FORGOTTEN = ("ctypes", "_ctypes", "_landlock", "_seccomp", "_netns", "_shim", "_zygote")
 WARM_MANIFEST = """\
 id: promptline-template
@@ -62,7 +63,9 @@ def preload(warm: dict) -> None:
     from promptline.policy import load_policy_set
 
     from . import _backend, _bootstrap, _jsonrpc, _server, _shim  # noqa: F401
-    _shim._walls()
+    _, _, seccomp = _shim._walls()
+    for inet in (False, True) * 4:   # run (and specialise) here what every fork runs once
+        seccomp.build(allow_inet=inet, listen=inet, exec_guard=not inet, notify=True)
     if warm.get("home"):
         os.environ["PROMPTLINE_HOME"] = warm["home"]   # `~` in policies, as in the children
     manifest = [("/nonexistent/promptline-template/plugin.yaml", WARM_MANIFEST)]
@@ -71,6 +74,8 @@ def preload(warm: dict) -> None:
         load_policy_set(warm.get("policy_files") or [], manifest)
     except Exception as exc:  # noqa: BLE001 - a child reports its own policy errors
         sys.stderr.write(f"cannot warm the policy: {type(exc).__name__}: {exc}\n")
+    _forgotten[:] = [name for name in sys.modules
+                     if name.rpartition(".")[2] in FORGOTTEN or name.startswith("ctypes.")]
     gc.collect()
     gc.freeze()   # what is here now stays shared with every fork: no collection touches it
 
@@ -183,15 +188,14 @@ def _not_dumpable() -> None:
 
 def _forget() -> None:
     """Drop ctypes and the wall modules from ``sys.modules`` (and their packages'
-    attributes): the plugin imports them anew, through the enforcer, or not at all."""
-    for name in list(sys.modules):
-        leaf = name.rpartition(".")[2]
-        if leaf in FORGOTTEN or name == "ctypes" or name.startswith("ctypes."):
-            parent = sys.modules.get(name.rpartition(".")[0]) if "." in name else None
-            if parent is not None and getattr(parent, leaf, None) is sys.modules[name]:
-                delattr(parent, leaf)
-            del sys.modules[name]
-    gc.collect()
+    attributes): the plugin imports them anew, through the enforcer, or not at all. The
+    names were listed in the template (walking every module here would copy their pages)."""
+    for name in _forgotten:
+        module = sys.modules.pop(name, None)
+        package, _, leaf = name.rpartition(".")
+        parent = sys.modules.get(package) if package else None
+        if module is not None and parent is not None and getattr(parent, leaf, None) is module:
+            delattr(parent, leaf)
 
 
 def main(argv: list[str]) -> None:
