@@ -7,7 +7,8 @@ Measures, in one run, with real sandboxed children (shim, Landlock, seccomp):
 - `tools/call` on a stdlib MCP server started as a `command:` plugin;
 - `tools/call` on a Python plugin served by the bootstrap (in-child enforcer, JSON Schema
   validation of the arguments, async tool machinery);
-and the time from load to first answer for each — for every wall side by side: `process`
+and the time from load to first answer for each (a Python plugin forked from the template
+process and exec'd through the shim) — for every wall side by side: `process`
 without its network namespace (seccomp and Landlock ports only, the fallback), `process`
 with it (namespace, forwarder, egress proxy channel, exec guard) and `container`
 (bubblewrap). Machines here are noisy: read ratios and medians from the same run, never a
@@ -67,14 +68,15 @@ def report(name: str, samples: list[float]) -> None:
 WALLS = ("process, seccomp only", "process + netns", "container")
 
 
-def _load(root: Path, tmp: Path, wall: str):
-    """Load ``root`` with the wall named ``wall`` (the first one switches the namespace off)."""
+def _load(root: Path, tmp: Path, wall: str, template: bool = True):
+    """Load ``root`` with the wall named ``wall`` (the first one switches the namespace off);
+    ``template=False``: a Python plugin is exec'd through the shim, not forked."""
     from promptline.loaders import ContainerLoader, ProcessLoader
     if wall == "container":
         return load(root, tmp, loader=ContainerLoader())
     if wall == "process + netns":
-        return load(root, tmp)
-    return load(root, tmp, loader=ProcessLoader(network_wall="seccomp-only"))
+        return load(root, tmp, loader=ProcessLoader(template=template))
+    return load(root, tmp, loader=ProcessLoader(network_wall="seccomp-only", template=template))
 
 
 def main() -> None:
@@ -90,10 +92,10 @@ def main() -> None:
         cmd = write_command_plugin(tmp / f"plugins{i}", "bench-cmd", ECHO_SERVER)
         py = write_python_plugin(tmp / f"plugins{i}", "bench-py", "def probe(arg):\n    return arg\n")
         up = {}
-        for kind, root in (("cmd", cmd), ("py", py)):
+        for kind, root, template in (("cmd", cmd, True), ("py", py, True), ("py exec", py, False)):
             samples = []
             for _ in range(starts):
-                loaded = _load(root, tmp, wall)
+                loaded = _load(root, tmp, wall, template)
                 t = time.perf_counter()
                 loaded.plugin.tools()
                 samples.append((time.perf_counter() - t) * 1e3)
@@ -113,16 +115,18 @@ def main() -> None:
             py_s = timed(lambda p=p: p.plugin.call_tool("echo", {"text": "hi"}), n)
             report("  tools/call, stdlib MCP server", cmd_s)
             report("  tools/call, Python plugin", py_s)
-            rows.append((wall, statistics.median(cmd_s), statistics.median(py_s), up["cmd"], up["py"]))
+            rows.append((wall, statistics.median(cmd_s), statistics.median(py_s), up["cmd"], up["py"], up["py exec"]))
         finally:
             c.plugin.shutdown()
             p.plugin.shutdown()
     base = rows[0]
     print()
-    print(f"{'wall':<24}{'call cmd p50':>14}{'call py p50':>14}{'start cmd':>12}{'start py':>12}   ratio to first row")
-    for wall, cc, pc, sc, sp in rows:
-        print(f"{wall:<24}{cc:>11.3f} ms{pc:>11.3f} ms{sc:>9.0f} ms{sp:>9.0f} ms   "
+    print(f"{'wall':<24}{'call cmd p50':>14}{'call py p50':>14}{'start cmd':>12}{'start py':>12}"
+          f"{'py exec':>11}   ratio to first row")
+    for wall, cc, pc, sc, sp, se in rows:
+        print(f"{wall:<24}{cc:>11.3f} ms{pc:>11.3f} ms{sc:>9.0f} ms{sp:>9.0f} ms{se:>8.0f} ms   "
               f"call x{pc / base[2]:.2f}, start x{sp / base[4]:.2f}")
+    print("start py: forked from the template process (container: exec'd); py exec: ProcessLoader(template=False)")
 
 
 if __name__ == "__main__":
