@@ -210,6 +210,7 @@ class Template:
 _lock = threading.Lock()
 _templates: dict[tuple[str, ...], Template] = {}
 _broken: dict[tuple[str, ...], str] = {}
+_owner = [os.getpid()]   # a forked host starts templates of its own
 
 
 def spawn(spec: Mapping[str, Any], channel: int | None, sys_path: Sequence[str],
@@ -219,6 +220,10 @@ def spawn(spec: Mapping[str, Any], channel: int | None, sys_path: Sequence[str],
     logged once; the caller execs instead)."""
     key = tuple(sys_path)
     with _lock:
+        if _owner[0] != os.getpid():
+            _owner[0] = os.getpid()
+            _templates.clear()
+            _broken.clear()
         if key in _broken:
             return None
         t = _templates.get(key)

@@ -194,3 +194,28 @@ def test_a_forked_plugin_finds_no_other_plugins_secret_and_cannot_reach_the_temp
     assert secret not in out["found"], "another plugin's secret is in the forked plugin's memory"
     assert out["template_mem"] == out["template_environ"] == "refused", out
     assert out["own_environ"].startswith("read"), out
+
+
+def test_a_dead_template_kills_its_plugins_and_the_next_start_makes_a_new_one(tmp_path):
+    import signal
+    import time
+    loaded = load(write_python_plugin(tmp_path / "p", "tpl-orphan", "def probe(arg):\n    return arg\n"), tmp_path)
+    try:
+        assert loaded.plugin.call_tool("run", {"arg": 1}).data == 1
+        old_pid, tpl = loaded.plugin.pid, _parent(loaded.plugin.pid)
+        os.kill(tpl, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and Path(f"/proc/{old_pid}").exists() \
+                and Path(f"/proc/{old_pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.02)
+        assert not Path(f"/proc/{old_pid}").exists() or \
+            Path(f"/proc/{old_pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", "the plugin outlived its template"
+        # the next call restarts the plugin (a crash, restarted at once) from a new template
+        r = loaded.plugin.call_tool("run", {"arg": 2})
+        if not r.ok:   # the call that found the connection gone
+            r = loaded.plugin.call_tool("run", {"arg": 2})
+        assert r.ok and r.data == 2, r.content
+        new_tpl = _parent(loaded.plugin.pid)
+        assert loaded.plugin.pid != old_pid and new_tpl not in (tpl, os.getpid())
+    finally:
+        loaded.plugin.shutdown()
