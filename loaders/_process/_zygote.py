@@ -57,6 +57,10 @@ def preload(warm: dict) -> None:
     """Import (and warm) what the bootstrap and the walls need, as the exec'd child would;
     compile ``warm["policy_files"]`` once, so each child's compile of them finds its CEL
     programs made (shared pages, not its own)."""
+    import concurrent.futures.thread  # noqa: F401 - the serve loop's and Enforcer.install's imports
+    import pwd  # noqa: F401
+    import sqlite3  # noqa: F401
+
     import jsonschema  # noqa: F401
 
     from promptline.enforcer import Enforcer  # noqa: F401
