@@ -12,7 +12,7 @@ Reports, each next to its floor:
   init, the plugin), against the same two bare children; the template's own memory, paid
   once per host, separately;
 - how many process plugins start within --window s: one after the other (each left
-  running), and 60 begun at once (one thread each);
+  running), and 24 begun at once (one thread each);
 - modules loaded in the child before plugin code, and whether the native doors are among them;
 - `promptline --help` wall time.
 Machines here are noisy (2 shared cores): read the ratios of one run, not a threshold.
@@ -135,9 +135,15 @@ def within(root: Path, tmp: Path, window: float, template: bool, most: int = 60)
             x.plugin.shutdown()
 
 
-def within_parallel(root: Path, tmp: Path, window: float, template: bool, most: int = 60) -> int:
-    """Plugins whose start (begun all at once, one thread each) finished within ``window`` s."""
+PARALLEL = 24
+
+
+def within_parallel(root: Path, tmp: Path, window: float, template: bool, most: int = PARALLEL) -> int:
+    """Plugins whose start (begun all at once, one thread each) finished within ``window`` s
+    (an overloaded start may time out: its warning is not printed, it is not counted)."""
+    import logging
     import threading
+    logging.getLogger("promptline.process").setLevel(logging.CRITICAL)
     waiting = [load(root, tmp, loader=ProcessLoader(template=template)) for _ in range(most)]
     done: list[float] = []
     t0 = time.perf_counter()
@@ -155,6 +161,7 @@ def within_parallel(root: Path, tmp: Path, window: float, template: bool, most: 
         th.join(timeout=max(0.0, t0 + window + 30 - time.perf_counter()))
     for x in waiting:
         x.plugin.shutdown()
+    logging.getLogger("promptline.process").setLevel(logging.NOTSET)
     return sum(1 for d in done if d <= window)
 
 
@@ -208,7 +215,7 @@ def main() -> None:
           "first plugin start incl. the template's own start; its USS alone")
     print(f"plugins started within {args.window:g} s, one after the other, all left running: "
           f"forked {fork_n} (mean USS {fork_many / mb:.1f} MB), exec'd {exec_n} (mean USS {exec_many / mb:.1f} MB)")
-    print(f"plugins started within {args.window:g} s, 60 begun at once: forked {fork_par}, exec'd {exec_par}")
+    print(f"plugins started within {args.window:g} s, {PARALLEL} begun at once: forked {fork_par}, exec'd {exec_par}")
     print(f"targets: start p50 <= 150 ms: forked {statistics.median(fork_s) * 1e3:.0f} ms "
           f"({'met' if statistics.median(fork_s) <= 0.15 else 'missed'}); USS <= 15 MB: forked "
           f"{statistics.median(fork_mem) / mb:.1f} MB ({'met' if statistics.median(fork_mem) <= 15 * mb else 'missed'})")

@@ -36,8 +36,13 @@ class NamespaceError(OSError):
     """The network namespace cannot be made."""
 
 
+_LIBC: list = []   # one handle per process: a template process makes it once for all its forks
+
+
 def _libc():
-    return ctypes.CDLL(None, use_errno=True)
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
 
 
 def _unshare(flags: int) -> None:

@@ -106,6 +106,15 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
+_LIBC: list = []   # one handle per process: a template process makes it once for all its forks
+
+
+def _libc():
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
+
+
 def supported() -> bool:
     return platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
 
@@ -198,7 +207,7 @@ def install(*, allow_inet: bool, listen: bool = False, exec_guard: bool = False,
     program = build(allow_inet=allow_inet, listen=listen, exec_guard=exec_guard, notify=notify)
     buf = ctypes.create_string_buffer(program, len(program))
     fprog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     libc.syscall.restype = ctypes.c_long
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         e = ctypes.get_errno()
@@ -226,7 +235,7 @@ LAST_CAP = 63                        # dropping unknown numbers is harmless (EIN
 def drop_capabilities() -> None:
     """Empty the bounding set and the effective, permitted and inheritable sets, so a child
     started as root keeps no capability across ``execve`` (no_new_privs keeps it that way)."""
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     libc.syscall.restype = ctypes.c_long
     for cap in range(LAST_CAP + 1):
         if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.EPERM):

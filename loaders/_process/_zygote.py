@@ -67,9 +67,13 @@ def preload(warm: dict) -> None:
     from promptline.policy import load_policy_set
 
     from . import _backend, _bootstrap, _jsonrpc, _server, _shim  # noqa: F401
-    _, _, seccomp = _shim._walls()
+    landlock, netns, seccomp = _shim._walls()
     for inet in (False, True) * 4:   # run (and specialise) here what every fork runs once
         seccomp.build(allow_inet=inet, listen=inet, exec_guard=not inet, notify=True)
+    landlock.landlock_abi()
+    for libc in (landlock._syscall(), netns._libc(), seccomp._libc()):   # the handles and functions
+        for name in ("syscall", "prctl", "unshare"):                       # every fork calls
+            getattr(libc, name)
     if warm.get("home"):
         os.environ["PROMPTLINE_HOME"] = warm["home"]   # `~` in policies, as in the children
     manifest = [("/nonexistent/promptline-template/plugin.yaml", WARM_MANIFEST)]
