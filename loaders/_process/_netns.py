@@ -155,6 +155,15 @@ def become_init(close: tuple[int, ...], confine) -> None:
         report = os.read(status_r, 4)
         _mirror(struct.unpack("=i", report)[0] if len(report) == 4 else status)
     os.close(status_r)
+    init_here(status_w, close, confine)
+
+
+def init_here(status_w: int, close: tuple[int, ...], confine) -> None:
+    """In PID 1 of a new PID namespace: fork the plugin as PID 2 and stay its tiny init
+    (reaps orphans, forwards signals, dies with its parent); when the plugin exits, write its
+    raw wait status to ``status_w`` and exit. Returns in the plugin's process only.
+    :func:`become_init` ends here; a child forked from the template process, which made the
+    namespace, starts here (its template reads the status)."""
     _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     plugin = os.fork()
     if plugin == 0:
@@ -179,6 +188,17 @@ def become_init(close: tuple[int, ...], confine) -> None:
         if pid == plugin:
             os.write(status_w, struct.pack("=i", status))
             os._exit(0)
+
+
+def unshare_pid() -> None:
+    """The caller's next child starts a new PID namespace (root only)."""
+    _unshare(CLONE_NEWPID)
+
+
+def setns(fd: int, nstype: int) -> None:
+    if _libc().setns(ctypes.c_int(fd), ctypes.c_int(nstype)) != 0:
+        e = ctypes.get_errno()
+        raise NamespaceError(e, f"setns failed: {os.strerror(e)}")
 
 
 def only_loopback() -> bool:

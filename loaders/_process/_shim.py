@@ -79,8 +79,11 @@ def confine(spec: dict) -> None:
         os.set_inheritable(channel, False)   # the plugin never holds the host's channel
     netns = spec.get("netns")
     if netns == "new":
+        # `init_status`: this process is already PID 1 of a PID namespace its parent (the
+        # template process) made, and reports the plugin's wait status on that fd
+        status = spec.get("init_status")
         try:
-            _netns.enter_new_netns(pid=True)
+            _netns.enter_new_netns(pid=status is None)
         except OSError as exc:
             _die(f"cannot make the network and PID namespaces: {exc}")
 
@@ -88,7 +91,11 @@ def confine(spec: dict) -> None:
             _seccomp.drop_capabilities()
             _landlock.restrict([], connect_ports=[], bind_ports=[], scope=False)
             _seccomp.install(allow_inet=False)
-        _netns.become_init((channel,) if channel is not None else (), confine_init)
+        keep = (channel,) if channel is not None else ()
+        if status is None:
+            _netns.become_init(keep, confine_init)
+        else:
+            _netns.init_here(int(status), keep, confine_init)
     if netns is not None and not _netns.only_loopback():
         _die("the network namespace has interfaces besides loopback")
     ll = spec.get("landlock")

@@ -113,8 +113,10 @@ class Template:
     def pid(self) -> int:
         return self._proc.pid
 
-    def spawn(self, spec: Mapping[str, Any], channel: int | None) -> ForkedProcess:
-        """Fork one child with ``spec`` (shim spec, argv, env, cwd); raises OSError."""
+    def spawn(self, spec: Mapping[str, Any], channel: int | None, pid_namespace: bool = False) -> ForkedProcess:
+        """Fork one child with ``spec`` (shim spec, argv, env, cwd); raises OSError.
+        ``pid_namespace``: the child will make network and PID namespaces; as root the
+        template forks it into the new PID namespace (it becomes the plugin's init)."""
         pipes = [os.pipe() for _ in range(4)]   # stdin, stdout, stderr, the spec
         theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][0]]
         ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][1]]
@@ -122,7 +124,8 @@ class Template:
             with self._lock:
                 if not self.alive:
                     raise OSError("the template process is gone")
-                socket.send_fds(self._sock, [b"F"], theirs + ([channel] if channel is not None else []))
+                socket.send_fds(self._sock, [b"P" if pid_namespace else b"F"],
+                                theirs + ([channel] if channel is not None else []))
                 reply = self._reply()
         except BaseException:
             for fd in ours:
@@ -234,7 +237,7 @@ def spawn(spec: Mapping[str, Any], channel: int | None, sys_path: Sequence[str],
                 _broken[key] = str(exc)
                 log.warning("process plugins start without the template process: %s", exc)
                 return None
-    return t.spawn(spec, channel)
+    return t.spawn(spec, channel, pid_namespace=(spec.get("shim") or {}).get("netns") == "new")
 
 
 def shutdown() -> None:

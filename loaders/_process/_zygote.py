@@ -28,10 +28,14 @@ from __future__ import annotations
 import gc
 import json
 import os
+import struct
 import sys
 
 MAX_SPEC_BYTES = 16 * 1024 * 1024
 CHANNEL_FD = 3
+STATUS_FD = 4          # a PID-namespace init's report of the plugin's wait status
+CLONE_NEWPID = 0x20000000
+_pid_namespace: list[int] = []   # the template's own PID namespace (root only): restored after each P fork
 UNSECURE_ENV = ("GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
                 "MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR")
 """What glibc's secure-execution mode drops at exec (besides ``LD_*``): a forked child whose
@@ -82,6 +86,8 @@ def preload(warm: dict) -> None:
         load_policy_set(warm.get("policy_files") or [], manifest)
     except Exception as exc:  # noqa: BLE001 - a child reports its own policy errors
         sys.stderr.write(f"cannot warm the policy: {type(exc).__name__}: {exc}\n")
+    if os.geteuid() == 0:
+        _pid_namespace.append(os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC))
     _forgotten[:] = [name for name in sys.modules
                      if name.rpartition(".")[2] in FORGOTTEN or name.startswith("ctypes.")]
     gc.collect()
@@ -106,10 +112,19 @@ def serve(control_fd: int) -> None:
                     os._exit(0)   # the host is gone
                 _fork(ctl, sel, msg, fds)
             else:
-                pid, pidfd = key.data
+                pid, pidfd, status_r = key.data
                 sel.unregister(pidfd)
                 os.close(pidfd)
                 _, status = os.waitpid(pid, 0)
+                if status_r is not None:   # the init reports how the plugin ended
+                    os.set_blocking(status_r, False)
+                    try:
+                        report = os.read(status_r, 4)
+                    except OSError:
+                        report = b""
+                    os.close(status_r)
+                    if len(report) == 4:
+                        status = struct.unpack("=i", report)[0]
                 _tell(ctl, {"exit": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
@@ -121,24 +136,44 @@ def _tell(ctl, message: dict) -> None:
 
 
 def _fork(ctl, sel, msg: bytes, fds: list[int]) -> None:
+    """``F``: fork the child; ``P`` (a root host's child with a network namespace): fork it as
+    PID 1 of a new PID namespace, so it is the plugin's init itself and no process waits
+    outside for it (the shim's start needs one); it reports the plugin's status on a pipe."""
     import selectors
-    if msg != b"F" or len(fds) not in (4, 5):
+    if msg not in (b"F", b"P") or len(fds) not in (4, 5):
         for fd in fds:
             os.close(fd)
         _tell(ctl, {"error": "malformed fork request"})
         return
+    status_r = status_w = None
+    if msg == b"P" and _pid_namespace:
+        try:
+            _netns().unshare_pid()
+            status_r, status_w = os.pipe()
+        except OSError:
+            pass   # the child makes the namespaces itself (the shim's way)
     try:
         pid = os.fork()
     except OSError as exc:
-        for fd in fds:
+        pid = -1
+        error = f"fork failed: {exc}"
+    if status_r is not None and pid != 0:
+        try:
+            _netns().setns(_pid_namespace[0], CLONE_NEWPID)
+        except OSError:
+            os._exit(1)   # never fork another child into that namespace
+    if pid < 0:
+        for fd in [*fds, *((status_r, status_w) if status_r is not None else ())]:
             os.close(fd)
-        _tell(ctl, {"error": f"fork failed: {exc}"})
+        _tell(ctl, {"error": error})
         return
     if pid == 0:
         try:
             sel.close()
             ctl.detach()
-            _child(fds)
+            if status_r is not None:
+                os.close(status_r)
+            _child(fds, status_w)
         except BaseException as exc:  # noqa: BLE001 - the fork never returns into the loop
             try:
                 os.write(2, f"promptline-sandbox: the forked child failed: {type(exc).__name__}: {exc}\n".encode())
@@ -147,12 +182,19 @@ def _fork(ctl, sel, msg: bytes, fds: list[int]) -> None:
         os._exit(125)
     for fd in fds:
         os.close(fd)
+    if status_w is not None:
+        os.close(status_w)
     pidfd = os.pidfd_open(pid)
-    sel.register(pidfd, selectors.EVENT_READ, (pid, pidfd))
+    sel.register(pidfd, selectors.EVENT_READ, (pid, pidfd, status_r))
     _tell(ctl, {"pid": pid})
 
 
-def _child(fds: list[int]) -> None:
+def _netns():
+    from . import _netns
+    return _netns
+
+
+def _child(fds: list[int], status_w: int | None) -> None:
     import fcntl
     os.setsid()
     spec_fd = fds[3]
@@ -165,17 +207,31 @@ def _child(fds: list[int]) -> None:
     os.close(spec_fd)
     spec = json.loads(data)
     del data
-    # out of the way first (a received fd may sit on 0-3), then into place; the rest closed
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64) for fd in (fds[0], fds[1], fds[2], *fds[4:])]
-    for fd, target in zip(high, (0, 1, 2, CHANNEL_FD)):
+    # out of the way first (a received fd may sit on 0-4), then into place; the rest closed
+    places = list(zip(fds[:3], (0, 1, 2)))
+    if len(fds) == 5:
+        places.append((fds[4], CHANNEL_FD))
+    if status_w is not None:
+        places.append((status_w, STATUS_FD))
+    high = [(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64), target) for fd, target in places]
+    for fd, target in high:
         os.dup2(fd, target)
-    channel = CHANNEL_FD if len(high) == 4 else None
-    os.closerange(len(high), os.sysconf("SC_OPEN_MAX"))
+    kept = {target for _, target in high}
+    for fd in (CHANNEL_FD, STATUS_FD):
+        if fd not in kept:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    os.closerange(STATUS_FD + 1, os.sysconf("SC_OPEN_MAX"))
+    channel = CHANNEL_FD if CHANNEL_FD in kept else None
     os.chdir(spec["cwd"])
     os.environ.clear()
     os.environ.update(spec["env"])
     shim = spec["shim"]
     shim["channel"] = channel
+    if status_w is not None and os.getpid() == 1:
+        shim["init_status"] = STATUS_FD
     from . import _shim
     _shim.confine(shim)
     if os.getuid() != os.geteuid():   # as secure-execution mode after an exec

@@ -219,3 +219,20 @@ def test_a_dead_template_kills_its_plugins_and_the_next_start_makes_a_new_one(tm
         assert loaded.plugin.pid != old_pid and new_tpl not in (tpl, os.getpid())
     finally:
         loaded.plugin.shutdown()
+
+
+def test_a_forked_plugin_that_dies_is_reported_as_it_died(tmp_path):
+    """The template reports the plugin's own end (its init hands the wait status over)."""
+    loaded = load(write_python_plugin(tmp_path / "p", "tpl-dies", PROBE, native=True), tmp_path)
+    try:
+        r = loaded.plugin.call_tool("run", {"arg": HOOK_OFF + "import signal; os.kill(os.getpid(), signal.SIGSEGV)"})
+        assert not r.ok and "SIGSEGV" in r.content, r.content
+        r = loaded.plugin.call_tool("run", {"arg": "import os; os._exit(3)"})
+        assert not r.ok and "exited with code 3" in r.content, r.content
+        import time
+        deadline = time.monotonic() + 15   # the control: it restarts, after the crash backoff
+        while not (r := loaded.plugin.call_tool("run", {"arg": "result = 4"})).ok and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert r.data == 4, r.content
+    finally:
+        loaded.plugin.shutdown()
