@@ -322,8 +322,7 @@ def spawn(spec: SandboxSpec, channel: int | None = None) -> subprocess.Popen:
     if spec.fork_from and not spec.container:
         from . import _template
         forked = _template.spawn({"shim": spec.shim_spec(channel), "argv": list(spec.argv),
-                                  "env": dict(spec.env), "cwd": spec.cwd}, channel, spec.fork_from,
-                                 warm=_warm(spec))
+                                  "env": dict(spec.env), "cwd": spec.cwd}, channel, spec.fork_from)
         if forked is not None:
             return forked   # type: ignore[return-value]  # what Child uses of a Popen
     argv = shim_argv(spec, channel)
@@ -333,16 +332,6 @@ def spawn(spec: SandboxSpec, channel: int | None = None) -> subprocess.Popen:
                             stderr=subprocess.PIPE, env=dict(spec.env), cwd=spec.cwd,
                             close_fds=True, start_new_session=True, bufsize=0,
                             executable=argv[0], pass_fds=() if channel is None else (channel,))
-
-
-def _warm(spec: SandboxSpec) -> dict[str, Any]:
-    """What the template process compiles once: this child's policy files and home."""
-    import json
-    try:
-        boot = json.loads(spec.env.get("PROMPTLINE_BOOTSTRAP", "{}"))
-    except ValueError:
-        return {}
-    return {"policy_files": boot.get("policy_files") or [], "home": boot.get("home")}
 
 
 def ld_so_paths() -> list[str]:

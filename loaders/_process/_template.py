@@ -79,12 +79,11 @@ class ForkedProcess:
 class Template:
     """One running template process and its control socket (thread-safe)."""
 
-    def __init__(self, sys_path: Sequence[str], warm: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, sys_path: Sequence[str]) -> None:
         host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-B", ZYGOTE, str(child.fileno()), json.dumps(list(sys_path)),
-                 json.dumps(dict(warm or {}))],
+                [sys.executable, "-I", "-B", ZYGOTE, str(child.fileno()), json.dumps(list(sys_path))],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(ENV),
                 cwd="/", close_fds=True, start_new_session=True, pass_fds=(child.fileno(),))
         finally:
@@ -216,11 +215,9 @@ _broken: dict[tuple[str, ...], str] = {}
 _owner = [os.getpid()]   # a forked host starts templates of its own
 
 
-def spawn(spec: Mapping[str, Any], channel: int | None, sys_path: Sequence[str],
-          warm: Mapping[str, Any] | None = None) -> ForkedProcess | None:
-    """Fork a child from the template for ``sys_path`` (started on first use, compiling the
-    policy files of ``warm`` once), or None when no template can run here (the reason is
-    logged once; the caller execs instead)."""
+def spawn(spec: Mapping[str, Any], channel: int | None, sys_path: Sequence[str]) -> ForkedProcess | None:
+    """Fork a child from the template for ``sys_path`` (started on first use), or None when
+    no template can run here (the reason is logged once; the caller execs instead)."""
     key = tuple(sys_path)
     with _lock:
         if _owner[0] != os.getpid():
@@ -232,7 +229,7 @@ def spawn(spec: Mapping[str, Any], channel: int | None, sys_path: Sequence[str],
         t = _templates.get(key)
         if t is None or not t.alive:
             try:
-                t = _templates[key] = Template(sys_path, warm)
+                t = _templates[key] = Template(sys_path)
             except OSError as exc:
                 _broken[key] = str(exc)
                 log.warning("process plugins start without the template process: %s", exc)

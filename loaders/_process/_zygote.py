@@ -1,6 +1,6 @@
 """The template process: Python with the child's imports done, forking one plugin at a time.
 
-    python -I -B .../loaders/_process/_zygote.py CONTROL_FD SYS_PATH_JSON WARM_JSON
+    python -I -B .../loaders/_process/_zygote.py CONTROL_FD SYS_PATH_JSON
 
 (started by the host, :mod:`._template`). It imports what every Python plugin's bootstrap
 needs (jsonschema, the policy compiler with its CEL parser built, the enforcer, the MCP
@@ -57,10 +57,11 @@ capabilities:
 """
 
 
-def preload(warm: dict) -> None:
-    """Import (and warm) what the bootstrap and the walls need, as the exec'd child would;
-    compile ``warm["policy_files"]`` once, so each child's compile of them finds its CEL
-    programs made (shared pages, not its own)."""
+def preload() -> None:
+    """Import (and warm) what the bootstrap and the walls need, as the exec'd child would.
+    A policy is compiled once, for the CEL parser and the compiler's lazy imports; the
+    host's own policy files are not: each child's load re-resolves `/proc/self` to its own
+    pid, and the policy compiler then drops every cached program."""
     import concurrent.futures.thread  # noqa: F401 - the serve loop's and Enforcer.install's imports
     import pwd  # noqa: F401
     import sqlite3  # noqa: F401
@@ -78,14 +79,7 @@ def preload(warm: dict) -> None:
     for libc in (landlock._syscall(), netns._libc(), seccomp._libc()):   # the handles and functions
         for name in ("syscall", "prctl", "unshare"):                       # every fork calls
             getattr(libc, name)
-    if warm.get("home"):
-        os.environ["PROMPTLINE_HOME"] = warm["home"]   # `~` in policies, as in the children
-    manifest = [("/nonexistent/promptline-template/plugin.yaml", WARM_MANIFEST)]
-    load_policy_set([], manifest)
-    try:
-        load_policy_set(warm.get("policy_files") or [], manifest)
-    except Exception as exc:  # noqa: BLE001 - a child reports its own policy errors
-        sys.stderr.write(f"cannot warm the policy: {type(exc).__name__}: {exc}\n")
+    load_policy_set([], [("/nonexistent/promptline-template/plugin.yaml", WARM_MANIFEST)])
     if os.geteuid() == 0:
         _pid_namespace.append(os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC))
     _forgotten[:] = [name for name in sys.modules
@@ -269,7 +263,7 @@ def main(argv: list[str]) -> None:
             sys.path.insert(0, p)
     import importlib
     mod = importlib.import_module("promptline.loaders._process._zygote")
-    mod.preload(json.loads(argv[3]) if len(argv) > 3 else {})
+    mod.preload()
     mod.serve(fd)
 
 
