@@ -155,15 +155,6 @@ def become_init(close: tuple[int, ...], confine) -> None:
         report = os.read(status_r, 4)
         _mirror(struct.unpack("=i", report)[0] if len(report) == 4 else status)
     os.close(status_r)
-    init_here(status_w, close, confine)
-
-
-def init_here(status_w: int, close: tuple[int, ...], confine) -> None:
-    """In PID 1 of a new PID namespace: fork the plugin as PID 2 and stay its tiny init
-    (reaps orphans, forwards signals, dies with its parent); when the plugin exits, write its
-    raw wait status to ``status_w`` and exit. Returns in the plugin's process only.
-    :func:`become_init` ends here; a child forked from the template process, which made the
-    namespace, starts here (its template reads the status)."""
     _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     plugin = os.fork()
     if plugin == 0:
@@ -171,6 +162,14 @@ def init_here(status_w: int, close: tuple[int, ...], confine) -> None:
         for sig in FORWARDED:
             signal.signal(sig, signal.SIG_DFL)
         return
+    serve_as_init(plugin, status_w, close, confine)
+
+
+def serve_as_init(plugin: int, status_w: int, close: tuple[int, ...], confine) -> None:
+    """Be the tiny init (PID 1) of ``plugin``'s PID namespace: drop its stdio, forward
+    signals, confine itself, reap orphans; when the plugin exits write its raw wait status to
+    ``status_w`` and exit. :func:`become_init` ends here; so does the init a template
+    process forks into a new PID namespace (``_zygote``: its template reads the status)."""
     _quiet(close)
     _forward_to(plugin)
     try:

@@ -119,11 +119,21 @@ def supported() -> bool:
     return platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
 
 
+_built: dict[tuple[bool, bool, bool, bool], bytes] = {}   # a template process builds them for its forks
+
+
 def build(*, allow_inet: bool, listen: bool = False, exec_guard: bool = False,
           notify: bool = False) -> bytes:
     """The BPF program as bytes (an array of struct sock_filter). ``listen``: the plugin
     has a bind grant; ``exec_guard``/``notify``: see the module docstring (both need the
     filter installed with :func:`install`, which returns the listener fd)."""
+    key = (bool(allow_inet), bool(listen), bool(exec_guard), bool(notify))
+    if key not in _built:
+        _built[key] = _build(*key)
+    return _built[key]
+
+
+def _build(allow_inet: bool, listen: bool, exec_guard: bool, notify: bool) -> bytes:
     if not supported():
         raise SeccompError(errno.EOPNOTSUPP, f"no seccomp syscall table for `{platform.machine()}`")
     prog: list[list] = []   # (code, jt, jf, k); jt/jf may be label names

@@ -79,11 +79,11 @@ def confine(spec: dict) -> None:
         os.set_inheritable(channel, False)   # the plugin never holds the host's channel
     netns = spec.get("netns")
     if netns == "new":
-        # `init_status`: this process is already PID 1 of a PID namespace its parent (the
-        # template process) made, and reports the plugin's wait status on that fd
-        status = spec.get("init_status")
+        # `pid_namespace: made`: this process already is PID 2 of a PID namespace, under an
+        # init its parent (the template process) made; only the network namespace is missing
+        made = spec.get("pid_namespace") == "made"
         try:
-            _netns.enter_new_netns(pid=status is None)
+            _netns.enter_new_netns(pid=not made)
         except OSError as exc:
             _die(f"cannot make the network and PID namespaces: {exc}")
 
@@ -91,11 +91,8 @@ def confine(spec: dict) -> None:
             _seccomp.drop_capabilities()
             _landlock.restrict([], connect_ports=[], bind_ports=[], scope=False)
             _seccomp.install(allow_inet=False)
-        keep = (channel,) if channel is not None else ()
-        if status is None:
-            _netns.become_init(keep, confine_init)
-        else:
-            _netns.init_here(int(status), keep, confine_init)
+        if not made:
+            _netns.become_init((channel,) if channel is not None else (), confine_init)
     if netns is not None and not _netns.only_loopback():
         _die("the network namespace has interfaces besides loopback")
     ll = spec.get("landlock")

@@ -33,7 +33,6 @@ import sys
 
 MAX_SPEC_BYTES = 16 * 1024 * 1024
 CHANNEL_FD = 3
-STATUS_FD = 4          # a PID-namespace init's report of the plugin's wait status
 CLONE_NEWPID = 0x20000000
 _pid_namespace: list[int] = []   # the template's own PID namespace (root only): restored after each P fork
 UNSECURE_ENV = ("GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
@@ -73,8 +72,9 @@ def preload() -> None:
 
     from . import _backend, _bootstrap, _jsonrpc, _server, _shim  # noqa: F401
     landlock, netns, seccomp = _shim._walls()
-    for inet in (False, True) * 4:   # run (and specialise) here what every fork runs once
-        seccomp.build(allow_inet=inet, listen=inet, exec_guard=not inet, notify=True)
+    import itertools
+    for inet, listen, guard, notify in itertools.product((False, True), repeat=4):   # every filter a
+        seccomp.build(allow_inet=inet, listen=listen, exec_guard=guard, notify=notify)  # fork installs
     landlock.landlock_abi()
     for libc in (landlock._syscall(), netns._libc(), seccomp._libc()):   # the handles and functions
         for name in ("syscall", "prctl", "unshare"):                       # every fork calls
@@ -165,9 +165,10 @@ def _fork(ctl, sel, msg: bytes, fds: list[int]) -> None:
         try:
             sel.close()
             ctl.detach()
-            if status_r is not None:
+            if status_r is not None and status_w is not None:
                 os.close(status_r)
-            _child(fds, status_w)
+                _init(status_w)   # returns in the plugin, PID 2
+            _child(fds, made=status_r is not None)
         except BaseException as exc:  # noqa: BLE001 - the fork never returns into the loop
             try:
                 os.write(2, f"promptline-sandbox: the forked child failed: {type(exc).__name__}: {exc}\n".encode())
@@ -188,9 +189,39 @@ def _netns():
     return _netns
 
 
-def _child(fds: list[int], status_w: int | None) -> None:
+def _init(status_w: int) -> None:
+    """In PID 1 of the new PID namespace: become the session leader, fork the plugin (it
+    returns, as PID 2, to read its spec) and stay its init, holding nothing but ``status_w``
+    (and none of the plugin's memory: what the plugin writes later is its own)."""
     import fcntl
     os.setsid()
+    netns = _netns()
+    netns._libc().prctl(netns.PR_SET_PDEATHSIG, 9, 0, 0, 0)   # SIGKILL when the template dies
+    plugin = os.fork()
+    if plugin == 0:
+        os.close(status_w)
+        return
+    status = fcntl.fcntl(status_w, fcntl.F_DUPFD_CLOEXEC, 64)
+    devnull = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.dup2(status, CHANNEL_FD)
+    os.closerange(CHANNEL_FD + 1, os.sysconf("SC_OPEN_MAX"))
+    from . import _shim
+    landlock, _, seccomp = _shim._walls()
+
+    def confine() -> None:   # no files, no network, no exec; it may signal its child
+        seccomp.drop_capabilities()
+        landlock.restrict([], connect_ports=[], bind_ports=[], scope=False)
+        seccomp.install(allow_inet=False)
+    netns.serve_as_init(plugin, CHANNEL_FD, (), confine)
+
+
+def _child(fds: list[int], made: bool = False) -> None:
+    """The plugin's process (``made``: PID 2 under the init :func:`_init` made)."""
+    import fcntl
+    if not made:
+        os.setsid()
     spec_fd = fds[3]
     data = b""
     while len(data) <= MAX_SPEC_BYTES:
@@ -205,27 +236,18 @@ def _child(fds: list[int], status_w: int | None) -> None:
     places = list(zip(fds[:3], (0, 1, 2)))
     if len(fds) == 5:
         places.append((fds[4], CHANNEL_FD))
-    if status_w is not None:
-        places.append((status_w, STATUS_FD))
     high = [(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64), target) for fd, target in places]
     for fd, target in high:
         os.dup2(fd, target)
-    kept = {target for _, target in high}
-    for fd in (CHANNEL_FD, STATUS_FD):
-        if fd not in kept:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-    os.closerange(STATUS_FD + 1, os.sysconf("SC_OPEN_MAX"))
-    channel = CHANNEL_FD if CHANNEL_FD in kept else None
+    channel = CHANNEL_FD if len(fds) == 5 else None
+    os.closerange(len(high), os.sysconf("SC_OPEN_MAX"))
     os.chdir(spec["cwd"])
     os.environ.clear()
     os.environ.update(spec["env"])
     shim = spec["shim"]
     shim["channel"] = channel
-    if status_w is not None and os.getpid() == 1:
-        shim["init_status"] = STATUS_FD
+    if made:
+        shim["pid_namespace"] = "made"
     from . import _shim
     _shim.confine(shim)
     if os.getuid() != os.geteuid():   # as secure-execution mode after an exec
