@@ -208,6 +208,8 @@ def info_cmd(target: str, policies: tuple[str, ...], approvals: str | None, as_j
             "id": m.id, "name": m.name, "version": m.version, "description": m.description,
             "types": list(m.types), "entry": m.entry.model_dump(exclude_none=True), "sandbox": m.sandbox,
             "requires": m.requires, "capabilities": caps.model_dump(mode="json"),
+            "author": m.author, "homepage": m.homepage, "repository": m.repository, "issues": m.issues,
+            "license": m.license, "keywords": list(m.keywords), "dependencies": dict(m.dependencies),
             "limits": effective_limits(m.limits, getattr(settings, "limits", None)).to_dict(),
             "source": plugin.source, "origin": plugin.origin, "root": str(plugin.root),
             "signature": r.signature, "digest": r.verified.digest if r.verified else None,
@@ -226,6 +228,10 @@ def info_cmd(target: str, policies: tuple[str, ...], approvals: str | None, as_j
         f"{'compatible' if requires_ok(m.requires, promptline_version()) else 'NOT compatible'}; "
         "a plugin class's own `requires` is checked when it loads)",
         *(["  model:      `promptline model list` asks its is_available()"] if "model" in m.types else []),
+        *(f"  {label + ':':<11} {value}" for label, value in (
+            ("author", m.author), ("license", m.license), ("homepage", m.homepage),
+            ("repository", m.repository), ("issues", m.issues), ("keywords", ", ".join(m.keywords)),
+            ("depends on", ", ".join(f"{k} {v}".strip() for k, v in m.dependencies.items()))) if value),
         f"  found:      {plugin.source} {plugin.origin}",
         f"  directory:  {plugin.root}",
         f"  signature:  {r.signature}",

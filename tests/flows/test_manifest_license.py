@@ -66,3 +66,18 @@ def test_anything_not_on_the_list_is_refused(tmp_path_factory, word):
     with pytest.raises(PolicyError) as err:
         load_manifest(d / "plugin.yaml")
     assert err.value.line == 5
+
+
+def test_plugin_info_shows_the_publishing_fields(tmp_path):
+    import json
+    d = _write(tmp_path, "mit")
+    (d / "plugin.yaml").write_text((d / "plugin.yaml").read_text() + (
+        "author: Ada <ada@example.org>\nhomepage: https://example.org/demo\n"
+        "repository: https://github.com/example/demo\nkeywords: [notes, search]\n"))
+    r = promptline(tmp_path, "plugin", "info", f"{d}/")
+    assert r.returncode == 0, r.stderr
+    for line in ("  author:     Ada <ada@example.org>", "  license:    MIT", "  homepage:   https://example.org/demo",
+                 "  repository: https://github.com/example/demo", "  keywords:   notes, search"):
+        assert line in r.stdout.splitlines(), r.stdout
+    js = json.loads(promptline(tmp_path, "plugin", "info", "--json", f"{d}/").stdout)
+    assert js["license"] == "MIT" and js["keywords"] == ["notes", "search"] and js["author"].startswith("Ada")
