@@ -160,6 +160,7 @@ class PluginManager:
         self.watch = config.watch
         self.watcher = None
         self.last_reload_error: str = ""
+        self.plugin_reload_errors: dict[str, str] = {}  # plugin id -> why its update was not applied
         self.bundle = None                            # BundleUpdater, when configured
         self._bundle_files: list[str] = []            # policy files of the bundle in force
         if config.bundle is not None:
@@ -339,8 +340,14 @@ class PluginManager:
         return list(self._bundle_files if bundle_files is None else bundle_files) + self.policy_files
 
     def reload_plugins(self) -> LoadReport:
-        """Rediscover plugins: load new and changed ones beside the old (new calls switch,
-        running calls finish on the old instance), unload removed ones."""
+        """Rediscover plugins and apply what changed, rebuild-then-swap (DESIGN.md §9): a
+        changed plugin's new version is verified, approved, compiled into the policy and
+        started (imported, ``initialize`` answered) while the old instance keeps serving;
+        only then do new calls switch to it (running calls finish on the old one). A new
+        version that fails any step keeps the old one serving, and says why: a
+        ``plugin_reload ok=false`` audit record, ``plugin_reload_errors[id]`` and the
+        report's ``refused``. A plugin is unloaded only when its directory or its
+        plugin.yaml is gone — an unreadable or invalid plugin.yaml keeps the old one."""
         with self._reload_lock:
             report = LoadReport()
             found = self.discover()
@@ -348,36 +355,103 @@ class PluginManager:
             base = self.policy_set
             settings = base.settings if base is not None else load_policy_set(
                 self._all_policy_files(), backend=self.backend, grants=self.grants).settings
+            previous = dict(self._candidates)
+            roots = {os.path.realpath(c.plugin.root): pid for pid, c in previous.items()}
             fresh: dict[str, _Candidate] = {}
             changed: list[_Candidate] = []
             for plugin in found:
-                old = self._candidates.get(plugin.id)
+                old = previous.get(plugin.id)
+                owner = roots.get(os.path.realpath(plugin.root))
+                if owner is not None and owner != plugin.id:
+                    continue   # the old plugin's directory now names another id: kept below
                 if old is not None and old.plugin.root == plugin.root and _same_tree(old, plugin):
                     fresh[plugin.id] = old
+                    self.plugin_reload_errors.pop(plugin.id, None)   # back to what serves
                     continue
                 self._lifecycle(plugin.id, plugin.version, "discovered", plugin.origin)
                 cand = self._verify_and_approve(plugin, settings, report)
                 if cand is None:
                     if old is not None:
                         fresh[plugin.id] = old   # keep serving the last good version
+                        self._update_failed(old, plugin.version, report.refused[-1][1])
                     continue
                 fresh[plugin.id] = cand
                 changed.append(cand)
-            removed = [pid for pid in self._candidates if pid not in fresh]
+            for pid, old in previous.items():
+                if pid not in fresh and _still_there(old):
+                    fresh[pid] = old
+                    self._update_failed(old, old.plugin.version, _why_not_found(old, found))
+            removed = [pid for pid in previous if pid not in fresh]
             if not changed and not removed:
                 return report
             try:
                 ps = self._build_policy(list(fresh.values()))
-            except (PolicyError, OSError) as exc:
-                report.refused.append(("policy", str(exc)))
+            except Exception as exc:  # noqa: BLE001 - whatever a hostile manifest makes the compiler raise
+                why = _why(exc, "cannot compile the policy with the new plugin versions")
+                report.refused.append(("policy", why))
+                for cand in changed:
+                    self._update_failed(previous.get(cand.plugin.id), cand.plugin.version, why, report)
                 return report
             self._install_policy(ps)
             self._candidates = fresh
-            for cand in changed:
-                self._load_one(cand, report, event="reloaded" if cand.plugin.id in self.plugins else "loaded")
+            started = self._start_changed(changed, previous, fresh, report, base)
+            for cand, loaded in started:
+                pid = cand.plugin.id
+                self._swap_in(loaded, report, "reloaded" if pid in previous else "loaded")
+                self.plugin_reload_errors.pop(pid, None)
+                self._plugin_reload(pid, cand.plugin.version, True, "")
             for pid in removed:
                 self.unload(pid)
             return report
+
+    def _start_changed(self, changed: list[_Candidate], previous: Mapping[str, _Candidate],
+                       fresh: dict[str, _Candidate], report: LoadReport, base) -> list:
+        """Start every changed plugin aside; roll the ones that fail back to their old
+        version (policy included). Returns the (candidate, instance) pairs to swap in."""
+        started, failed = [], []
+        for cand in changed:
+            loaded = self._start_one(cand, report)
+            (started.append((cand, loaded)) if loaded is not None else failed.append(cand))
+        if not failed:
+            return started
+        for cand in failed:
+            pid = cand.plugin.id
+            old = previous.get(pid)
+            if old is not None:
+                fresh[pid] = old
+            else:
+                fresh.pop(pid, None)
+            self._update_failed(old, cand.plugin.version, dict(report.refused).get(pid, "failed to start"))
+        try:
+            self._install_policy(self._build_policy(list(fresh.values())))
+            self._candidates = fresh
+        except Exception as exc:  # noqa: BLE001 - back to exactly what ran before
+            why = _why(exc, "cannot compile the policy back")
+            if base is not None:
+                self._install_policy(base)
+            self._candidates = dict(previous)
+            for cand, loaded in started:
+                loaded.shutdown()
+                self._update_failed(previous.get(cand.plugin.id), cand.plugin.version, why, report)
+            return []
+        return started
+
+    def _update_failed(self, old: _Candidate | None, version: str, why: str,
+                       report: LoadReport | None = None) -> None:
+        """A new version of a plugin was not swapped in: say why (the old one serves)."""
+        if old is None:
+            return
+        pid = old.plugin.id
+        if report is not None:
+            report.refused.append((pid, why))
+        why = f"update to {version} not applied, {old.plugin.version} keeps serving: {why}"
+        self.plugin_reload_errors[pid] = why
+        self._plugin_reload(pid, version, False, why)
+
+    def _plugin_reload(self, pid: str, version: str, ok: bool, error: str) -> None:
+        record = getattr(self.audit_log, "plugin_reload", None)
+        if record is not None:
+            record(pid, version, ok, error)
 
     def _verify_and_approve(self, plugin: DiscoveredPlugin, settings, report: LoadReport) -> _Candidate | None:
         pid, version = plugin.id, plugin.version
@@ -488,6 +562,13 @@ class PluginManager:
         return loader
 
     def _load_one(self, cand: _Candidate, report: LoadReport, event: str = "loaded") -> None:
+        loaded = self._start_one(cand, report)
+        if loaded is not None:
+            self._swap_in(loaded, report, event)
+
+    def _start_one(self, cand: _Candidate, report: LoadReport) -> LoadedPlugin | None:
+        """Start ``cand`` under the policy in force (imported, ``initialize`` answered);
+        None (refused, recorded) when it cannot run. Nothing is swapped in."""
         plugin = cand.plugin
         pid, version = plugin.id, plugin.version
         info = self.policy_set.plugins[pid]
@@ -496,11 +577,11 @@ class PluginManager:
                          f"cannot run in the `{info.minimum}` sandbox the policy requires (sandbox_minimum); "
                          f"its `{plugin.manifest.entry.kind}` entry runs at most in `{info.sandbox}` — "
                          f"ask its author for a {info.minimum} build, or lower `sandbox_minimum`")
-            return
+            return None
         d = self.enforcer.check(pid, Request("plugin.load", pid))
         if d.verdict is not Verdict.ALLOW:
             self._refuse(report, pid, version, f"loading refused by policy: {d.reason()}")
-            return
+            return None
         settings = dict(plugin.manifest.config)
         settings.update(self.plugin_settings.get(pid, {}))
         data_dir = self._data_dir(pid)
@@ -509,7 +590,7 @@ class PluginManager:
                 os.makedirs(data_dir, mode=0o700, exist_ok=True)
             except OSError as exc:
                 self._refuse(report, pid, version, f"cannot create its data directory `{data_dir}`: {exc.strerror}")
-                return
+                return None
             data_dir = Path(data_dir)
         ctx = LoadContext(plugin=plugin, info=info, enforcer=self.enforcer,
                           config=PluginConfig(pid, settings, data_dir,
@@ -524,10 +605,15 @@ class PluginManager:
             loaded = loader.load(ctx)
         except LoaderError as exc:
             self._refuse(report, pid, version, str(exc))
-            return
+            return None
         except Exception as exc:  # noqa: BLE001 - a broken plugin never takes the host down
             self._refuse(report, pid, version, f"failed to load: {type(exc).__name__}: {exc}")
-            return
+            return None
+        return loaded
+
+    def _swap_in(self, loaded: LoadedPlugin, report: LoadReport, event: str) -> None:
+        """New calls go to ``loaded``; the instance it replaces retires once idle."""
+        pid = loaded.id
         with self._lock:
             old = self._plugins.get(pid)
             self._plugins[pid] = loaded
@@ -535,7 +621,8 @@ class PluginManager:
             self._retire(old)
         report.loaded.append(pid)
         wall = getattr(loaded, "network_wall", None)   # which network wall a sandboxed child got
-        self._lifecycle(pid, version, event, f"sandbox {info.sandbox}" + (f", network {wall}" if wall else ""))
+        self._lifecycle(pid, loaded.version, event,
+                        f"sandbox {loaded.sandbox}" + (f", network {wall}" if wall else ""))
 
     def _retire(self, old: LoadedPlugin, wait: float = 60.0) -> None:
         """Shut ``old`` down once the calls running on it have finished (in the background)."""
@@ -738,6 +825,32 @@ def loaded_types(manager: PluginManager, plugin_id: str) -> tuple[str, ...]:
     if cand is None and plugin_id in manager._inline:
         return tuple(manager._inline[plugin_id].types)
     return tuple(cand.plugin.manifest.types) if cand else ()
+
+
+def _still_there(cand: _Candidate) -> bool:
+    """Whether the plugin's directory and plugin.yaml still exist (gone: it was removed)."""
+    from ._discovery import MANIFEST_FILE
+    return os.path.isfile(os.path.join(cand.plugin.root, MANIFEST_FILE))
+
+
+def _why_not_found(cand: _Candidate, found) -> str:
+    """Why discovery no longer yields ``cand`` though its plugin.yaml is there."""
+    root = os.path.realpath(cand.plugin.root)
+    for p in found.problems:
+        origin = os.path.realpath(p.origin.split(":", 1)[0]) if p.origin else ""
+        if origin == root or origin.startswith(root + os.sep):
+            return str(p)
+    for plugin in found:
+        if os.path.realpath(plugin.root) == root:
+            return (f"{cand.plugin.manifest_path}: its plugin.yaml now names plugin `{plugin.id}` — a "
+                    f"plugin keeps its id; remove the directory and add the new one to rename it")
+    return f"{cand.plugin.manifest_path}: discovery no longer finds plugin `{cand.plugin.id}` there"
+
+
+def _why(exc: BaseException, what: str) -> str:
+    if isinstance(exc, (PolicyError, OSError)):
+        return str(exc)
+    return f"{what} ({type(exc).__name__}: {str(exc)[:200]})"
 
 
 def _same_tree(old: _Candidate, plugin: DiscoveredPlugin) -> bool:

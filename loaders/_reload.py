@@ -82,7 +82,7 @@ class _Handler(FileSystemEventHandler):
             if self.kind == "policy":
                 self.watcher.policy_event(p, kind, dest=attr == "dest_path")
             else:
-                self.watcher.poke(self.kind)
+                self.watcher.plugin_event(p, kind, dest=attr == "dest_path")
 
 
 def _closes_reported(observer: Any) -> bool:
@@ -114,6 +114,7 @@ class Watcher:
         self._events = 0                  # every event seen (policy files and plugins)
         self._last_event = 0.0            # monotonic time of the last one
         self._open: dict[str, float] = {}  # policy file -> when a write to it was seen
+        self._open_plugin: dict[str, float] = {}  # the same for files under plugin dirs
         self._marked: dict[str, bool] = {}  # policy file -> applied with END_MARKER
         self._waiting_logged = 0.0
         self.waiting = ""
@@ -185,6 +186,16 @@ class Watcher:
                 self._open.pop(path, None)
         self.poke("policy")
 
+    def plugin_event(self, path: str, event_type: str, dest: bool = False) -> None:
+        """A watchdog event under a plugin directory: plugins are rebuilt once no file
+        written there is still open for writing (as for policy files)."""
+        with self._cond:
+            if event_type == "modified" and self._closes and not os.path.isdir(path):
+                self._open_plugin.setdefault(path, time.monotonic())
+            elif event_type in ("closed", "deleted", "moved"):
+                self._open_plugin.pop(path, None)
+        self.poke("plugins")
+
     def apply(self) -> None:
         """Reload the policy now, as its files are (for ``mode="manual"``, or to apply a
         file an editor keeps open); the result is in ``manager.last_reload_error``."""
@@ -222,6 +233,14 @@ class Watcher:
                         f"not end with it yet (waiting; end the file with it)")
         return ""
 
+    def _plugin_incomplete(self) -> str:
+        now = time.monotonic()
+        with self._cond:
+            still_open = [p for p, t in self._open_plugin.items() if now - t < OPEN_WAIT_S]
+        if still_open:
+            return f"`{still_open[0]}` is still open for writing (waiting for it to be closed)"
+        return ""
+
     def _settle(self) -> bool:
         """Wait until ``debounce`` passed since the last event, then for ``checks`` windows
         in a row with no event and the files unchanged; False when stopped."""
@@ -255,6 +274,11 @@ class Watcher:
                 return
             with self._cond:
                 forced = self._apply
+            if "plugins" in self._pending:
+                why = self._plugin_incomplete()
+                if why:
+                    self._wait_for_more(why)
+                    continue
             if "policy" in self._pending and not forced:
                 why = self._incomplete()
                 if why:

@@ -119,6 +119,11 @@ class RecordBuilder:
             "ok": bool(ok), "policy_version": text(version),
             "error": self._redactor.text(text(error))})
 
+    def plugin_reload(self, plugin_id: str, plugin_version: str, ok: bool, error: str) -> dict:
+        return self.body("plugin_reload", {
+            "plugin": {"id": text(plugin_id), "version": text(plugin_version)},
+            "ok": bool(ok), "error": self._redactor.text(text(error))})
+
     def dropped(self, count: int, message: str) -> dict:
         return self.body("dropped", {"count": count, "message": message})
 

@@ -29,7 +29,7 @@ SCHEMA_VERSION = 1
 GENESIS = "0" * 64
 """``prev`` of the very first record of a log."""
 
-KINDS = ("decision", "lifecycle", "policy_reload", "dropped", "recovered", "rotated")
+KINDS = ("decision", "lifecycle", "policy_reload", "plugin_reload", "dropped", "recovered", "rotated")
 """Every record ``kind``."""
 
 LIFECYCLE_EVENTS = ("discovered", "verified", "approved", "loaded", "reloaded", "unloaded",

@@ -169,6 +169,14 @@ class AuditLog:
             self._after_fork()
         return self._write_now(self._builder.policy_reload(ok, version, error))
 
+    def plugin_reload(self, plugin_id: str, plugin_version: str, ok: bool,
+                      error: str = "") -> int | None:
+        """Record a plugin update under watch: ``plugin_version`` now serving (``ok``), or
+        the error that kept the old instance serving; durable."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        return self._write_now(self._builder.plugin_reload(plugin_id, plugin_version, ok, error))
+
     def dropped(self, count: int, message: str) -> int | None:
         """Record that ``count`` records were not written (say what and why); durable."""
         if self._pid != os.getpid():

@@ -118,6 +118,8 @@ def _what(r: dict) -> tuple[str, str, str, str]:
     if kind == "policy_reload":
         return "policy.reload", r.get("policy_version", ""), \
             "ok" if r.get("ok") else "failed", r.get("error", "")
+    if kind == "plugin_reload":
+        return "plugin.reload", "", "ok" if r.get("ok") else "failed", r.get("error", "")
     return kind or "", "", "", r.get("message", "")
 
 
