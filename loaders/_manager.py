@@ -397,7 +397,7 @@ class PluginManager:
             started = self._start_changed(changed, previous, fresh, report, base)
             for cand, loaded in started:
                 pid = cand.plugin.id
-                self._swap_in(loaded, report, "reloaded" if pid in previous else "loaded")
+                self._swap_in(pid, loaded, report, "reloaded" if pid in previous else "loaded")
                 self.plugin_reload_errors.pop(pid, None)
                 self._plugin_reload(pid, cand.plugin.version, True, "")
             for pid in removed:
@@ -564,7 +564,7 @@ class PluginManager:
     def _load_one(self, cand: _Candidate, report: LoadReport, event: str = "loaded") -> None:
         loaded = self._start_one(cand, report)
         if loaded is not None:
-            self._swap_in(loaded, report, event)
+            self._swap_in(cand.plugin.id, loaded, report, event)
 
     def _start_one(self, cand: _Candidate, report: LoadReport) -> LoadedPlugin | None:
         """Start ``cand`` under the policy in force (imported, ``initialize`` answered);
@@ -611,9 +611,8 @@ class PluginManager:
             return None
         return loaded
 
-    def _swap_in(self, loaded: LoadedPlugin, report: LoadReport, event: str) -> None:
+    def _swap_in(self, pid: str, loaded: LoadedPlugin, report: LoadReport, event: str) -> None:
         """New calls go to ``loaded``; the instance it replaces retires once idle."""
-        pid = loaded.id
         with self._lock:
             old = self._plugins.get(pid)
             self._plugins[pid] = loaded
@@ -621,8 +620,10 @@ class PluginManager:
             self._retire(old)
         report.loaded.append(pid)
         wall = getattr(loaded, "network_wall", None)   # which network wall a sandboxed child got
-        self._lifecycle(pid, loaded.version, event,
-                        f"sandbox {loaded.sandbox}" + (f", network {wall}" if wall else ""))
+        info = self.policy_set.plugins.get(pid) if self.policy_set is not None else None
+        sandbox = getattr(info, "sandbox", None) or getattr(loaded, "sandbox", "")
+        self._lifecycle(pid, getattr(loaded, "version", ""), event,
+                        f"sandbox {sandbox}" + (f", network {wall}" if wall else ""))
 
     def _retire(self, old: LoadedPlugin, wait: float = 60.0) -> None:
         """Shut ``old`` down once the calls running on it have finished (in the background)."""
