@@ -31,9 +31,7 @@ import hashlib
 import json
 import os
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ from cryptography.exceptions import InvalidSignature
 from promptline.policy import key_ids
 
 from .._errors import SignatureError
+from .._http import FetchError, http_get
 from .._signing import key_id as _key_id
 from .._signing import parse_public_key
 from ._archive import MAX_ARCHIVE_BYTES
@@ -56,7 +55,7 @@ DEFAULT_INDEX = "https://plugins.promptline.dev/"
 ENTRY_PREFIX = b"promptline-index-entry/v1\x00"       # domain separation for entry signatures
 SIGNED_FIELDS = ("id", "version", "archive", "sha256", "size", "digest", "requires", "capabilities")
 MAX_INDEX_BYTES = 16 * 1024 * 1024     # index.json; thousands of plugins and versions
-FETCH_TIMEOUT = 30.0                   # seconds for one HTTP request
+FETCH_DEADLINE = 120.0                 # seconds for one whole download, connect to last byte
 PLUGIN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\Z")
 ARCHIVE_NAME = re.compile(r"^[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*\Z")
 HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
@@ -320,26 +319,18 @@ def _join(base: str, rel: str) -> str:
 
 def _read(where: str, limit: int, *, what: str, plugin: str | None = None) -> bytes:
     if where.startswith(("http://", "https://")):
-        req = urllib.request.Request(where, headers={"User-Agent": "promptline-registry/1",
-                                                     "Accept-Encoding": "identity"})
         try:
-            with urllib.request.urlopen(req, timeout=FETCH_TIMEOUT) as resp:  # noqa: S310 - scheme checked
-                final = resp.geturl()
-                if not final.startswith(("http://", "https://")):
-                    raise RegistryError(f"{what} `{where}` redirected to `{_clip(final)}`", reason="fetch-failed",
-                                        plugin=plugin, fix="use an http(s) index")
-                length = resp.headers.get("Content-Length")
-                if length and length.isdigit() and int(length) > limit:
-                    raise _too_big(what, where, limit, plugin)
-                data = resp.read(limit + 1)
-        except urllib.error.HTTPError as exc:
-            code = "not-found" if exc.code == 404 else "fetch-failed"
-            raise RegistryError(f"cannot fetch {what} `{where}`: HTTP {exc.code}", reason=code, plugin=plugin,
-                                fix="check the index URL") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            why = getattr(exc, "reason", None) or exc
-            raise RegistryError(f"cannot fetch {what} `{where}`: {why}", reason="fetch-failed", plugin=plugin,
-                                fix="check the index URL and your network") from None
+            data = http_get(where, limit=limit, deadline_s=FETCH_DEADLINE,
+                            headers={"User-Agent": "promptline-registry/1"})
+        except FetchError as exc:
+            if exc.kind == "too-large":
+                raise _too_big(what, where, limit, plugin) from None
+            code = "not-found" if exc.status == 404 else "fetch-failed"
+            fix = {"deadline": "the server is too slow or stalls on purpose; try again later or use another "
+                               "index", "redirect": "use the index's final URL, on https"}.get(
+                exc.kind, "check the index URL and your network")
+            raise RegistryError(f"cannot fetch {what} `{_clip(where, 120)}`: {exc}", reason=code, plugin=plugin,
+                                fix=fix) from None
     else:
         try:
             with open(where, "rb") as fh:
