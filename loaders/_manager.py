@@ -609,6 +609,15 @@ class PluginManager:
         except Exception as exc:  # noqa: BLE001 - a broken plugin never takes the host down
             self._refuse(report, pid, version, f"failed to load: {type(exc).__name__}: {exc}")
             return None
+        start = getattr(loaded, "ensure_started", None)   # a child process: it must answer now
+        try:
+            if callable(start):
+                start()   # within START_TIMEOUT (a restart during a call gets the call's timeout)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin never takes the host down
+            loaded.shutdown()
+            why = str(exc) if isinstance(exc, LoaderError) else f"{type(exc).__name__}: {exc}"
+            self._refuse(report, pid, version, f"did not start: {why}")
+            return None
         return loaded
 
     def _swap_in(self, pid: str, loaded: LoadedPlugin, report: LoadReport, event: str) -> None:

@@ -26,6 +26,7 @@ from ._spec import host_version
 START_TIMEOUT = 20.0            # seconds for a child to answer `initialize` and `tools/list`
 STOP_GRACE = 2.0                # seconds between closing stdin, SIGTERM and SIGKILL
 RESTART_BACKOFF = (0.0, 0.5, 2.0, 5.0, 15.0, 30.0)   # delay before restart n (after n crashes)
+START_BACKOFF = (2.0, 5.0, 15.0, 30.0, 60.0)        # the same after n failed starts (hang, crash on import)
 STDERR_TAIL_LINES = 20          # last stderr lines kept for error messages
 MAX_STDERR_LINE = 2000          # characters of one stderr line kept or logged
 log = logging.getLogger("promptline.process")
@@ -59,6 +60,7 @@ class Child:
         self.wall: Any = None
         self._client: MCPClient | None = None
         self._next_start = 0.0
+        self.start_deadline = 0.0     # monotonic end of the start under way (its answers' budget)
         self._last_error = ""
         self._closed = False
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
@@ -72,8 +74,11 @@ class Child:
     def client(self) -> MCPClient | None:
         return self._client
 
-    def ensure_started(self) -> MCPClient:
-        """Start the child if it is not running (raises LoaderError when it cannot)."""
+    def ensure_started(self, timeout: float | None = None) -> MCPClient:
+        """Start the child if it is not running (raises LoaderError when it cannot). The start
+        (``initialize`` and the first listing) gets ``timeout`` seconds, at most
+        ``START_TIMEOUT``; a start that fails is not tried again before a backoff
+        (``START_BACKOFF``): calls meanwhile fail at once, saying when it will be retried."""
         with self.lock:
             if self._closed:
                 raise LoaderError("the plugin was shut down", plugin=self.id)
@@ -87,22 +92,30 @@ class Child:
                 raise LoaderError(f"the plugin process failed {self.crashes} time(s) "
                                   f"({self._last_error}); next restart in {self._next_start - now:.1f} s",
                                   plugin=self.id)
+            budget = START_TIMEOUT if timeout is None else max(0.05, min(START_TIMEOUT, timeout))
+            self.start_deadline = now + budget
             try:
-                return self._start()
+                return self._start(budget)
             except LoaderError as exc:
-                self._crashed(exc.message)
+                self._crashed(exc.message, starting=True)
                 raise
+
+    def start_left(self) -> float:
+        """Seconds left of the start under way (for the requests made while starting)."""
+        return max(0.05, self.start_deadline - time.monotonic())
 
     def call(self, method: str, params: Any, timeout: float) -> Any:
         """One request; raises ToolError (kind unavailable/timeout) on any failure and
         passes the child's own error answers through as RpcError."""
+        begin = time.monotonic()
         try:
-            client = self.ensure_started()
+            client = self.ensure_started(timeout)
         except LoaderError as exc:
             raise ToolError(exc.message, kind="unavailable", retryable=True) from None
         proc = self._proc
+        left = max(0.05, timeout - (time.monotonic() - begin))   # a start came out of this call's time
         try:
-            result = client.request(method, params, timeout=timeout)
+            result = client.request(method, params, timeout=left)
         except CallTimeout:
             with self.lock:
                 if self._client is client:
@@ -122,7 +135,7 @@ class Child:
             self.crashes = 0
         return result
 
-    def _start(self) -> MCPClient:
+    def _start(self, budget: float) -> MCPClient:
         self._stderr_tail.clear()
         wall = self._make_wall() if self._make_wall is not None else None
         try:
@@ -148,10 +161,11 @@ class Child:
                            on_ask=self._on_ask, on_call_tool=self._on_call_tool)
         self._client = client
         try:
-            client.initialize(client_version=host_version(), timeout=START_TIMEOUT)
+            client.initialize(client_version=host_version(), timeout=budget)
             self._on_started(client)
         except (rpc.ProtocolError, rpc.RpcError, CallTimeout) as exc:
-            reason = self._exit_reason(proc, exc)
+            reason = (f"it did not answer `initialize` within {budget:g} s (hanging on import or in "
+                      "initialize?)" if isinstance(exc, CallTimeout) else self._exit_reason(proc, exc))
             self.stop()
             raise LoaderError(f"the plugin process did not start: {reason}", plugin=self.id,
                               fix="see the plugin's stderr log") from None
@@ -225,10 +239,11 @@ class Child:
             log.warning("plugin `%s`: protocol violation: %s; stopping it", self.id, exc)
             _kill_group(proc, signal.SIGKILL)
 
-    def _crashed(self, reason: str) -> None:
+    def _crashed(self, reason: str, starting: bool = False) -> None:
         self.crashes += 1
         self._last_error = reason
-        delay = RESTART_BACKOFF[min(self.crashes - 1, len(RESTART_BACKOFF) - 1)]
+        steps = START_BACKOFF if starting else RESTART_BACKOFF
+        delay = steps[min(self.crashes - 1, len(steps) - 1)]
         self._next_start = time.monotonic() + delay
         log.warning("plugin `%s`: %s (failure %d; restart allowed in %.1f s)", self.id, reason, self.crashes, delay)
 

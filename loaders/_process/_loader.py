@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from promptline.sdk import TOOL_NAME, PromptTemplate, ToolResult, ToolSpec, coerce_result
@@ -236,9 +236,10 @@ class ProcessPlugin(LoadedPlugin):
     def starts(self) -> int:
         return self.child.starts
 
-    def ensure_started(self) -> MCPClient:
-        """Start the child if it is not running (raises LoaderError when it cannot)."""
-        return self.child.ensure_started()
+    def ensure_started(self, timeout: float | None = None) -> MCPClient:
+        """Start the child if it is not running, within ``timeout`` seconds (at most
+        ``START_TIMEOUT``); raises LoaderError when it cannot."""
+        return self.child.ensure_started(timeout)
 
     def shutdown(self) -> None:
         self.child.close()
@@ -249,20 +250,20 @@ class ProcessPlugin(LoadedPlugin):
 
     def _on_started(self, client: MCPClient) -> None:
         self.bridge.child_started()
-        self._tools = self._list_tools(client)
+        self._tools = self._list_tools(client, self.child.start_left)
 
     def _mark_tools_stale(self) -> None:
         self._tools_stale = True   # re-listed on the next tools() call, not here (no thread per message)
 
-    def _list_tools(self, client: MCPClient) -> tuple[ToolSpec, ...]:
-        result = client.request("tools/list", {}, timeout=START_TIMEOUT)
+    def _list_tools(self, client: MCPClient, left: Callable[[], float]) -> tuple[ToolSpec, ...]:
+        result = client.request("tools/list", {}, timeout=left())
         items = result.get("tools") if isinstance(result, dict) else None
         if not isinstance(items, list):
             raise rpc.ProtocolError("`tools/list` answered without a `tools` array")
         cursor = result.get("nextCursor")
         pages = 0
         while isinstance(cursor, str) and cursor and pages < 20 and len(items) < MAX_TOOLS:
-            more = client.request("tools/list", {"cursor": cursor}, timeout=START_TIMEOUT)
+            more = client.request("tools/list", {"cursor": cursor}, timeout=left())
             if not isinstance(more, dict) or not isinstance(more.get("tools"), list):
                 break
             items += more["tools"]
@@ -431,7 +432,7 @@ class ProcessPlugin(LoadedPlugin):
             return
         self._tools_stale = False
         try:
-            self._tools = self._list_tools(client)
+            self._tools = self._list_tools(client, lambda: START_TIMEOUT)
         except (rpc.ProtocolError, rpc.RpcError, CallTimeout) as exc:
             log.warning("plugin `%s`: re-listing tools failed: %s", self.id, exc)
 
