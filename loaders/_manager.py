@@ -41,6 +41,9 @@ LOADER_MODULES = {
 }
 
 
+MAX_ARGUMENT_DEPTH = 60   # nesting of a tool call's arguments (they travel inside a JSON-RPC message)
+
+
 @dataclass
 class LoadReport:
     """What load_all() did: plugins loaded, and for every other one why not."""
@@ -716,6 +719,11 @@ class PluginManager:
         if not isinstance(args, dict):
             return ToolResult.failure(ToolError("tool arguments must be a JSON object", tool=name,
                                                 kind="invalid-arguments"))
+        from ._process._jsonrpc import MAX_DEPTH, depth_ok
+        if not depth_ok(args, MAX_ARGUMENT_DEPTH):   # one limit at every sandbox level
+            return ToolResult.failure(ToolError(f"tool arguments nest deeper than {MAX_ARGUMENT_DEPTH} levels "
+                                                f"(a JSON-RPC message nests at most {MAX_DEPTH}) — pass a "
+                                                "flatter object", tool=name, kind="invalid-arguments"))
         try:
             request = Request.tool_call(pid, tool, args)
         except (TypeError, ValueError) as exc:

@@ -478,10 +478,11 @@ def _parse_signature(data: bytes, plugin: str | None) -> dict[str, Any]:
     def bad(what: str) -> SignatureError:
         return SignatureError(f"`{SIGNATURE_FILE}` is malformed: {what}", reason="malformed", plugin=plugin,
                               path=SIGNATURE_FILE, fix="sign the plugin again")
+    from ._json import loads
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise bad("not JSON") from None
+        doc = loads(data)
+    except ValueError as exc:
+        raise bad(str(exc)) from None
     if not isinstance(doc, dict):
         raise bad("not a JSON object")
     if doc.get("format") != SIGNATURE_FORMAT:

@@ -42,6 +42,7 @@ from promptline.policy import key_ids
 
 from .._errors import SignatureError
 from .._http import FetchError, http_get
+from .._json import loads as loads_untrusted
 from .._signing import key_id as _key_id
 from .._signing import parse_public_key
 from ._archive import MAX_ARCHIVE_BYTES
@@ -213,9 +214,9 @@ def parse_index(data: bytes, where: str) -> dict[str, dict[str, IndexEntry]]:
                              fix="tell the index's maintainer; nothing was installed")
 
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise bad("not JSON") from None
+        doc = loads_untrusted(data)
+    except ValueError as exc:
+        raise bad(str(exc)) from None
     if not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT:
         raise bad(f"expected format `{INDEX_FORMAT}`, found `{_clip(doc.get('format') if isinstance(doc, dict) else doc)}`")
     plugins = doc.get("plugins")
@@ -273,6 +274,15 @@ def _entry(pid: str, ver: Any, e: Any, info: dict, bad) -> IndexEntry:
                       texts["name"] or "", texts["description"] or "", texts["key"], texts["key_id"],
                       texts["signature"], texts["published_at"] or "",
                       tuple(sorted(deps.items())))
+
+
+def check_plugin_id(text: Any) -> str:
+    """``text`` when it is a plugin id (what the registry turns into a directory name), else
+    RegistryError: one clear line whatever it holds (100,000 characters, NUL, bidi...)."""
+    if isinstance(text, str) and PLUGIN_ID.match(text):
+        return text
+    raise RegistryError(f"`{_clip(text)}` is not a plugin id", reason="bad-source",
+                        fix="a plugin id is 1-64 lowercase letters, digits and `-` (see `promptline plugin list`)")
 
 
 def safe_archive_name(name: str) -> bool:
@@ -356,5 +366,5 @@ def _clip(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-__all__ = ["Index", "IndexEntry", "INDEX_FORMAT", "INDEX_FILE", "INDEX_ENV", "DEFAULT_INDEX", "index_base",
+__all__ = ["check_plugin_id", "Index", "IndexEntry", "INDEX_FORMAT", "INDEX_FILE", "INDEX_ENV", "DEFAULT_INDEX", "index_base",
            "parse_index", "safe_archive_name"]

@@ -68,7 +68,7 @@ from .._signing import MANIFEST_FILE, SIGNATURE_FILE, VerifiedPlugin, materializ
 from ._archive import extract_archive
 from ._deps import Need, resolve
 from ._errors import RegistryError
-from ._index import DEFAULT_INDEX, INDEX_ENV, Index, IndexEntry
+from ._index import DEFAULT_INDEX, INDEX_ENV, Index, IndexEntry, check_plugin_id
 from ._sources import Source, fetch_git, parse_source
 from ._versions import SemVer, requires_ok
 
@@ -296,7 +296,7 @@ class Registry:
 
     def current(self, plugin_id: str) -> Installed | None:
         """The installed plugin ``plugin_id`` in this plugin dir (from its manifest), or None."""
-        target = self.plugins_dir / plugin_id
+        target = self.plugins_dir / check_plugin_id(plugin_id)
         if not (target / MANIFEST_FILE).is_file():
             return None
         try:
@@ -700,7 +700,7 @@ class Registry:
             return {}
         try:
             doc = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             doc = None
         if len(raw) > MAX_STATE_BYTES or not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT or \
                 not isinstance(doc.get("plugins"), dict):

@@ -92,8 +92,9 @@ def publish(plugin_dir: str | os.PathLike, index_dir: str | os.PathLike, *,
     try:
         index_path = base / INDEX_FILE
         if index_path.exists():
-            doc = json.loads(_read(str(index_path), 64 * 1024 * 1024, what="index").decode("utf-8"))
-            parse_index(json.dumps(doc).encode(), str(base))          # refuse to extend a broken index
+            raw = _read(str(index_path), 64 * 1024 * 1024, what="index")
+            parse_index(raw, str(base))          # refuse to extend a broken index
+            doc = json.loads(raw.decode("utf-8"))
         else:
             doc = {"format": INDEX_FORMAT, "plugins": {}}
         info = doc["plugins"].setdefault(manifest.id, {"versions": {}})

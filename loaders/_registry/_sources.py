@@ -39,6 +39,7 @@ GIT_SCHEMES = ("https", "http", "ssh", "git", "file")
 GITHUB = re.compile(r"^github:([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?(?:#(.+))?\Z")
 SCP_LIKE = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^/].*\Z")
 INDEX_NAME = re.compile(r"^([a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)(?:@([^:/\s]+))?\Z")
+MAX_SOURCE_CHARS = 4096     # PATH_MAX: nothing longer names a directory, URL or plugin
 REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}\Z")
 
 Kind = Literal["path", "archive", "git", "index"]
@@ -82,8 +83,12 @@ class Source:
 
 def parse_source(text: str, *, index: str | None = None, ref: str | None = None) -> Source:
     """Turn what the user typed into a :class:`Source` (see the module docstring)."""
-    if not text or any(ord(c) < 32 for c in text):
-        raise RegistryError(f"source `{text!r}` is empty or holds control characters", reason="bad-source",
+    if not text or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise RegistryError(f"source `{_clip(text)}` is empty or holds control characters", reason="bad-source",
+                            fix="give a directory, a git URL or a plugin name")
+    if len(text) > MAX_SOURCE_CHARS:
+        raise RegistryError(f"source `{_clip(text)}` is {len(text)} characters long, over the limit of "
+                            f"{MAX_SOURCE_CHARS}", reason="bad-source",
                             fix="give a directory, a git URL or a plugin name")
     m = GITHUB.match(text)
     if m:
@@ -96,13 +101,22 @@ def parse_source(text: str, *, index: str | None = None, ref: str | None = None)
     if m and "/" not in text:
         return Source("index", index or "", plugin_id=m.group(1), wanted=m.group(2))
     path = Path(text).expanduser()
-    if path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError) as exc:   # a name too long for this file system, ...
+        raise RegistryError(f"`{_clip(text)}` cannot be a path here: {getattr(exc, 'strerror', None) or exc}",
+                            reason="bad-source", fix="give a shorter path, a git URL or a plugin name") from None
+    if exists:
         return _local(path, ref)
     if SCP_LIKE.match(text):
         url, _, r = text.partition("#")
         return _git(url, ref or r or None)
     raise RegistryError(f"`{text}` is not a directory, archive, git URL or plugin name", reason="bad-source",
                         fix="check the path, or give `github:user/repo` or a plugin name from the index")
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _local(path: Path, ref: str | None) -> Source:

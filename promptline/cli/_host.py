@@ -111,7 +111,8 @@ def _terminal_approval(status) -> bool:
 
 
 def report_load(report) -> None:
+    from promptline.enforcer import escape_for_terminal  # manifests say what they like
     for _pid, why in report.refused:
-        click.echo(f"not loaded: {why}", err=True)
+        click.echo(f"not loaded: {escape_for_terminal(why)}", err=True)
     for problem in report.problems:
-        click.echo(f"problem: {problem}", err=True)
+        click.echo(f"problem: {escape_for_terminal(str(problem))}", err=True)

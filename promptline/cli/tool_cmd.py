@@ -68,7 +68,9 @@ def call_cmd(name, arguments, as_json, **kw) -> None:
     plugin_id = name.partition(".")[0]
     with _loaded(kw, only=[plugin_id]) as pm:   # starts (and asks about) this plugin only
         if plugin_id not in pm.plugins:
-            click.echo(f"error: no loaded plugin `{plugin_id}` — see `promptline plugin list`", err=True)
+            from promptline.enforcer import escape_for_terminal
+            click.echo(f"error: no loaded plugin `{escape_for_terminal(plugin_id[:80])}` — see "
+                       "`promptline plugin list`", err=True)
             raise SystemExit(EXIT_FAILED)
         result = pm.call_tool(name, args)
     if as_json:
