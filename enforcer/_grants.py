@@ -266,6 +266,8 @@ class GrantStore:
             where = f"{self.path}:{mark.line + 1}" if mark else self.path
             problem = getattr(exc, "problem", None) or "invalid YAML"
             raise GrantError(f"{where}: {problem} — fix or remove the file") from exc
+        except RecursionError:
+            raise GrantError(f"{self.path}: nested too deeply — fix or remove the file") from None
         if doc is None:
             return {}, [], []
         if not isinstance(doc, dict):

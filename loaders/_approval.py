@@ -297,12 +297,14 @@ class ApprovalStore:
             raise self._bad(f"cannot be read: {exc.strerror}", "check its permissions") from None
         if len(raw) > MAX_STORE_BYTES:
             raise self._bad(f"is larger than {MAX_STORE_BYTES} bytes", "remove stale approvals")
+        from promptline.policy import PolicyError, load_yaml  # depth-bounded, alias cycles refused
         try:
-            doc = yaml.safe_load(raw.decode("utf-8")) or {}
-        except (UnicodeDecodeError, yaml.YAMLError) as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            raise ApprovalStoreError(f"approvals file `{self.path}{where}` is not valid YAML",
+            doc = load_yaml(raw.decode("utf-8"), str(self.path)).data or {}
+        except UnicodeDecodeError:
+            raise ApprovalStoreError(f"approvals file `{self.path}` is not UTF-8 text",
+                                     fix="fix or delete it, then approve plugins again") from None
+        except PolicyError as exc:
+            raise ApprovalStoreError(f"approvals file is not valid YAML: {exc}",
                                      fix="fix or delete it, then approve plugins again") from None
         if not isinstance(doc, dict) or doc.get("version") != STORE_VERSION or \
                 not isinstance(doc.get("plugins") or {}, dict):

@@ -145,6 +145,10 @@ def _convert(node: yaml.Node, path: tuple, located: Located, loader, counter: li
 def _scalar(node: yaml.Node, loader, located: Located, path: tuple) -> Any:
     try:
         return loader.construct_object(node, deep=True)
+    except ValueError as exc:   # e.g. an integer of more digits than int() converts (4300)
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        raise PolicyError(f"invalid value: {str(exc)[:120]}", file=located.file, line=line, column=col,
+                          fix="write a shorter value") from None
     except yaml.YAMLError as exc:
         line, col = node.start_mark.line + 1, node.start_mark.column + 1
         raise PolicyError(f"invalid value: {getattr(exc, 'problem', exc)}", file=located.file,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 
 import click
 
@@ -45,9 +46,25 @@ def _load_command(name: str) -> click.Command | None:
     return cmd
 
 
+_RAW_ARG = re.compile("[\x00-\x08\x0b-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c]")
+"""What no argument may hold: NUL (no OS can pass it), control and bidi characters (echoed
+in an error line, they would rewrite or reorder the terminal)."""
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported when used (click's documented lazy pattern);
-    the top-level help lists them from :data:`COMMANDS` without importing them."""
+    the top-level help lists them from :data:`COMMANDS` without importing them. Every
+    argument of every command is checked here first (:data:`_RAW_ARG`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for i, arg in enumerate(args):
+            bad = _RAW_ARG.search(arg) if isinstance(arg, str) else None
+            if bad is not None:
+                from promptline.enforcer import escape_for_terminal
+                raise click.UsageError(f"argument {i + 1} (`{escape_for_terminal(arg[:80])}`) holds the control "
+                                       f"or bidi character {escape_for_terminal(bad.group())}: pass it without "
+                                       "control characters", ctx)
+        return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)

@@ -14,9 +14,19 @@ EXIT_USAGE = 2         # bad arguments (click's own code)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    """Print one clear error line to stderr and exit."""
-    click.echo(f"error: {message}", err=True)
+    """Print one clear error line to stderr and exit. A message holding characters a
+    terminal would act on (controls, bidi, lone surrogates: from a manifest, a file name,
+    an index) is shown escaped; one its caller escaped already is shown as it is."""
+    from promptline.enforcer import escape_for_terminal
+    message = str(message)
+    plain = message.replace("\\", "")
+    if escape_for_terminal(plain, limit=0) != plain:
+        message = escape_for_terminal(message, limit=0)
+    click.echo(f"error: {message[:MAX_ERROR_CHARS]}", err=True)
     sys.exit(code)
+
+
+MAX_ERROR_CHARS = 4000   # an error line quoting a hostile input stays readable
 
 
 PIPE_WIDTH = 160   # table width when stdout is not a terminal (rich would guess 80 and squeeze columns)
