@@ -125,6 +125,13 @@ class _SameOrigin(urllib.request.HTTPRedirectHandler):
 def http_get(url: str, *, limit: int, deadline_s: float, headers: Mapping[str, str] | None = None) -> bytes:
     """The body of ``url`` (at most ``limit`` bytes), fetched within ``deadline_s`` seconds
     wall-clock from connect to the last byte. Raises FetchError."""
+    return http_fetch(url, limit=limit, deadline_s=deadline_s, headers=headers)[0]
+
+
+def http_fetch(url: str, *, limit: int, deadline_s: float,
+               headers: Mapping[str, str] | None = None) -> tuple[bytes, Mapping[str, str]]:
+    """:func:`http_get` that also returns the response headers (a 304 is a FetchError with
+    ``status`` 304)."""
     if origin(url)[0] not in ("http", "https"):
         raise FetchError(f"`{_clip(url)}` is not an http(s) URL", "network")
     fetch = _Fetch(url, deadline_s)
@@ -153,7 +160,7 @@ def http_get(url: str, *, limit: int, deadline_s: float, headers: Mapping[str, s
                     raise FetchError(f"the body is larger than {limit} bytes", "too-large")
                 if length and length.isdigit() and len(data) != int(length):
                     raise FetchError(f"truncated body: {len(data)} of {length} bytes", "network")
-                return bytes(data)
+                return bytes(data), resp.headers
         except FetchError:
             raise
         except urllib.error.HTTPError as exc:
@@ -174,4 +181,4 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-__all__ = ["FetchError", "http_get", "origin", "READ_TIMEOUT", "MAX_REDIRECTS"]
+__all__ = ["FetchError", "http_fetch", "http_get", "origin", "READ_TIMEOUT", "MAX_REDIRECTS"]

@@ -304,7 +304,7 @@ class Watcher:
         now = time.monotonic()
         if now - self._waiting_logged > _WAIT_LOG_S:
             self._waiting_logged = now
-            log.info("policy change not applied yet: %s", why)
+            log.info("change not applied yet: %s", why)
         with self._cond:
             if not self._stop:
                 self._cond.wait(0.5)   # the next event (a close, the rest) wakes us early

@@ -195,38 +195,23 @@ class BundleUpdater:
     # -- helpers -----------------------------------------------------------------------
 
     def _download(self) -> tuple[bytes, str]:
-        headers = {"User-Agent": "promptline-bundle/1", "Accept-Encoding": "identity"}
+        """The bundle's bytes and ETag, within ``timeout`` seconds wall-clock (connect to
+        last byte; a trickling server is cut off) over same-origin redirects only."""
+        from .._http import FetchError, http_fetch
+        headers = {"User-Agent": "promptline-bundle/1"}
         if self.state.get("etag") and self.current is not None:
             headers["If-None-Match"] = str(self.state["etag"])
-        req = urllib.request.Request(self.config.url, headers=headers)
-        deadline = time.monotonic() + self.config.timeout
         try:
-            resp = urllib.request.urlopen(req, timeout=self.config.timeout)  # noqa: S310 - http(s) checked in config
-        except urllib.error.HTTPError as exc:
-            if exc.code == 304:
+            data, got = http_fetch(self.config.url, limit=MAX_BUNDLE_BYTES, deadline_s=self.config.timeout,
+                                   headers=headers)
+        except FetchError as exc:
+            if exc.status == 304:
                 raise _NotModified() from None
-            raise OSError(f"HTTP {exc.code} {exc.reason}") from None
-        with resp:
-            length = resp.headers.get("Content-Length")
-            if length is not None and (not length.isdigit() or int(length) > MAX_BUNDLE_BYTES):
-                raise BundleError(f"the server announces {length[:20]} bytes; a bundle is at most {MAX_BUNDLE_BYTES}",
-                                  reason="too-large", fix="bundle fewer or smaller files")
-            chunks, size = [], 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise OSError(f"the download took longer than {self.config.timeout} s")
-                chunk = resp.read(65536)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > MAX_BUNDLE_BYTES:
-                    raise BundleError(f"a bundle is at most {MAX_BUNDLE_BYTES} bytes", reason="too-large",
-                                      fix="bundle fewer or smaller files")
-                chunks.append(chunk)
-            data = b"".join(chunks)
-            if length is not None and len(data) != int(length):
-                raise OSError(f"truncated body: {len(data)} of {length} bytes")
-            return data, resp.headers.get("ETag") or ""
+            if exc.kind == "too-large":
+                raise BundleError(f"a bundle is at most {MAX_BUNDLE_BYTES} bytes ({exc})", reason="too-large",
+                                  fix="bundle fewer or smaller files") from None
+            raise OSError(str(exc)) from None
+        return data, got.get("ETag") or ""
 
     def _write_aside(self, bundle: Bundle) -> list[str]:
         """The bundle's policy files (and a policy file of its trusted keys) under

@@ -59,6 +59,11 @@ class Server:
                     self.wfile.write(body[:half])
                     self.wfile.flush()
                     self.close_connection = True
+                elif outer.mode == "trickle":   # one byte at a time, never idle for a read timeout
+                    for i in range(len(body)):
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(0.3)
                 elif outer.mode == "swap":   # the file was replaced on the server while being sent
                     self.wfile.write(body[:half])
                     self.wfile.flush()
@@ -155,7 +160,8 @@ def test_pull_verify_swap_etag_rollback_tamper_wrong_key(world):
     pm.shutdown()
 
 
-@pytest.mark.parametrize("mode, why", [("truncate", "truncated"), ("slow", "longer than|timed out"),
+@pytest.mark.parametrize("mode, why", [("truncate", "truncated"), ("slow", "longer than|timed out|within 1 s"),
+                                       ("trickle", "did not finish within 1 s"),
                                        ("swap", "tampered|digest|not a readable|gzip|truncated|bad-signature|malformed"),
                                        ("down", "refused|connect")])
 def test_outages_keep_the_running_policy(world, mode, why):
