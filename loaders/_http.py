@@ -79,7 +79,7 @@ def _shut(sock: socket.socket) -> None:
 
 
 def _connection(base: type, fetch: _Fetch):
-    class Connection(base):  # type: ignore[misc, valid-type]
+    class Connection(base):
         def connect(self) -> None:
             super().connect()
             fetch.add(self.sock)
@@ -101,7 +101,7 @@ class _HTTPS(urllib.request.HTTPSHandler):
         self._cls = _connection(http.client.HTTPSConnection, fetch)
 
     def https_open(self, req):
-        return self.do_open(self._cls, req, context=self._context)
+        return self.do_open(self._cls, req)   # the default context: certificates and host checked
 
 
 class _SameOrigin(urllib.request.HTTPRedirectHandler):

@@ -152,6 +152,7 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, plug
 
 # -- the pre-scan: raw tar headers, before tarfile --------------------------------------------
 
+_EOF_HEADER = tarfile.EOFHeaderError  # type: ignore[attr-defined]  # the end-of-archive block
 _META_TYPES = (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
 _PAX_RECORD = re.compile(rb"([1-9][0-9]{0,9}) ")
 _SCAN_SLACK = MAX_MEMBERS * 4 * 512 + 1024 * 1024   # headers, padding and the end blocks
@@ -223,7 +224,7 @@ def _scan(stream: _Inflated, name: str, plugin: str | None) -> int:
             raise _bad(f"`{name}` ends before its end-of-archive block (truncated)", "bad-archive", plugin)
         try:
             info = tarfile.TarInfo.frombuf(buf, "utf-8", "surrogateescape")
-        except tarfile.EOFHeaderError:
+        except _EOF_HEADER:
             return members
         except tarfile.HeaderError as exc:
             raise _bad(f"`{name}` has an invalid tar header after {members} entries: {exc}",
@@ -240,7 +241,7 @@ def _scan(stream: _Inflated, name: str, plugin: str | None) -> int:
             if run > MAX_META_RUN:
                 raise _bad(f"`{name}` has more than {MAX_META_RUN} extension headers in a row",
                            "bad-archive", plugin)
-            data = stream.read(info._block(size))
+            data = stream.read(_blocks(size))
             if len(data) < size:
                 raise _bad(f"`{name}` ends inside a {what} header (truncated)", "bad-archive", plugin)
             if what == "PAX":
@@ -261,8 +262,13 @@ def _scan(stream: _Inflated, name: str, plugin: str | None) -> int:
             total += size
             if total > MAX_TOTAL_BYTES:
                 raise _bad(f"archive unpacks to more than {MAX_TOTAL_BYTES} bytes", "too-large", plugin)
-            if not stream.skip(info._block(size)):
+            if not stream.skip(_blocks(size)):
                 raise _bad(f"`{name}` ends inside entry `{_clip(info.name)}` (truncated)", "bad-archive", plugin)
+
+
+def _blocks(size: int) -> int:
+    """Bytes ``size`` bytes of member data take in the archive (whole 512-byte blocks)."""
+    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
 
 
 def _check_pax(data: bytes, name: str, plugin: str | None) -> None:
