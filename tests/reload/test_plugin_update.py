@@ -188,3 +188,45 @@ def test_the_cli_shows_why_an_update_was_refused(host):
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in res.output.splitlines() if line.strip()]
     assert rows and not rows[-1]["ok"] and "SyntaxError" in rows[-1]["error"]
+
+
+def test_process_plugin_updates_swap_only_once_the_new_child_answers(tmp_path):
+    """The default sandbox: an update starts a new child beside the old one; the old child
+    serves until the new one answered `initialize` and listed its tools. A version whose
+    child cannot start (syntax error, failing import) keeps the old child serving."""
+    plugins = tmp_path / "plugins"
+    d = plugins / "demo"
+    d.mkdir(parents=True)
+    (d / "plugin.yaml").write_text('id: demo\nversion: "1.0.0"\nentry: {python: "demo_mod:Demo"}\n')
+    (d / "demo_mod.py").write_text(CODE.format(version="v0"))
+    pol = tmp_path / "policy.yaml"
+    pol.write_text("apiVersion: promptline/v1\nkind: Policy\nlayer: org\n")
+    os.chmod(pol, 0o644)
+    log = AuditLog(str(tmp_path / "audit.jsonl"))
+    pm = PluginManager(policy_files=[str(pol)], search_path=[str(plugins)], config_path=False,
+                       entry_points=False, audit_log=log, watch=True,
+                       approvals=ApprovalStore(str(tmp_path / "approvals.yaml")), approve_all=True)
+    with pm:
+        assert pm.load_all().loaded == ["demo"] and pm.plugins["demo"].sandbox == "process"
+        caller = Caller(pm)
+        caller.thread.start()
+        try:
+            assert wait_for(lambda: caller.last == "v0", 20)
+            for k, bad in enumerate(["def broken(:\n", "raise RuntimeError('import fails')\n", None, None], 1):
+                pm.plugin_reload_errors.clear()
+                if bad is not None:
+                    first = pm.plugins["demo"]
+                    write_atomic(d / "demo_mod.py", bad)
+                    assert wait_for(lambda: "demo" in pm.plugin_reload_errors, 30), pm.plugin_reload_errors
+                    assert "did not start" in pm.plugin_reload_errors["demo"]
+                    assert pm.plugins["demo"] is first and caller.last == f"v{k - 1}"
+                    write_atomic(d / "demo_mod.py", CODE.format(version=f"v{k}"))
+                else:
+                    write_atomic(d / "demo_mod.py", CODE.format(version=f"v{k}"))
+                assert wait_for(lambda k=k: caller.last == f"v{k}", 30), (k, caller.last, pm.plugin_reload_errors)
+        finally:
+            caller.stop.set()
+            caller.thread.join(20)
+        print(f"\nprocess plugin updates: {caller.calls} calls, {caller.failed} failed")
+        assert caller.failed == 0, caller.errors[:3]
+        assert {"v0", "v1", "v2", "v3", "v4"} <= caller.seen
