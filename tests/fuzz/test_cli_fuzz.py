@@ -146,6 +146,10 @@ FILE_COMMANDS = {
     "audit-stats": ("audit.jsonl", ["audit", "stats", "--log", "{f}"]),
     "approvals": ("approvals.yaml", ["plugin", "list", "--approvals", "{f}"]),
     "archive": ("x-0.1.0.tar.gz", ["plugin", "install", "{f}"]),
+    "grants": ("grants.yaml", ["grants", "list", "--grants", "{f}"]),
+    "bundle": ("org.bundle", ["policy", "bundle", "verify", "{f}"]),
+    "policy-explain": ("policy.yaml", ["policy", "explain", "--policy", "{f}", "--plugin", "demo", "--action",
+                                       "fs.read", "--path", "/tmp/x"]),
 }
 
 
