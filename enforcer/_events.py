@@ -203,6 +203,7 @@ def h_open(plugin, a, ctx):
         fast = (plugin, raw, mode, flags)   # a bytes or pathlib spelling of an absolute path
         if _fast_allowed(ctx, fast, raw):
             return ()
+    rp: str | None
     if fast is not None and not _proc_secret(raw):
         rp, ident = resolve_identity(raw)   # its lstat is the identity the cache keeps
         if _proc_secret(rp):
