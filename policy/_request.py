@@ -26,11 +26,13 @@ _STR_FIELDS = ("action", "plugin", "path", "host", "scheme", "url", "name", "too
 MAX_FIELD_CHARS = 65536   # characters of one field read from the wire
 MAX_ARGV = 256            # argv items read from the wire
 
+_setattr = object.__setattr__
+
 PLUGIN_FIELDS = ("id", "version", "publisher", "signed", "sandbox", "trusted", "capabilities")
 """Fields visible to CEL as ``plugin.<field>``."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class Request:
     """One guarded operation, attributed to a plugin, in canonical form (docs/design.md §5a).
 
@@ -61,31 +63,31 @@ class Request:
     _key: tuple = field(default=(), init=False, repr=False, compare=False)
     _given: str = field(default="", init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        setattr_ = object.__setattr__
-        action, plugin, path, host = self.action, self.plugin, self.path, self.host
-        scheme, url, name, tool, args = self.scheme, self.url, self.name, self.tool, self.args
+    # A hand-written __init__: the fields are stored with one assignment of the instance
+    # dict instead of one object.__setattr__ per field (a frozen dataclass's own __init__),
+    # and an already-canonical request (absolute normal path, canonical host) is not
+    # rewritten. The checks and canonical forms are exactly those documented above.
+    def __init__(self, action: str, plugin: str, path: str = "", host: str = "", port: int = 0,
+                 scheme: str = "", url: str = "", name: str = "", argv: tuple[str, ...] = (),
+                 tool: str = "", args: str = "", aliases: tuple[str, ...] = ()) -> None:
         if action not in _ACTION_SET:
             raise ValueError(f"unknown action `{action}` — use one of {', '.join(ACTIONS)}")
-        argv, aliases = self.argv, self.aliases
         if type(argv) is not tuple:
             argv = tuple(argv)
-            setattr_(self, "argv", argv)
         if type(aliases) is not tuple:
             aliases = tuple(aliases)
-            setattr_(self, "aliases", aliases)
         try:   # one check for every str field: a NUL anywhere, or a field that is not a str
             clean = "\x00" not in (action + plugin + path + host + scheme + url + name + tool + args)
         except TypeError:
             clean = False
-        if not clean or argv or aliases or type(self.port) is not int:
-            _refuse_nul(self)
-        given = aliases
+        if not clean or argv or aliases or type(port) is not int:
+            _refuse_nul(action, plugin, path, host, port, scheme, url, name, argv, tool, args, aliases)
+        given_aliases = aliases
+        given = ""
         if action == "process.exec":
             program = path or (argv[0] if argv else "")
             resolved = canonical_program(program)
             if resolved != path:
-                setattr_(self, "path", resolved)
                 if path:
                     aliases = aliases + (path,)
                 path = resolved
@@ -93,23 +95,23 @@ class Request:
                            and (len(path) == 1 or path[-1] != "/")):
             # already-normal absolute paths skip this; the spelling as given (absolute, `..`
             # not folded) is kept for the enforcer, which resolves it in POSIX order
-            setattr_(self, "_given", given_path(path))
+            given = given_path(path)
             path = expand_path(path)
-            setattr_(self, "path", path)
         if host:
             spellings = host_spellings(host)
-            if spellings[0] != host:
-                host = spellings[0]
-                setattr_(self, "host", host)
+            host = spellings[0]
             if len(spellings) > 1:
                 aliases = aliases + spellings[1:]
         if aliases:
             main = host if action.startswith("net.") else path
             aliases = tuple(a for a in dict.fromkeys(aliases) if a and a != main)
-            if aliases != given:
-                setattr_(self, "aliases", aliases)
-        setattr_(self, "_key", (action, plugin, path, host, self.port, scheme, url, name, argv,
-                                tool, args, aliases))
+            if aliases == given_aliases:
+                aliases = given_aliases
+        _setattr(self, "__dict__", {
+            "action": action, "plugin": plugin, "path": path, "host": host, "port": port,
+            "scheme": scheme, "url": url, "name": name, "argv": argv, "tool": tool, "args": args,
+            "aliases": aliases, "_given": given,
+            "_key": (action, plugin, path, host, port, scheme, url, name, argv, tool, args, aliases)})
 
     def variants(self) -> tuple[Request, ...]:
         """The request once per alias (the alias in the resource field), for deny and ask."""
@@ -222,28 +224,29 @@ def canonical_program(program: str) -> str:
     return program_path(program)
 
 
-def _refuse_nul(r: Request) -> None:
+def _refuse_nul(action, plugin, path, host, port, scheme, url, name, argv, tool, args,
+                aliases) -> None:
+    values = dict(zip(_STR_FIELDS, (action, plugin, path, host, scheme, url, name, tool, args)))
     try:
-        joined = r.action + r.plugin + r.path + r.host + r.scheme + r.url + r.name + r.tool + r.args
+        joined = "".join(values.values())
     except TypeError:
         joined = None
     if joined is None or "\x00" in joined:
-        for f in _STR_FIELDS:
-            value = getattr(r, f)
+        for f, value in values.items():
             if type(value) is not str:
                 raise ValueError(f"request field `{f}` must be a str, got {type(value).__name__}")
             if "\x00" in value:
                 raise ValueError(f"request field `{f}` contains a NUL character — no file, host "
                                  "or name contains one; pass the value without it")
-    for f in ("argv", "aliases"):
-        items = getattr(r, f)
+    for f, items in (("argv", argv), ("aliases", aliases)):
         if items:
             for item in items:
                 if type(item) is not str or "\x00" in item:
                     raise ValueError(f"request field `{f}` holds a non-string or a NUL "
                                      "character — pass a list of plain strings")
-    if type(r.port) is not int:
-        raise ValueError(f"request field `port` must be an int, got {type(r.port).__name__}")
+    if type(port) is not int:
+        raise ValueError(f"request field `port` must be an int, got {type(port).__name__}")
+
 
 
 def given_path(path: str) -> str:
