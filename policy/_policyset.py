@@ -12,6 +12,7 @@ import hashlib
 import os
 import stat
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -38,7 +39,8 @@ from ._models import SETTING_NAMES, Manifest, PolicyFile, parse_manifest, parse_
 from ._request import Request
 from ._yaml import Located, load_yaml, read_text
 
-CACHE_SIZE = 8192      # decisions kept per PolicySet; evicted oldest-first
+CACHE_SIZE = 8192      # decisions kept per PolicySet; the least recently used goes first
+SHARED_SIZE = 65536    # shared decisions kept (one per outcome; only default denies vary by hint)
 CHUNK = 8              # rules per combined CEL program (cel-cpp allows 32 levels of nesting)
 LAYERS = ("org", "project", "user")
 LAYER_RANK = {"org": 0, "project": 1, "user": 2}   # manifest rules and defaults rank after all
@@ -218,7 +220,8 @@ class PolicySet:
         self.backend = backend
         self._plans: dict[tuple[str, str], _Plan] = {}
         self._plan_lock = threading.Lock()
-        self._cache: dict[tuple, Decision] = {}
+        self._cache: OrderedDict[tuple, Decision] = OrderedDict()
+        self._shared: dict[tuple, Decision] = {}   # rule outcomes without errors: one value each
         self._by_action: dict[str, list[CompiledRule]] = {}
         for r in self._rules:
             for a in r.actions:
@@ -236,19 +239,23 @@ class PolicySet:
     def decide(self, request: Request, *, use_cache: bool = True) -> Decision:
         """Decide one request. Never raises for evaluation errors (they fail closed)."""
         key = request.key
-        if use_cache:
-            hit = self._cache.get(key)
-            if hit is not None:
-                return hit
+        if not use_cache:
+            return self._decide(request)
+        cache = self._cache
+        hit = cache.get(key)
+        if hit is not None:
+            try:
+                cache.move_to_end(key)
+            except KeyError:   # another thread evicted it meanwhile
+                pass
+            return hit
         decision = self._decide(request)
-        if use_cache:
-            cache = self._cache
-            if len(cache) >= CACHE_SIZE:
-                try:
-                    del cache[next(iter(cache))]
-                except (KeyError, StopIteration, RuntimeError):
-                    cache.clear()
-            cache[key] = decision
+        cache[key] = decision
+        if len(cache) > CACHE_SIZE:
+            try:
+                cache.popitem(last=False)
+            except KeyError:
+                pass
         return decision
 
     def _applicable(self, plugin: str, action: str) -> list[CompiledRule]:
@@ -333,27 +340,46 @@ class PolicySet:
         if deny is not None and deny.ref.mode == "audit" and not deny.builtin:
             audit_hit, deny = deny.ref, None
         if deny is not None:
-            return self._refuse(plan, Decision(Verdict.DENY, DecidedBy.RULE, self.version, (deny.ref,),
-                                               tuple(errors)), deny.builtin)
+            return self._outcome(plan, Verdict.DENY, (deny.ref,), errors, "", False, True, deny.builtin)
         ask = first(plan.ask, True)
         if ask is not None:
             remembered = first(plan.remembered, False)
             if remembered is not None:
-                return Decision(Verdict.ALLOW, DecidedBy.RULE, self.version, (remembered.ref,),
-                                tuple(errors), would_deny=audit_hit is not None)
+                return self._outcome(plan, Verdict.ALLOW, (remembered.ref,), errors, "",
+                                     audit_hit is not None, False, False)
             if ask.ref.mode == "audit":
                 audit_hit = audit_hit or ask.ref
             else:
-                return self._refuse(plan, Decision(Verdict.ASK, DecidedBy.RULE, self.version,
-                                                   (ask.ref,), tuple(errors)), False)
+                return self._outcome(plan, Verdict.ASK, (ask.ref,), errors, "", False, True, False)
         allow = first(plan.allow, False)
         if allow is not None:
             rules = (allow.ref,) + ((audit_hit,) if audit_hit else ())
-            return Decision(Verdict.ALLOW, DecidedBy.RULE, self.version, rules, tuple(errors),
-                            would_deny=audit_hit is not None)
-        return self._refuse(plan, Decision(Verdict.DENY, DecidedBy.DEFAULT, self.version,
-                                           (audit_hit,) if audit_hit else (), tuple(errors),
-                                           hint=grant_hint(request)), False)
+            return self._outcome(plan, Verdict.ALLOW, rules, errors, "", audit_hit is not None,
+                                 False, False)
+        return self._outcome(plan, Verdict.DENY, (audit_hit,) if audit_hit else (), errors,
+                             grant_hint(request), False, True, False, DecidedBy.DEFAULT)
+
+    def _outcome(self, plan: _Plan, verdict: Verdict, rules: tuple[RuleRef, ...], errors: list[str],
+                 hint: str, would_deny: bool, refusal: bool, builtin: bool,
+                 by: DecidedBy = DecidedBy.RULE) -> Decision:
+        """The decision for this outcome. Without errors it is one shared value per outcome
+        (Decision is immutable): "allow by rule X" is built once per PolicySet, not per request."""
+        key = None
+        if not errors:
+            key = (verdict, by, tuple(map(id, rules)), hint, would_deny,
+                   plan.audit_layer if refusal else None, builtin)
+            hit = self._shared.get(key)
+            if hit is not None:
+                return hit
+        decision = Decision(verdict, by, self.version, rules, tuple(errors), hint=hint,
+                            would_deny=would_deny)
+        if refusal:
+            decision = self._refuse(plan, decision, builtin)
+        if key is not None:
+            if len(self._shared) >= SHARED_SIZE:
+                self._shared.clear()
+            self._shared[key] = decision
+        return decision
 
     @staticmethod
     def _refuse(plan: _Plan, decision: Decision, builtin: bool) -> Decision:
