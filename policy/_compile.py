@@ -50,8 +50,8 @@ def expand_actions(actions: tuple[str, ...]) -> frozenset[str]:
     return frozenset(out)
 
 
-PROGRAM_CACHE_SIZE = 4096   # compiled programs kept across reloads; cleared when full
-_programs: dict[tuple, CelProgram] = {}
+PROGRAM_CACHE_SIZE = 65536  # compiled programs kept across reloads; least recently used go first
+_programs: dict[tuple, CelProgram] = {}   # insertion order = recency (a hit is re-inserted)
 
 
 def compile_cached(backend, cel: str, expect_bool: bool = True, prechecked: bool = False) -> CelProgram:
@@ -59,14 +59,19 @@ def compile_cached(backend, cel: str, expect_bool: bool = True, prechecked: bool
     Programs are immutable, so sharing them between PolicySets is safe; errors are not cached.
     A checked rule is translated for the native tier from the same parse tree at once."""
     key = (backend.name, cel, expect_bool, resolution_key(cel))
-    program = _programs.get(key)
-    if program is None:
-        program = backend.compile(cel, expect_bool=expect_bool, prechecked=prechecked)
-        if expect_bool and not prechecked and backend.name in NATIVE_TIER_BACKENDS:
-            prepare(cel)
-        if len(_programs) >= PROGRAM_CACHE_SIZE:
-            _programs.clear()
+    program = _programs.pop(key, None)
+    if program is not None:
         _programs[key] = program
+        return program
+    program = backend.compile(cel, expect_bool=expect_bool, prechecked=prechecked)
+    if expect_bool and not prechecked and backend.name in NATIVE_TIER_BACKENDS:
+        prepare(cel)
+    _programs[key] = program
+    while len(_programs) > PROGRAM_CACHE_SIZE:
+        try:
+            del _programs[next(iter(_programs))]
+        except (KeyError, StopIteration, RuntimeError):   # another thread got there first
+            break
     return program
 
 
