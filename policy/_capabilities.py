@@ -98,6 +98,7 @@ def refresh_resolutions() -> bool:
         _directory.cache_clear()
         _SPELLINGS.clear()
         _glob_regexes.cache_clear()
+        glob_spellings.cache_clear()
     return changed
 
 
@@ -187,17 +188,22 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _glob_regexes(pattern: str) -> tuple[re.Pattern[str], ...]:
+def glob_spellings(pattern: str) -> tuple[str, ...]:
     """The glob as written and, when its literal directory prefix resolves elsewhere, with
     that prefix resolved (at load, like rule directories)."""
     first = min((pattern.find(c) for c in GLOB_CHARS if c in pattern), default=len(pattern))
     cut = pattern.rfind("/", 0, first)
-    out = [_glob_regex(pattern)]
     if cut > 0:
         spellings = directory_spellings(pattern[:cut])
         if len(spellings) > 1:
-            out.append(_glob_regex(spellings[1] + pattern[cut:]))
-    return tuple(out)
+            return (pattern, spellings[1] + pattern[cut:])
+    return (pattern,)
+
+
+@functools.lru_cache(maxsize=4096)
+def _glob_regexes(pattern: str) -> tuple[re.Pattern[str], ...]:
+    """The regexes of :func:`glob_spellings`."""
+    return tuple(_glob_regex(p) for p in glob_spellings(pattern))
 
 
 def glob(path: str, pattern: str) -> bool:

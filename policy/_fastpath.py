@@ -65,11 +65,14 @@ class Val:
     """A typed sub-expression: ``type`` is bool | str | int | list, ``get(request)`` its value
     (or ERROR), ``lit`` the constant when it is one, ``elem`` a list's element type."""
 
-    __slots__ = ("type", "get", "lit", "elem", "field")
+    __slots__ = ("type", "get", "lit", "elem", "field", "dnf")
 
     def __init__(self, type: str, get, lit=_NOLIT, elem: str | None = None,
-                 field: str | None = None) -> None:
+                 field: str | None = None, dnf: list | None = None) -> None:
         self.type, self.get, self.lit, self.elem, self.field = type, get, lit, elem, field
+        # a bool that is an OR of ANDs of error-free atoms (see _fused): the list of ANDs,
+        # each a tuple of (kind, field, literal); None otherwise
+        self.dnf = dnf
 
     @property
     def is_lit(self) -> bool:
@@ -77,7 +80,11 @@ class Val:
 
 
 def _const(type: str, value, elem: str | None = None) -> Val:
-    return Val(type, lambda r, v=value: v, value, elem)
+    dnf = ([()] if value else []) if type == "bool" else None
+    return Val(type, lambda r, v=value: v, value, elem, dnf=dnf)
+
+
+MAX_ANDS = 64   # ANDs one rule may expand to (a && (b || c) is two); more stays per-rule
 
 
 def _and(a, b):
@@ -160,11 +167,17 @@ class _Translator:
 
     def _conditionalor(self, node: Tree) -> Val:
         a, b = node.children
-        return Val("bool", _or(self.boolean(a).get, self.boolean(b).get))
+        x, y = self.boolean(a), self.boolean(b)
+        dnf = x.dnf + y.dnf if x.dnf is not None and y.dnf is not None \
+            and len(x.dnf) + len(y.dnf) <= MAX_ANDS else None
+        return Val("bool", _or(x.get, y.get), dnf=dnf)
 
     def _conditionaland(self, node: Tree) -> Val:
         a, b = node.children
-        return Val("bool", _and(self.boolean(a).get, self.boolean(b).get))
+        x, y = self.boolean(a), self.boolean(b)
+        dnf = [p + q for p in x.dnf for q in y.dnf] if x.dnf is not None and y.dnf is not None \
+            and len(x.dnf) * len(y.dnf) <= MAX_ANDS else None
+        return Val("bool", _and(x.get, y.get), dnf=dnf)
 
     def _unary(self, node: Tree) -> Val:
         op, operand = node.children
@@ -176,8 +189,18 @@ class _Translator:
         op_node, right_node = node.children
         left, right = self.val(op_node.children[0]), self.val(right_node)
         if op_node.data == "relation_in":
-            return Val("bool", _member(left, right))
-        return Val("bool", _compare(_RELATIONS[op_node.data], left, right))
+            dnf = [(("in", left.field, tuple(right.lit)),)] \
+                if left.field is not None and right.is_lit else None
+            return Val("bool", _member(left, right), dnf=dnf)
+        op = _RELATIONS[op_node.data]
+        get = _compare(op, left, right)
+        dnf = None
+        if op == "==" and left.type in ("str", "int"):
+            if left.field is not None and right.is_lit:
+                dnf = [(("eq", left.field, right.lit),)]
+            elif right.field is not None and left.is_lit:
+                dnf = [(("eq", right.field, left.lit),)]
+        return Val("bool", get, dnf=dnf)
 
     # -- values
 
@@ -216,7 +239,7 @@ class _Translator:
             if name in STR_FIELDS:
                 return Val("str", lambda r, n=name: getattr(r, n), field=name)
             if name in INT_FIELDS:
-                return Val("int", lambda r, n=name: getattr(r, n))
+                return Val("int", lambda r, n=name: getattr(r, n), field=name)
             if name in LIST_FIELDS:
                 return Val("list", lambda r, n=name: getattr(r, n), elem="str")
             raise _Bail
@@ -283,7 +306,8 @@ class _Translator:
                 raise _Bail
             fn = matcher(name, pattern.lit)
             if arg.field is not None:   # a plain string field is never an error: call directly
-                return Val("bool", lambda r, f=fn, n=arg.field: f(getattr(r, n)))
+                return Val("bool", lambda r, f=fn, n=arg.field: f(getattr(r, n)),
+                           dnf=[((name, arg.field, pattern.lit),)])
             return Val("bool", lambda r, f=fn, g=arg.get: _call(f, g(r)))
         raise _Bail
 
@@ -344,11 +368,11 @@ def _member(left: Val, right: Val):
     return member
 
 
-def translate_tree(tree: Tree, plugin: dict) -> Callable[[Any], Any] | None:
-    """The closure for a parse tree of ``_cel._parser`` and the plugin's CEL `plugin` value,
-    or None when the expression is outside the subset."""
+def translate_tree(tree: Tree, plugin: dict) -> Val | None:
+    """The translation of a parse tree of ``_cel._parser`` for the plugin's CEL `plugin`
+    value, or None when the expression is outside the subset."""
     try:
-        return _Translator(plugin).boolean(tree).get
+        return _Translator(plugin).boolean(tree)
     except (_Bail, RecursionError):
         return None
 
@@ -394,9 +418,9 @@ class _PerPlugin:
     def __init__(self, tree: Tree) -> None:
         self.tree = tree
         self.paths = _plugin_paths(tree)
-        self.bound: dict[tuple, Callable[[Any], Any] | None] = {}
+        self.bound: dict[tuple, Val | None] = {}
 
-    def bind(self, plugin: dict) -> Callable[[Any], Any] | None:
+    def bind(self, plugin: dict) -> Val | None:
         key = []
         for path in self.paths:
             value: Any = plugin
@@ -415,7 +439,7 @@ class _PerPlugin:
         return fn
 
 
-# source text -> closure (plugin-independent), None (outside the subset) or _PerPlugin
+# source text -> Val (plugin-independent), None (outside the subset) or _PerPlugin
 _cache: dict[str, Any] = {}
 
 
@@ -430,7 +454,7 @@ def _entry(source: str) -> Any:
         entry: Any = None
     else:
         try:
-            entry = _Translator(None).boolean(tree).get
+            entry = _Translator(None).boolean(tree)
         except (_Bail, RecursionError):
             entry = None
         except _NeedsPlugin:
@@ -452,6 +476,13 @@ def prepare(source: str) -> None:
 def translate(source: str, plugin: dict) -> Callable[[Any], Any] | None:
     """A closure deciding ``source`` for requests of the plugin described by ``plugin``
     (its CEL `plugin` value), or None when ``source`` is outside the subset."""
+    val = translate_val(source, plugin)
+    return None if val is None else val.get
+
+
+def translate_val(source: str, plugin: dict) -> Val | None:
+    """:func:`translate` with its structure: ``.get`` is the closure, ``.dnf`` the OR of
+    ANDs of atoms the fused matcher can absorb (None when it cannot)."""
     entry = _entry(source)
     if type(entry) is _PerPlugin:
         return entry.bind(plugin)

@@ -32,7 +32,8 @@ from ._compile import (
 )
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError
-from ._fastpath import ERROR, NATIVE_TIER_BACKENDS, translate
+from ._fastpath import ERROR, NATIVE_TIER_BACKENDS, translate_val
+from ._fused import NONE, FusedMatcher
 from ._keys import key_id_of, key_ids
 from ._limits import DEFAULT_LIMITS, EffectiveLimits, Limits, effective_limits
 from ._models import SETTING_NAMES, Manifest, PolicyFile, parse_manifest, parse_policy
@@ -41,6 +42,7 @@ from ._yaml import Located, load_yaml, read_text
 
 CACHE_SIZE = 8192      # decisions kept per PolicySet; the least recently used goes first
 SHARED_SIZE = 65536    # shared decisions kept (one per outcome; only default denies vary by hint)
+FUSE_MIN = 8           # rules in a native group from which they are matched as one fused index
 CHUNK = 8              # rules per combined CEL program (cel-cpp allows 32 levels of nesting)
 LAYERS = ("org", "project", "user")
 LAYER_RANK = {"org": 0, "project": 1, "user": 2}   # manifest rules and defaults rank after all
@@ -122,18 +124,27 @@ class Explanation:
 
 class _Group:
     """Rules of one effect for one (plugin, action). Evaluated natively when every rule is in
-    the fast subset (see _fastpath), else as chunked combined CEL programs."""
+    the fast subset (see _fastpath) — through one fused index (see _fused) when the group has
+    at least FUSE_MIN rules, the rules it cannot absorb one by one — else as chunked combined
+    CEL programs."""
 
-    __slots__ = ("rules", "programs", "native")
+    __slots__ = ("rules", "programs", "native", "fused", "rest")
 
     def __init__(self, rules: list[CompiledRule], backend, plugin_cel: dict | None = None) -> None:
         self.rules = rules
         self.programs = []
         self.native = None
+        self.fused = None
+        self.rest: list = []
         if plugin_cel is not None:
-            fns = [translate(r.cel, plugin_cel) for r in rules]
-            if all(f is not None for f in fns):
-                self.native = list(zip(fns, rules))
+            vals = [translate_val(r.cel, plugin_cel) for r in rules]
+            if all(v is not None for v in vals):
+                self.native = [(v.get, r) for v, r in zip(vals, rules)]  # type: ignore[union-attr]
+                if len(rules) >= FUSE_MIN:
+                    self.fused = FusedMatcher([(i, v.dnf) for i, v in enumerate(vals)
+                                               if v.dnf is not None])  # type: ignore[union-attr]
+                    self.rest = [(i, v.get, r) for i, (v, r) in enumerate(zip(vals, rules))
+                                 if v.dnf is None]  # type: ignore[union-attr]
                 return
         for start in range(0, len(rules), CHUNK):
             chunk = rules[start:start + CHUNK]
@@ -150,6 +161,22 @@ class _Group:
                 self.programs.extend((start + j, 1, r.program, True) for j, r in enumerate(chunk))
 
     def first_native(self, request: Request, errors: list[str], fail_closed: bool) -> CompiledRule | None:
+        fused = self.fused
+        if fused is not None:
+            # the first absorbed rule that matches; the others before it decide first, in
+            # order, exactly as the loop below would meet them
+            best = fused.first(request)
+            for i, fn, rule in self.rest:
+                if i >= best:
+                    break
+                result = fn(request)
+                if result is True:
+                    return rule
+                if result is ERROR:
+                    errors.append(f"rule `{rule.id}` ({rule.ref.origin}): evaluation error")
+                    if fail_closed:
+                        return rule
+            return self.rules[best] if best != NONE else None
         for fn, rule in self.native:  # type: ignore[union-attr]
             result = fn(request)  # type: ignore[misc]
             if result is True:
