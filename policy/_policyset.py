@@ -41,7 +41,7 @@ from ._request import Request
 from ._yaml import Located, load_yaml, read_text
 
 CACHE_SIZE = 8192      # decisions kept per PolicySet; the least recently used goes first
-SHARED_SIZE = 65536    # shared decisions kept (one per outcome; only default denies vary by hint)
+SHARED_SIZE = 4096     # shared default denies kept per plan (they vary by hint)
 FUSE_MIN = 8           # rules in a native group from which they are matched as one fused index
 CHUNK = 8              # rules per combined CEL program (cel-cpp allows 32 levels of nesting)
 LAYERS = ("org", "project", "user")
@@ -231,6 +231,8 @@ class _Plan:
     allow: _Group
     audit_layer: int | None   # rank of the layer that put this plugin in audit mode, or None
     needs_plugin: bool        # some rule reads `plugin`: only then is it converted per request
+    native: bool = False      # every group runs natively: requests without aliases take the short path
+    outcomes: dict = field(default_factory=dict)   # id(rule) or hint -> shared error-free Decision
 
 
 class PolicySet:
@@ -248,7 +250,6 @@ class PolicySet:
         self._plans: dict[tuple[str, str], _Plan] = {}
         self._plan_lock = threading.Lock()
         self._cache: OrderedDict[tuple, Decision] = OrderedDict()
-        self._shared: dict[tuple, Decision] = {}   # rule outcomes without errors: one value each
         self._by_action: dict[str, list[CompiledRule]] = {}
         for r in self._rules:
             for a in r.actions:
@@ -265,7 +266,7 @@ class PolicySet:
 
     def decide(self, request: Request, *, use_cache: bool = True) -> Decision:
         """Decide one request. Never raises for evaluation errors (they fail closed)."""
-        key = request.key
+        key = request._key
         if not use_cache:
             return self._decide(request)
         cache = self._cache
@@ -312,6 +313,7 @@ class PolicySet:
                     audit_layer=self._audit_layer(plugin),
                     needs_plugin=any("plugin" in r.cel for r in rules),
                 )
+                plan.native = all(g.native is not None for g in (plan.deny, plan.ask, plan.remembered, plan.allow))
                 self._plans[key] = plan
         return plan
 
@@ -323,8 +325,10 @@ class PolicySet:
         return LAYER_RANK[s.set_by.get("mode", "org")] if s.mode == "audit" else None
 
     def _decide(self, request: Request) -> Decision:
-        plan = self._plan(request.plugin, request.action)
+        plan = self._plans.get((request.plugin, request.action)) or self._plan(request.plugin, request.action)
         errors: list[str] = []
+        if plan.native and not request.aliases:
+            return self._decide_with(plan, request, errors, None)
         box: list = []
         variants = request.variants() if request.aliases else ()
 
@@ -362,51 +366,63 @@ class PolicySet:
         return self.backend.prepare(data)
 
     def _decide_with(self, plan: _Plan, request: Request, errors: list[str], first) -> Decision:
+        """Deny, then ask (a remembered answer lifts it), then allow, then default deny.
+        ``first(group, fail_closed)`` finds a group's first matching rule; None: every group
+        is native and the request has no aliases (the short path)."""
         audit_hit: RuleRef | None = None
-        deny = first(plan.deny, True)
-        if deny is not None and deny.ref.mode == "audit" and not deny.builtin:
-            audit_hit, deny = deny.ref, None
+        deny = plan.deny.first_native(request, errors, True) if first is None else first(plan.deny, True)
         if deny is not None:
-            return self._outcome(plan, Verdict.DENY, (deny.ref,), errors, "", False, True, deny.builtin)
-        ask = first(plan.ask, True)
+            if deny.ref.mode == "audit" and not deny.builtin:
+                audit_hit = deny.ref
+            else:
+                return self._rule_outcome(plan, deny, Verdict.DENY, errors, True)
+        ask = plan.ask.first_native(request, errors, True) if first is None else first(plan.ask, True)
         if ask is not None:
-            remembered = first(plan.remembered, False)
+            remembered = plan.remembered.first_native(request, errors, False) if first is None \
+                else first(plan.remembered, False)
             if remembered is not None:
-                return self._outcome(plan, Verdict.ALLOW, (remembered.ref,), errors, "",
-                                     audit_hit is not None, False, False)
+                if audit_hit is None:
+                    return self._rule_outcome(plan, remembered, Verdict.ALLOW, errors, False)
+                return self._outcome(plan, Verdict.ALLOW, (remembered.ref,), errors, "", True, False, False)
             if ask.ref.mode == "audit":
                 audit_hit = audit_hit or ask.ref
             else:
-                return self._outcome(plan, Verdict.ASK, (ask.ref,), errors, "", False, True, False)
-        allow = first(plan.allow, False)
+                return self._rule_outcome(plan, ask, Verdict.ASK, errors, True)
+        allow = plan.allow.first_native(request, errors, False) if first is None else first(plan.allow, False)
         if allow is not None:
-            rules = (allow.ref,) + ((audit_hit,) if audit_hit else ())
-            return self._outcome(plan, Verdict.ALLOW, rules, errors, "", audit_hit is not None,
-                                 False, False)
+            if audit_hit is None:
+                return self._rule_outcome(plan, allow, Verdict.ALLOW, errors, False)
+            return self._outcome(plan, Verdict.ALLOW, (allow.ref, audit_hit), errors, "", True, False, False)
+        hint = grant_hint(request)
+        if audit_hit is None and not errors:
+            hit = plan.outcomes.get(hint)
+            if hit is not None:
+                return hit
+            decision = self._outcome(plan, Verdict.DENY, (), errors, hint, False, True, False, DecidedBy.DEFAULT)
+            if len(plan.outcomes) < SHARED_SIZE:
+                plan.outcomes[hint] = decision
+            return decision
         return self._outcome(plan, Verdict.DENY, (audit_hit,) if audit_hit else (), errors,
-                             grant_hint(request), False, True, False, DecidedBy.DEFAULT)
+                             hint, False, True, False, DecidedBy.DEFAULT)
+
+    def _rule_outcome(self, plan: _Plan, rule: CompiledRule, verdict: Verdict, errors: list[str],
+                      refusal: bool) -> Decision:
+        """"<verdict> by rule X", no audit rule involved: one shared value per rule and plan."""
+        if not errors:
+            hit = plan.outcomes.get(id(rule))
+            if hit is not None:
+                return hit
+        decision = self._outcome(plan, verdict, (rule.ref,), errors, "", False, refusal, rule.builtin)
+        if not errors:
+            plan.outcomes[id(rule)] = decision
+        return decision
 
     def _outcome(self, plan: _Plan, verdict: Verdict, rules: tuple[RuleRef, ...], errors: list[str],
                  hint: str, would_deny: bool, refusal: bool, builtin: bool,
                  by: DecidedBy = DecidedBy.RULE) -> Decision:
-        """The decision for this outcome. Without errors it is one shared value per outcome
-        (Decision is immutable): "allow by rule X" is built once per PolicySet, not per request."""
-        key = None
-        if not errors:
-            key = (verdict, by, tuple(map(id, rules)), hint, would_deny,
-                   plan.audit_layer if refusal else None, builtin)
-            hit = self._shared.get(key)
-            if hit is not None:
-                return hit
         decision = Decision(verdict, by, self.version, rules, tuple(errors), hint=hint,
                             would_deny=would_deny)
-        if refusal:
-            decision = self._refuse(plan, decision, builtin)
-        if key is not None:
-            if len(self._shared) >= SHARED_SIZE:
-                self._shared.clear()
-            self._shared[key] = decision
-        return decision
+        return self._refuse(plan, decision, builtin) if refusal else decision
 
     @staticmethod
     def _refuse(plan: _Plan, decision: Decision, builtin: bool) -> Decision:
