@@ -63,7 +63,7 @@ class FusedMatcher:
 
     __slots__ = ("always", "eq", "within", "root", "globs", "anyglob", "host_any", "host_exact",
                  "host_suffix", "host_ip", "cidr", "cidr_lens", "env_exact", "env_pre", "env_suf",
-                 "env_any", "env_other", "fields")
+                 "env_any", "env_other", "fields", "steps")
 
     def __init__(self, dnfs: list[tuple[int, list[tuple[Atom, ...]]]]) -> None:
         self.always: list = []
@@ -91,6 +91,22 @@ class FusedMatcher:
                                               self.host_ip, self.cidr, self.env_exact, self.env_pre,
                                               self.env_suf, self.env_any, self.env_other)
                               for f in table})
+        # per field: its equality table and the lookups that apply to it (built once)
+        self.steps = []
+        for f in self.fields:
+            steps = []
+            if f in self.within or f in self.root or f in self.globs:
+                steps.append(self._path)
+            if f in self.anyglob:
+                steps.append(self._anyglob)
+            if f in self.host_any or f in self.host_exact or f in self.host_suffix or f in self.host_ip:
+                steps.append(self._host)
+            if f in self.cidr:
+                steps.append(self._cidr)
+            if f in self.env_exact or f in self.env_pre or f in self.env_suf or f in self.env_any \
+                    or f in self.env_other:
+                steps.append(self._env)
+            self.steps.append((f, self.eq.get(f), tuple(steps)))
 
     # -- building
 
@@ -190,56 +206,45 @@ class FusedMatcher:
 
     def first(self, r: Any) -> int:
         """The index of the first absorbed rule that matches ``r``, or NONE."""
-        best = NONE
-        if self.always:
-            best = _scan(self.always, r, best)
-        for field in self.fields:
+        best = _scan(self.always, r, NONE) if self.always else NONE
+        for field, eq, steps in self.steps:
             v = getattr(r, field)
-            table = self.eq.get(field)
-            if table is not None:
-                hit = table.get(v)
+            if eq is not None:
+                hit = eq.get(v)
                 if hit is not None:
                     best = _scan(hit, r, best)
-            if not v or type(v) is not str:
-                continue
-            if field in self.within or field in self.root or field in self.globs:
-                best = self._path(field, v, r, best)
-            if field in self.anyglob:
-                best = _globs(self.anyglob[field], v, r, best)
-            if field in self.host_any or field in self.host_exact or field in self.host_suffix \
-                    or field in self.host_ip:
-                best = self._host(field, v, r, best)
-            if field in self.cidr:
-                best = self._cidr(field, v, r, best)
-            if field in self.env_exact or field in self.env_pre or field in self.env_suf \
-                    or field in self.env_any or field in self.env_other:
-                best = self._env(field, v, r, best)
+            if steps and v and type(v) is str:
+                for step in steps:
+                    best = step(field, v, r, best)
         return best
 
+    def _anyglob(self, field: str, v: str, r: Any, best: int) -> int:
+        return _globs(self.anyglob[field], v, r, best)
+
     def _path(self, field: str, v: str, r: Any, best: int) -> int:
-        within = self.within.get(field)
-        globs = self.globs.get(field)
+        within = self.within.get(field) or {}
+        globs = self.globs.get(field) or {}
         if v[0] == "/":
             root = self.root.get(field)
             if root:
                 best = _scan(root, r, best)
-            if globs:
-                best = _globs(globs.get("/"), v, r, best)
+            g = globs.get("/")
+            if g is not None:
+                best = _globs(g, v, r, best)
         # `within(v, d)`: v == d, or v starts with d + "/"; every such d is v or a prefix
-        # of v ending just before a "/"
-        if within:
-            hit = within.get(v)
-            if hit is not None:
-                best = _scan(hit, r, best)
+        # of v ending just before a "/" (a glob's literal directory likewise)
+        hit = within.get(v)
+        if hit is not None:
+            best = _scan(hit, r, best)
         i = v.find("/", 1)
         while i > 0:
             d = v[:i]
-            if within:
-                hit = within.get(d)
-                if hit is not None:
-                    best = _scan(hit, r, best)
-            if globs:
-                best = _globs(globs.get(d), v, r, best)
+            hit = within.get(d)
+            if hit is not None:
+                best = _scan(hit, r, best)
+            g = globs.get(d)
+            if g is not None:
+                best = _globs(g, v, r, best)
             i = v.find("/", i + 1)
         return best
 

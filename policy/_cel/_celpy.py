@@ -16,7 +16,7 @@ from typing import Any
 
 from .._capabilities import HELPERS
 from .._errors import CelEvalError
-from ._parser import parse
+from ._parser import is_shaped, parse_exact
 
 
 @contextlib.contextmanager
@@ -196,11 +196,13 @@ class CelPythonBackend:
 
         if prechecked:
             try:
-                return CelPythonProgram(source, parse(source), expect_bool)
+                return CelPythonProgram(source, parse_exact(source), expect_bool)
             except Exception:  # noqa: BLE001 - fall back to the full check for its error
                 pass
         info = check(source, expect_bool=expect_bool)
-        return CelPythonProgram(source, info.tree, expect_bool)
+        # the reference evaluates its own parse, never one built from a shared shape
+        tree = parse_exact(source) if is_shaped(info.tree) else info.tree
+        return CelPythonProgram(source, tree, expect_bool)
 
     def prepare(self, activation: dict) -> _Prepared:
         """An activation to evaluate several programs of this backend against one request."""

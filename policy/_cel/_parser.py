@@ -51,20 +51,128 @@ run one after the other when a rule is compiled, share one parse. Trees are neve
 _trees: dict[str, lark.Tree] = {}
 parses = 0   # times the lark parser ran (benchmarks report it)
 
+TEMPLATES = 4096
+"""Parse trees kept by *shape*: the source with every plain string literal emptied. Rules of
+one shape (``within(request.path, "...")`` in every manifest, thousands of org rules written
+alike) are parsed once; each gets a copy of the shape's tree with its own literal tokens."""
+
+_templates: dict[str, lark.Tree] = {}
+
+
+class _Shaped(_Tree):
+    """The root of a tree built from a shape: tokens after a literal carry the shape's
+    positions, so an error found in it is reported from an exact parse (``parse_exact``)."""
+
+    __slots__ = ()
+
+
+def is_shaped(tree: lark.Tree) -> bool:
+    return type(tree) is _Shaped
+
 
 def parse(source: str) -> lark.Tree:
     """Parse ``source`` with celpy's grammar; syntax errors become ``CelCompileError``.
-    The same text parsed again soon after gets the same tree (errors are not kept)."""
+    The same text parsed again soon after gets the same tree (errors are not kept); a text
+    of a shape seen before gets the shape's tree with its literals (see ``TEMPLATES``)."""
     tree = _trees.get(source)
     if tree is None:
-        tree = _parse(source)
-        if len(_trees) >= RECENT_TREES:
-            try:
-                del _trees[next(iter(_trees))]
-            except (KeyError, StopIteration, RuntimeError):   # another thread got there first
-                pass
-        _trees[source] = tree
+        tree = _from_shape(source)
+        if tree is None:
+            tree = _parse(source)
+        _remember(_trees, RECENT_TREES, source, tree)
     return tree
+
+
+def parse_exact(source: str) -> lark.Tree:
+    """Parse ``source`` itself (never from a shape): exact positions for error messages, and
+    the tree the reference backend evaluates."""
+    return _parse(source)
+
+
+def _remember(cache: dict, size: int, key: str, tree: lark.Tree) -> None:
+    if len(cache) >= size:
+        try:
+            del cache[next(iter(cache))]
+        except (KeyError, StopIteration, RuntimeError):   # another thread got there first
+            pass
+    cache[key] = tree
+
+
+def shape(source: str) -> tuple[str, list[str]] | None:
+    """``source`` with each string literal emptied, and the literals in order; None when the
+    text has anything that would make this split differ from the lexer's (escapes, raw or
+    bytes prefixes, triple quotes, comments, newlines inside a literal, no literal at all)."""
+    out: list[str] = []
+    literals: list[str] = []
+    i, n, start = 0, len(source), 0
+    while i < n:
+        c = source[i]
+        if c == "\\":
+            return None
+        if c == "/" and source.startswith("//", i):
+            return None   # a comment: quotes inside it are not literals
+        if c == '"' or c == "'":
+            if i and (source[i - 1].isalnum() or source[i - 1] == "_"):
+                return None   # r"..", b"..", or a quote glued to a name
+            j = i + 1
+            while j < n and source[j] != c:
+                if source[j] == "\\" or source[j] == "\n":
+                    return None
+                j += 1
+            if j >= n or (j == i + 1 and j + 1 < n and source[j + 1] == c):
+                return None   # unterminated, or a triple quote
+            out.append(source[start:i] + c + c)
+            literals.append(source[i:j + 1])
+            i = start = j + 1
+            continue
+        i += 1
+    if not literals:
+        return None
+    out.append(source[start:])
+    return "".join(out), literals
+
+
+def _from_shape(source: str) -> lark.Tree | None:
+    split = shape(source)
+    if split is None:
+        return None
+    text, literals = split
+    tree = _templates.get(text)
+    if tree is None:
+        try:
+            tree = _parse(text)
+        except CelCompileError:
+            return None   # the exact parse reports it, at its own position
+        _remember(_templates, TEMPLATES, text, tree)
+    slots = sorted(_string_tokens(tree), key=lambda t: t.start_pos)
+    if len(slots) != len(literals):
+        return None
+    values = {id(t): lark.Token.new_borrow_pos("STRING_LIT", v, t) for t, v in zip(slots, literals)}
+    root = _substitute(tree, values)
+    return _Shaped(root.data, root.children, root.meta)
+
+
+def _string_tokens(tree: lark.Tree) -> list[lark.Token]:
+    out = []
+    stack: list[Any] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, lark.Token):
+            if node.type == "STRING_LIT":
+                out.append(node)
+        else:
+            stack.extend(node.children)
+    return out
+
+
+def _substitute(node: Any, values: dict[int, lark.Token]) -> Any:
+    """A copy of ``node`` with the tokens in ``values`` replaced (untouched subtrees shared)."""
+    if isinstance(node, lark.Token):
+        return values.get(id(node), node)
+    children = [_substitute(c, values) for c in node.children]
+    if all(a is b for a, b in zip(children, node.children)):
+        return node
+    return _Tree(node.data, children, node.meta)
 
 
 def _parse(source: str) -> lark.Tree:

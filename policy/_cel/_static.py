@@ -31,7 +31,7 @@ from ._limits import (
     MAX_REGEX_CHARS,
     MAX_STRING_LITERAL_CHARS,
 )
-from ._parser import decode_string, parse  # the one shared parser (celpy's grammar)
+from ._parser import decode_string, is_shaped, parse, parse_exact  # the one shared parser (celpy's grammar)
 
 REQUEST_FIELD_SET = frozenset(REQUEST_FIELDS)
 PLUGIN_FIELD_SET = frozenset(PLUGIN_FIELDS)
@@ -202,6 +202,15 @@ def check(source: str, *, expect_bool: bool = False) -> CheckResult:
         raise CelCompileError("expression is empty", line=1, column=1,
                               fix="write a condition such as `true`")
     tree = parse(source)
+    try:
+        return _check_tree(tree, expect_bool)
+    except CelCompileError:
+        if not is_shaped(tree):
+            raise
+        return _check_tree(parse_exact(source), expect_bool)   # the error at its exact position
+
+
+def _check_tree(tree: Any, expect_bool: bool) -> CheckResult:
     nodes = 0
     # stack entries: (node, bound variable names, comprehension depth, parse depth)
     stack: list[tuple[Any, frozenset[str], int, int]] = [(tree, frozenset(), 0, 1)]
