@@ -172,11 +172,19 @@ class CelExprBackend:
             except Exception as exc:
                 raise _translate(exc, source) from None
             return CelExprProgram(source, expr, self._env, expect_bool)
+        fast = None
         if isinstance(source, str) and len(source) <= MAX_EXPRESSION_CHARS and source.strip():
+            fast = inline_helpers(source)
             try:
-                expr = self._env.compile(source)
-            except Exception as exc:
-                raise _translate(exc, source) from None
+                # one compile: the helpers inlined (a text that compiles so inlined compiles
+                # as written too); an error is reported from the text as written
+                expr = self._env.compile(fast)
+            except Exception:
+                try:
+                    expr = self._env.compile(source)
+                except Exception as exc:
+                    raise _translate(exc, source) from None
+                fast = None
         else:
             expr = None
         check(source, expect_bool=expect_bool)  # fields, budget, regexes; raises first issue
@@ -187,9 +195,10 @@ class CelExprBackend:
                     f"expression is of type {result.name().lower()}, a condition must be bool",
                     line=1, column=1 + len(source) - len(source.lstrip()),
                     fix="compare the value, e.g. `... == ...`")
-        fast = inline_helpers(source) if expr is not None else source
-        if fast != source:
-            expr = self._env.compile(fast)
+        if expr is not None and fast is None:   # compiled as written only: inline now
+            fast = inline_helpers(source)
+            if fast != source:
+                expr = self._env.compile(fast)
         return CelExprProgram(source, expr, self._env, expect_bool)
 
     def prepare(self, activation: dict) -> Any:

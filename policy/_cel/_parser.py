@@ -56,7 +56,7 @@ TEMPLATES = 4096
 one shape (``within(request.path, "...")`` in every manifest, thousands of org rules written
 alike) are parsed once; each gets a copy of the shape's tree with its own literal tokens."""
 
-_templates: dict[str, lark.Tree] = {}
+_templates: dict[str, tuple] = {}   # shape -> (tree, STRING_LIT token paths)
 
 
 class _Shaped(_Tree):
@@ -137,41 +137,46 @@ def _from_shape(source: str) -> lark.Tree | None:
     if split is None:
         return None
     text, literals = split
-    tree = _templates.get(text)
-    if tree is None:
+    entry = _templates.get(text)
+    if entry is None:
         try:
             tree = _parse(text)
         except CelCompileError:
             return None   # the exact parse reports it, at its own position
-        _remember(_templates, TEMPLATES, text, tree)
-    slots = sorted(_string_tokens(tree), key=lambda t: t.start_pos)
-    if len(slots) != len(literals):
+        entry = (tree, _token_paths(tree))
+        _remember(_templates, TEMPLATES, text, entry)
+    tree, paths = entry
+    if len(paths) != len(literals):
         return None
-    values = {id(t): lark.Token.new_borrow_pos("STRING_LIT", v, t) for t, v in zip(slots, literals)}
-    root = _substitute(tree, values)
+    root = _rebuild(tree, [(path, lark.Token.new_borrow_pos("STRING_LIT", value, token))
+                           for (path, token), value in zip(paths, literals)])
     return _Shaped(root.data, root.children, root.meta)
 
 
-def _string_tokens(tree: lark.Tree) -> list[lark.Token]:
+def _token_paths(tree: lark.Tree) -> list[tuple[tuple[int, ...], lark.Token]]:
+    """(child indices from the root, token) of every STRING_LIT token, in text order."""
     out = []
-    stack: list[Any] = [tree]
+    stack: list[tuple[Any, tuple[int, ...]]] = [(tree, ())]
     while stack:
-        node = stack.pop()
+        node, path = stack.pop()
         if isinstance(node, lark.Token):
             if node.type == "STRING_LIT":
-                out.append(node)
+                out.append((path, node))
         else:
-            stack.extend(node.children)
+            stack.extend((c, path + (i,)) for i, c in enumerate(node.children))
+    out.sort(key=lambda item: item[1].start_pos)
     return out
 
 
-def _substitute(node: Any, values: dict[int, lark.Token]) -> Any:
-    """A copy of ``node`` with the tokens in ``values`` replaced (untouched subtrees shared)."""
-    if isinstance(node, lark.Token):
-        return values.get(id(node), node)
-    children = [_substitute(c, values) for c in node.children]
-    if all(a is b for a, b in zip(children, node.children)):
-        return node
+def _rebuild(node: Any, items: list) -> Any:
+    """A copy of ``node`` with the token at each (path, token) of ``items`` replaced; only
+    the nodes on those paths are copied, the rest is shared (trees are never mutated)."""
+    children = list(node.children)
+    groups: dict[int, list] = {}
+    for path, token in items:
+        groups.setdefault(path[0], []).append((path[1:], token))
+    for i, sub in groups.items():
+        children[i] = sub[0][1] if len(sub) == 1 and not sub[0][0] else _rebuild(children[i], sub)
     return _Tree(node.data, children, node.meta)
 
 
