@@ -130,7 +130,8 @@ class _Group:
 
     __slots__ = ("rules", "programs", "native", "fused", "rest")
 
-    def __init__(self, rules: list[CompiledRule], backend, plugin_cel: dict | None = None) -> None:
+    def __init__(self, rules: list[CompiledRule], backend, plugin_cel: dict | None = None,
+                 shared: dict | None = None) -> None:
         self.rules = rules
         self.programs = []
         self.native = None
@@ -141,8 +142,12 @@ class _Group:
             if all(v is not None for v in vals):
                 self.native = [(v.get, r) for v, r in zip(vals, rules)]  # type: ignore[union-attr]
                 if len(rules) >= FUSE_MIN:
-                    self.fused = FusedMatcher([(i, v.dnf) for i, v in enumerate(vals)
-                                               if v.dnf is not None])  # type: ignore[union-attr]
+                    # the rules for every plugin (policy files: they come first) and the
+                    # plugin's own, each its own index; the first part is shared by every
+                    # plugin whose group starts with the same translations
+                    k = next((i for i, r in enumerate(rules) if r.plugins != ("*",)), len(rules))
+                    self.fused = [(start, _matcher(vals[start:end], shared))
+                                  for start, end in ((0, k), (k, len(rules))) if end > start]
                     self.rest = [(i, v.get, r) for i, (v, r) in enumerate(zip(vals, rules))
                                  if v.dnf is None]  # type: ignore[union-attr]
                 return
@@ -165,7 +170,12 @@ class _Group:
         if fused is not None:
             # the first absorbed rule that matches; the others before it decide first, in
             # order, exactly as the loop below would meet them
-            best = fused.first(request)
+            best = NONE
+            for start, matcher in fused:
+                hit = matcher.first(request)
+                if hit != NONE:
+                    best = start + hit
+                    break
             for i, fn, rule in self.rest:
                 if i >= best:
                     break
@@ -222,6 +232,18 @@ class _Group:
         return None
 
 
+def _matcher(vals: list, shared: dict | None) -> FusedMatcher:
+    """The fused index of these translations (Val objects: one per rule text and plugin
+    facts), shared between plans through ``shared`` (keyed by the Vals themselves)."""
+    key = tuple(vals)
+    m = shared.get(key) if shared is not None else None
+    if m is None:
+        m = FusedMatcher([(i, v.dnf) for i, v in enumerate(vals) if v.dnf is not None])
+        if shared is not None:
+            shared[key] = m
+    return m
+
+
 @dataclass
 class _Plan:
     plugin_cel: dict
@@ -249,6 +271,7 @@ class PolicySet:
         self.backend = backend
         self._plans: dict[tuple[str, str], _Plan] = {}
         self._plan_lock = threading.Lock()
+        self._fused: dict[tuple, FusedMatcher] = {}   # fused indexes shared between plans
         self._cache: OrderedDict[tuple, Decision] = OrderedDict()
         self._by_action: dict[str, list[CompiledRule]] = {}
         for r in self._rules:
@@ -304,12 +327,14 @@ class PolicySet:
                 info = self.plugins.get(plugin)
                 pcel = info.to_cel() if info else unknown_plugin_cel(plugin)
                 nat = pcel if self.backend.name in NATIVE_TIER_BACKENDS else None
+                sh = self._fused
                 plan = _Plan(
                     plugin_cel=pcel,
-                    deny=_Group(deny, self.backend, nat),
-                    ask=_Group([r for r in rules if r.ref.effect is Effect.ASK], self.backend, nat),
-                    remembered=_Group([r for r in rules if r.ref.effect is Effect.ALLOW and r.remembered], self.backend, nat),
-                    allow=_Group([r for r in rules if r.ref.effect is Effect.ALLOW], self.backend, nat),
+                    deny=_Group(deny, self.backend, nat, sh),
+                    ask=_Group([r for r in rules if r.ref.effect is Effect.ASK], self.backend, nat, sh),
+                    remembered=_Group([r for r in rules if r.ref.effect is Effect.ALLOW and r.remembered],
+                                      self.backend, nat, sh),
+                    allow=_Group([r for r in rules if r.ref.effect is Effect.ALLOW], self.backend, nat, sh),
                     audit_layer=self._audit_layer(plugin),
                     needs_plugin=any("plugin" in r.cel for r in rules),
                 )
