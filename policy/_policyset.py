@@ -395,13 +395,15 @@ class PolicySet:
         ``first(group, fail_closed)`` finds a group's first matching rule; None: every group
         is native and the request has no aliases (the short path)."""
         audit_hit: RuleRef | None = None
-        deny = plan.deny.first_native(request, errors, True) if first is None else first(plan.deny, True)
+        deny = (plan.deny.first_native(request, errors, True) if plan.deny.rules else None) if first is None \
+            else first(plan.deny, True)
         if deny is not None:
             if deny.ref.mode == "audit" and not deny.builtin:
                 audit_hit = deny.ref
             else:
                 return self._rule_outcome(plan, deny, Verdict.DENY, errors, True)
-        ask = plan.ask.first_native(request, errors, True) if first is None else first(plan.ask, True)
+        ask = (plan.ask.first_native(request, errors, True) if plan.ask.rules else None) if first is None \
+            else first(plan.ask, True)
         if ask is not None:
             remembered = plan.remembered.first_native(request, errors, False) if first is None \
                 else first(plan.remembered, False)
