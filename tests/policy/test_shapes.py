@@ -76,3 +76,21 @@ def test_rules_of_one_shape_share_one_parse():
         parse(f'host_matches(request.host, "h{i}.shape-test.example")')
     assert _parser.parses - before <= 1
     assert shape('r"x" == request.path') is None and shape('"a\\"b" == request.path') is None
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(["", "r", "R"]), st.sampled_from(['"', "'", '"""', "'''"]),
+       st.text(alphabet='\\abfnrtvxuU0123789AFaf"\'\n\té', max_size=14))
+def test_string_literals_decode_as_celpy_decodes_them(prefix, quote, body):
+    import lark
+    from celpy.evaluation import celstr
+
+    from promptline.policy._cel._parser import decode_string
+    token = lark.Token("STRING_LIT", prefix + quote + body + quote)
+
+    def result(fn):
+        try:
+            return ("ok", str(fn(token)))
+        except Exception as exc:  # noqa: BLE001 - both must fail alike
+            return ("error", type(exc))
+    assert result(decode_string) == result(celstr)
