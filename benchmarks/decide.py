@@ -455,16 +455,18 @@ def best(rounds: list[list[int]]) -> tuple[float, float, float]:
             min(statistics.fmean(r) / 1000.0 for r in rounds))
 
 
-def fifo_hit_rate(stream: list[int], capacity: int) -> float:
+def lru_hit_rate(stream: list[int], capacity: int) -> float:
+    """The hit rate of an LRU cache of ``capacity`` keys (the PolicySet's policy) on ``stream``."""
     cache: OrderedDict[int, None] = OrderedDict()
     hits = 0
     for k in stream:
         if k in cache:
             hits += 1
+            cache.move_to_end(k)
             continue
-        if len(cache) >= capacity:
-            cache.popitem(last=False)
         cache[k] = None
+        if len(cache) > capacity:
+            cache.popitem(last=False)
     return hits / len(stream) if stream else 0.0
 
 
@@ -600,7 +602,7 @@ def run(n_requests: int = 100_000, rounds: int = 3, celpy_sample: int = 2000, se
                 for r in pairs:   # compile the lazy plans first: this column is about deciding
                     eng.ps.decide(r, use_cache=False)
                 full[name].append(time_each(eng.decide_cached, stream)[0])
-    hit_rate = fifo_hit_rate(w.stream, cap)
+    hit_rate = lru_hit_rate(w.stream, cap)
 
     # -- report --------------------------------------------------------------------------------
     rows = []
@@ -624,7 +626,7 @@ def run(n_requests: int = 100_000, rounds: int = 3, celpy_sample: int = 2000, se
         f"use_cache=False (cel-python: first {celpy_n:,}, one round); hit = the "
         f"{len(hot):,} stream requests whose key is among the first {cap:,} distinct (cache warmed; "
         f"cel-python: those among the first 500 distinct, one round); stream mean = all {len(stream):,} requests, cache on, "
-        f"cold start (FIFO cache of {cap:,}: {hit_rate:.0%} hits on this stream). Best of {rounds} rounds.")
+        f"cold start (LRU cache of {cap:,}: {hit_rate:.0%} hits on this stream). Best of {rounds} rounds.")
     log(f"compile = load_policy_set (YAML + validation + CEL compile) or building the encoding; "
         f"+plans = first decision per (plugin, action) pair ({len(pairs)} pairs), where our "
         f"combined programs are compiled lazily.")

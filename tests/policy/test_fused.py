@@ -155,3 +155,25 @@ def test_cost_does_not_grow_with_rules():
     assert m.first(Request("fs.read", "p", path="/d10000/x")) > 10_000
     assert m.first(Request("net.connect", "p", host="a.h42.com")) == 42
     assert m.first(Request("net.connect", "p", host="h42.com")) > 10_000
+
+
+def test_the_decision_cache_keeps_what_is_used(monkeypatch, tmp_path):
+    """LRU, no cliff: a key in use stays cached while the cache overflows with others; the
+    least recently used goes first."""
+    monkeypatch.setattr(_policyset, "CACHE_SIZE", 4)
+    pol = tmp_path / "p.yaml"
+    pol.write_text("apiVersion: promptline/v1\nkind: Policy\nlayer: user\nrules:\n"
+                   "  - id: all\n    effect: allow\n    when: 'true'\n")
+    ps = load_policy_set([str(pol)], [], backend="cel-expr-python", refuse_writable=False)
+    computed = []
+    real = ps._decide
+    monkeypatch.setattr(ps, "_decide", lambda r: computed.append(r.path) or real(r))
+    hot = Request("fs.read", "p", path="/hot")
+    first = ps.decide(hot)
+    for i in range(50):
+        assert ps.decide(Request("fs.read", "p", path=f"/cold/{i}")).allowed
+        assert ps.decide(hot) is first          # still cached, the same shared value
+        assert len(ps._cache) <= 4
+    assert computed.count("/hot") == 1
+    assert ps.decide(Request("fs.read", "p", path="/cold/0")).allowed   # long evicted: decided again
+    assert computed.count("/cold/0") == 2
