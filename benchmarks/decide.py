@@ -385,7 +385,7 @@ class CelProgramEngine:
     name = "cel-expr-python 1 prog"
 
     def __init__(self, w: Workload, protected: list[str]) -> None:
-        from promptline.policy._cel import get_backend
+        from promptline.policy import get_backend
         self.backend = be = get_backend("cel-expr-python")
         rules = [RuleSpec(f"builtin:{i}", "deny", ("fs.write",), (Atom("within", p),))
                  for i, p in enumerate(protected)] + w.all_rules()
@@ -688,7 +688,7 @@ COLD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from promptline.policy import load_policy_set
-from promptline.policy._cel import get_backend
+from promptline.policy import get_backend
 get_backend("cel-expr-python").compile("true", expect_bool=True)
 t1 = time.perf_counter()
 policies, manifests = sys.argv[1].split(","), sys.argv[2].split(",")

@@ -31,9 +31,9 @@ if HERE not in sys.path:
 from promptline.policy import (  # noqa: E402
     Request,
     _policyset,  # noqa: E402
+    clear_compile_caches,
     load_policy_set,
 )
-from promptline.policy._compile import clear_compile_caches  # noqa: E402
 
 SEED = 20261201
 PLUGINS = [f"plugin-{i:02d}" for i in range(20)]

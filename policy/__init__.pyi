@@ -1,7 +1,7 @@
 from ._baseline import baseline_paths, dynload_dirs, interpreter_dirs, stdlib_dirs
 from ._canon import canonical_host, canonical_pattern, host_spellings, numeric_host, private_realpath, program_path
 from ._capabilities import env_matches, expand_path, glob, host_matches, in_cidr, is_glob, user_home, within
-from ._cel import available_backends, cel_string
+from ._cel import available_backends, cel_string, get_backend
 from ._compile import cel_parse_count, clear_compile_caches, match_cel
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError, PromptLineError
@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_PORTS",
     "dynload_dirs",
     "available_backends",
+    "get_backend",
     "baseline_paths",
     "Capabilities",
     "canonical_program",
