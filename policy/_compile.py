@@ -75,6 +75,29 @@ def compile_cached(backend, cel: str, expect_bool: bool = True, prechecked: bool
     return program
 
 
+LOADED_FILES = 256   # policy files kept compiled by (path, bytes, backend, home); LRU
+_files: dict[tuple, tuple] = {}
+
+
+def loaded_file(path: str, text: str, backend_name: str, home: str | None) -> tuple | None:
+    """(PolicyFile, Located, compiled rules) of a policy file loaded before with exactly
+    these bytes, backend and home, or None. Everything in it is immutable."""
+    key = (path, text, backend_name, home)
+    hit = _files.pop(key, None)
+    if hit is not None:
+        _files[key] = hit
+    return hit
+
+
+def remember_file(path: str, text: str, backend_name: str, home: str | None, entry: tuple) -> None:
+    _files[(path, text, backend_name, home)] = entry
+    while len(_files) > LOADED_FILES:
+        try:
+            del _files[next(iter(_files))]
+        except (KeyError, StopIteration, RuntimeError):   # another thread got there first
+            break
+
+
 def clear_compile_caches() -> None:
     """Forget compiled programs, recent CEL parse trees and native translations. Nothing
     depends on them for correctness; benchmarks use this to measure cold compiles."""
@@ -82,6 +105,7 @@ def clear_compile_caches() -> None:
     from ._fastpath import clear_cache
 
     _programs.clear()
+    _files.clear()
     _parser._trees.clear()
     clear_cache()
 

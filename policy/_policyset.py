@@ -28,7 +28,9 @@ from ._compile import (
     clear_compile_caches,
     compile_cached,
     compile_policy,
+    loaded_file,
     manifest_rules,
+    remember_file,
 )
 from ._decision import DecidedBy, Decision, Effect, RuleRef, Verdict
 from ._errors import CelCompileError, CelEvalError, PolicyError
@@ -703,18 +705,30 @@ def load_policy_set(policy_files: Iterable[str | os.PathLike] = (),
     sources: list[str] = []
     policy_files = [os.fspath(p) for p in policy_files]
     directories = policy_directories(policy_files)
+    compiled: list[tuple[list[CompiledRule] | None, str]] = []
     for path in expand_policy_paths(policy_files):
         text = read_text(path)        # one read: the version is the digest of the bytes parsed
-        located = load_yaml(text, path)
-        pf = parse_policy(located)
+        # a file whose bytes are unchanged since a load is not parsed or compiled again
+        # (a reload costs what changed, file by file); cached forms are immutable
+        known = loaded_file(path, text, be.name, home)
+        if known is None:
+            located = load_yaml(text, path)
+            pf = parse_policy(located)
+            file_rules = None
+        else:
+            pf, located, file_rules = known
         _check_safe_location(path, pf.layer)
         files.append((pf, located))
+        compiled.append((file_rules, text))
         sources.append(path)
         digest.update(path.encode() + b"\0" + text.encode("utf-8", "surrogatepass") + b"\0")
     settings = _merge_settings(files)
     rules: list[CompiledRule] = []
-    for pf, located in files:
-        rules.extend(compile_policy(pf, located, be, home=home))
+    for (pf, located), (file_rules, text), path in zip(files, compiled, sources):
+        if file_rules is None:
+            file_rules = compile_policy(pf, located, be, home=home)
+            remember_file(path, text, be.name, home, (pf, located, file_rules))
+        rules.extend(file_rules)
     protected = [(p, "the policy file") for p in sources] + \
         [(d, "the policy directory") for d in directories]
     if grants is not None:

@@ -150,3 +150,27 @@ def test_org_policy_owned_by_someone_else_is_refused(tmp_path, write, policy_tex
     os.chown(path, 12345, -1)     # the tests run as root here; a stranger's file must not be trusted
     err = error_of(load_policy_set, [path])
     assert "owned by uid 12345" in str(err) and "chown" in str(err)
+
+
+def test_a_reload_compiles_only_the_files_that_changed(tmp_path, monkeypatch):
+    from promptline.policy import Request, _policyset
+    from promptline.policy import load_policy_set as load
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    body = "apiVersion: promptline/v1\nkind: Policy\nlayer: user\nrules:\n  - id: {0}\n    effect: allow\n    match: {{path: '~/{0}/x'}}\n"
+    a.write_text(body.format("a"))
+    b.write_text(body.format("b"))
+    compiled = []
+    real = _policyset.compile_policy
+    monkeypatch.setattr(_policyset, "compile_policy", lambda pf, located, *x, **k: compiled.append(located.file) or real(pf, located, *x, **k))
+    home1, home2 = tmp_path / "h1", tmp_path / "h2"
+    first = load([a, b], [], home=str(home1), refuse_writable=False)
+    b.write_text(body.format("b").replace("~/b", "~/b2"))
+    second = load([a, b], [], home=str(home1), refuse_writable=False)
+    assert compiled == [str(a), str(b), str(b)]          # a was not compiled again
+    assert second.decide(Request("fs.read", "p", path=f"{home1}/b2/x")).allowed
+    assert not second.decide(Request("fs.read", "p", path=f"{home1}/b/x")).allowed
+    assert first.decide(Request("fs.read", "p", path=f"{home1}/b/x")).allowed   # the old set is unchanged
+    third = load([a, b], [], home=str(home2), refuse_writable=False)            # another home: compiled anew
+    assert compiled[3:] == [str(a), str(b)]
+    assert third.decide(Request("fs.read", "p", path=f"{home2}/a/x")).allowed
+    assert not third.decide(Request("fs.read", "p", path=f"{home1}/a/x")).allowed
