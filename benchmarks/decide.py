@@ -370,11 +370,12 @@ class OursEngine:
 
     def decide(self, raw: tuple) -> str:
         a, p, path, host, port, name = raw
+        # `_value_`: the member's own attribute (Enum's `.value` property costs ~0.1 µs)
         return self.ps.decide(Request(a, p, path=path, host=host, port=port, name=name),
-                              use_cache=False).verdict.value
+                              use_cache=False).verdict._value_
 
     def decide_cached(self, r: Request) -> str:
-        return self.ps.decide(r).verdict.value
+        return self.ps.decide(r).verdict._value_
 
 
 class CelProgramEngine:
