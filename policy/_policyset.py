@@ -140,9 +140,10 @@ class _Group:
         self.fused = None
         self.rest: list = []
         if plugin_cel is not None:
-            vals = [translate_val(r.cel, plugin_cel) for r in rules]
-            if all(v is not None for v in vals):
-                self.native = [(v.get, r) for v, r in zip(vals, rules)]  # type: ignore[union-attr]
+            maybe = [translate_val(r.cel, plugin_cel) for r in rules]
+            vals = [v for v in maybe if v is not None]
+            if len(vals) == len(maybe):
+                self.native = [(v.get, r) for v, r in zip(vals, rules)]
                 if len(rules) >= FUSE_MIN:
                     # the rules for every plugin (policy files: they come first) and the
                     # plugin's own, each its own index; the first part is shared by every
@@ -151,7 +152,7 @@ class _Group:
                     self.fused = [(start, _matcher(vals[start:end], shared))
                                   for start, end in ((0, k), (k, len(rules))) if end > start]
                     self.rest = [(i, v.get, r) for i, (v, r) in enumerate(zip(vals, rules))
-                                 if v.dnf is None]  # type: ignore[union-attr]
+                                 if v.dnf is None]
                 return
         for start in range(0, len(rules), CHUNK):
             chunk = rules[start:start + CHUNK]
@@ -190,7 +191,7 @@ class _Group:
                         return rule
             return self.rules[best] if best != NONE else None
         for fn, rule in self.native:  # type: ignore[union-attr]
-            result = fn(request)  # type: ignore[misc]
+            result = fn(request)
             if result is True:
                 return rule
             if result is ERROR:

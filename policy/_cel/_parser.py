@@ -89,7 +89,7 @@ def parse_exact(source: str) -> lark.Tree:
     return _parse(source)
 
 
-def _remember(cache: dict, size: int, key: str, tree: lark.Tree) -> None:
+def _remember(cache: dict, size: int, key: str, tree: Any) -> None:
     if len(cache) >= size:
         try:
             del cache[next(iter(cache))]
@@ -164,7 +164,7 @@ def _token_paths(tree: lark.Tree) -> list[tuple[tuple[int, ...], lark.Token]]:
                 out.append((path, node))
         else:
             stack.extend((c, path + (i,)) for i, c in enumerate(node.children))
-    out.sort(key=lambda item: item[1].start_pos)
+    out.sort(key=lambda item: item[1].start_pos or 0)
     return out
 
 
