@@ -20,7 +20,7 @@ from typing import Any
 from .._errors import LoaderError, ToolError
 from . import _jsonrpc as rpc
 from ._client import CallTimeout, MCPClient
-from ._launch import SandboxSpec, spawn
+from ._launch import SandboxSpec, release, spawn
 from ._spec import host_version
 
 START_TIMEOUT = 20.0            # seconds for a child to answer `initialize` and `tools/list`
@@ -274,6 +274,7 @@ class Child:
             _kill_group(proc, signal.SIGKILL)   # grandchildren too, even after a clean exit
             proc.wait()
             _wait_group_gone(proc.pid)
+            release(proc)
         finally:
             for s in (proc.stdin, proc.stdout, proc.stderr):
                 try:

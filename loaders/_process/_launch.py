@@ -23,6 +23,7 @@ from typing import Any
 from promptline.policy import baseline_paths, env_matches, expand_path, is_glob, parse_net
 
 from . import _landlock as ll
+from . import _pids
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_shim.py")
 
@@ -34,18 +35,23 @@ DEFAULT_RLIMITS: Mapping[str, int] = {
     "DATA": 4 * 1024 ** 3,   # bytes of private writable memory (heap, mmap'd data)
     "CPU": 600,              # seconds of CPU time over the child's life
     "NOFILE": 1024,          # open file descriptors
-    "NPROC": 64,             # processes of the real uid (a root host's child gets a real uid of its own)
+    "NPROC": 64,             # processes of the real uid (a root host's child: of its pids cgroup)
     "CORE": 0,               # no core dumps (they would leak memory to disk)
     "FSIZE": 1024 ** 3,      # largest file the child may write
 }
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 UNPRIVILEGED_UIDS = (0x40000000, 0x7FFFFFFE)
-"""A child started by root gets a real uid of its own, drawn from this unused range at each
-start: the kernel exempts uid 0 from RLIMIT_NPROC, and a uid shared by every child (like
-``nobody``) would share one count among all plugins on the machine. Only the real uid
-changes, so files are still opened as the host's user. Real and effective uid differ at
-exec, so the child runs in secure-execution mode (AT_SECURE): glibc drops ``TMPDIR`` and the
-loader variables, and the process is not dumpable; ``TMP``/``TEMP`` still name the work dir."""
+"""A child started by root gets a real gid of its own, drawn from this unused range at each
+start, and its processes are counted by a pids cgroup of its own (``_pids``: the kernel
+exempts a real uid of 0 from RLIMIT_NPROC). Its real uid stays the effective one, so
+``access(2)`` (real ids) agrees with ``open(2)``: programs like git that ask before they
+write can use the granted dirs. Real and effective gid differ at exec, so the child runs in
+secure-execution mode (AT_SECURE): glibc drops ``TMPDIR`` and the loader variables, and the
+process is not dumpable; ``TMP``/``TEMP`` still name the work dir. Where the host cannot make
+a pids cgroup (or the child has no Landlock, or may write into the cgroup filesystem) the
+child gets a real *uid* drawn from this range instead, so RLIMIT_NPROC binds: a uid shared
+by every child (like ``nobody``) would share one count among all plugins on the machine;
+``access(2)`` then refuses what only the effective uid may do."""
 
 LOADER_VARIABLE = re.compile(
     r"^(LD_.*|DYLD_.*|PYTHON.*|PERL5?LIB|PERL5OPT|RUBYOPT|RUBYLIB|NODE_OPTIONS|NODE_PATH|"
@@ -80,7 +86,8 @@ class SandboxSpec:
     notes: tuple[str, ...] = field(default=(), compare=False)   # where the kernel is broader than policy
     netns: bool = False              # own network namespace; the network only through the proxy
     exec_guard: bool = False         # no `process` grant: only the shim's own exec runs
-    ruid: tuple[int, int] | None = None   # a root host's child: a real uid drawn from this range
+    ruid: tuple[int, int] | None = None   # a root host's child: a real gid (or, without a pids
+                                          # cgroup, uid) drawn from this range
     container: bool = False          # under bubblewrap: only `fs` is mounted
     fork_from: tuple[str, ...] = ()  # a Python bootstrap: forked from the template process with this
                                      # sys.path (``_template``), the walls put up after the fork
@@ -272,10 +279,25 @@ def sandbox_spec(manifest: Any, argv: Sequence[str], *, workdir: str, code_dirs:
                        ruid=UNPRIVILEGED_UIDS if os.geteuid() == 0 else None)
 
 
-def shim_argv(spec: SandboxSpec, channel: int | None = None) -> list[str]:
+def shim_argv(spec: SandboxSpec, channel: int | None = None, shim: Mapping[str, Any] | None = None) -> list[str]:
     import json
-    return [sys.executable, "-I", "-S", "-B", SHIM, json.dumps(spec.shim_spec(channel), separators=(",", ":")),
-            "--", *spec.argv]
+    shim = spec.shim_spec(channel) if shim is None else shim
+    return [sys.executable, "-I", "-S", "-B", SHIM, json.dumps(shim, separators=(",", ":")), "--", *spec.argv]
+
+
+WRITE_RIGHTS = ll.WRITE_FILE | ll.MAKE_REG | ll.MAKE_DIR | ll.REMOVE_FILE | ll.REMOVE_DIR | ll.TRUNCATE
+
+
+def pids_group(spec: SandboxSpec) -> _pids.PidsGroup | None:
+    """A root host's child's own pids cgroup (its process count, in place of an unprivileged
+    real uid: ``_pids``), or None: not root, no Landlock (nothing would keep the child out of
+    the cgroup filesystem), a write grant reaching the cgroup filesystem, or no pids
+    controller this host can write — the child then gets the unprivileged real uid."""
+    if spec.ruid is None or not spec.landlock:
+        return None
+    if not _pids.usable_for(p for p, rights in spec.fs if rights & WRITE_RIGHTS):
+        return None
+    return _pids.create(int(spec.rlimits.get("NPROC", DEFAULT_RLIMITS["NPROC"])))
 
 
 BWRAP = "bwrap"
@@ -286,10 +308,12 @@ def bwrap_path() -> str | None:
     return shutil.which(BWRAP, path=DEFAULT_PATH)
 
 
-def container_argv(spec: SandboxSpec, inner: Sequence[str]) -> list[str]:
+def container_argv(spec: SandboxSpec, inner: Sequence[str], pids: str | None = None) -> list[str]:
     """bubblewrap around ``inner``: a mount namespace with the paths of ``spec.fs`` only
     (read-only unless the rule writes; symlinks as symlinks), a fresh /proc, a minimal /dev,
-    a private /tmp, and new PID, IPC, UTS, network and cgroup namespaces."""
+    a private /tmp, and new PID, IPC, UTS, network and cgroup namespaces. ``pids``: the
+    child's own pids cgroup, mounted at its path for the shim to join (Landlock grants no
+    right on it)."""
     bwrap = bwrap_path()
     if bwrap is None:
         raise FileNotFoundError(BWRAP)
@@ -299,7 +323,9 @@ def container_argv(spec: SandboxSpec, inner: Sequence[str]) -> list[str]:
     if os.geteuid() != 0:
         out.append("--unshare-user")
     else:
-        out += ["--cap-add", "CAP_SETUID"]   # the shim sets the unprivileged real uid, then drops all
+        # the shim joins its pids cgroup and sets an unprivileged real gid (or, without the
+        # cgroup, real uid), then drops all
+        out += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     paths = {p: r for p, r in spec.fs if not (p == "/proc" or p.startswith(("/proc/", "/dev/")) or p == "/dev")}
     for p in (os.path.dirname(SHIM), os.path.realpath(sys.executable)):
         paths.setdefault(p, ll.READ_FILE | ll.EXECUTE if p != os.path.dirname(SHIM) else ll.READ)
@@ -311,6 +337,8 @@ def container_argv(spec: SandboxSpec, inner: Sequence[str]) -> list[str]:
             out += ["--bind-try", path, path]
         else:
             out += ["--ro-bind-try", path, path]
+    if pids is not None:   # last: no read grant's mount covers it
+        out += ["--bind", pids, pids]
     out += ["--chdir", spec.cwd, "--", *inner]
     return out
 
@@ -319,15 +347,39 @@ def spawn(spec: SandboxSpec, channel: int | None = None) -> subprocess.Popen:
     """Start the child: pipes for stdio, nothing else inherited (but ``channel``, the host's
     egress and seccomp-listener socket), its own session. A spec with ``fork_from`` is forked
     from the template process when one can run (a ``_template.ForkedProcess``), else exec'd."""
+    shim = spec.shim_spec(channel)
+    group = pids_group(spec)
+    if group is not None:
+        shim.update(pids=group.procs, ruid=None, rgid=list(spec.ruid or UNPRIVILEGED_UIDS))
+    try:
+        proc = _start(spec, channel, shim, group)
+    except BaseException:
+        if group is not None:
+            group.release(wait=0)
+        raise
+    proc.pids_group = group   # type: ignore[attr-defined]  # released when the child is reaped
+    return proc
+
+
+def release(proc: Any) -> None:
+    """After the child and its processes are gone: remove its pids cgroup, if it had one."""
+    group = getattr(proc, "pids_group", None)
+    if group is not None:
+        proc.pids_group = None
+        group.release()
+
+
+def _start(spec: SandboxSpec, channel: int | None, shim: dict[str, Any],
+           group: _pids.PidsGroup | None) -> subprocess.Popen:
     if spec.fork_from and not spec.container:
         from . import _template
-        forked = _template.spawn({"shim": spec.shim_spec(channel), "argv": list(spec.argv),
+        forked = _template.spawn({"shim": shim, "argv": list(spec.argv),
                                   "env": dict(spec.env), "cwd": spec.cwd}, channel, spec.fork_from)
         if forked is not None:
             return forked   # type: ignore[return-value]  # what Child uses of a Popen
-    argv = shim_argv(spec, channel)
+    argv = shim_argv(spec, channel, shim)
     if spec.container:
-        argv = container_argv(spec, argv)
+        argv = container_argv(spec, argv, pids=None if group is None else group.path)
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=dict(spec.env), cwd=spec.cwd,
                             close_fds=True, start_new_session=True, bufsize=0,

@@ -13,7 +13,8 @@ Standard library only: the child shim loads it with ``python -I -S``. The filter
 - refuses TCP Fast Open (MSG_FASTOPEN on sendto/sendmsg/sendmmsg, the TCP_FASTOPEN and
   TCP_FASTOPEN_CONNECT socket options) and ``listen`` unless a bind port is granted;
 - refuses changing user or group ids (a root host runs the child with an unprivileged real
-  uid so RLIMIT_NPROC binds; the child must not switch it back);
+  gid, or real uid where it has no pids cgroup, so every exec stays non-dumpable and
+  RLIMIT_NPROC binds; the child must not switch it back);
 - with ``exec_guard``: ``execve``/``execveat`` go to the host (a seccomp user notification),
   which lets the shim's own exec of the plugin through and refuses every later one. That is
   what stops the dynamic loader trick (``ld.so /bin/sh``): Landlock must grant EXECUTE on

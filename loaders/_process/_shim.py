@@ -4,9 +4,12 @@
 
 Order: rlimits; the network and PID namespaces (``netns: new``: the plugin becomes pid 2
 under a small init, see ``_netns.become_init``; ``inherited`` when bubblewrap made them) and
-the egress forwarder (``_netns``); an unprivileged real uid when started as root
-(``ruid``, drawn per start from an unused range: RLIMIT_NPROC does not bind uid 0, and each
-child counts only its own processes; the effective uid stays, so file ownership is
+the egress forwarder (``_netns``); when started as root, the process count: its own pids
+cgroup (``pids``, made by the host, ``_pids``: RLIMIT_NPROC does not bind uid 0, and the real
+uid stays the effective one, so ``access(2)`` agrees with ``open(2)``) and a real gid apart
+from the effective one (``rgid``: secure-execution mode and not dumpable at every exec), or where the host has
+no pids cgroup an unprivileged real uid (``ruid``, drawn per start from an unused range, each
+child counting only its own processes; the effective uid stays, so file ownership is
 unchanged, and seccomp forbids switching back); drop every capability; Landlock (which
 sets no_new_privs); seccomp (its listener fd, if any, goes to the host over the channel);
 then ``os.execve``. Nothing here imports the project (``-S``,
@@ -117,8 +120,30 @@ def confine(spec: dict) -> None:
         os.environ[EGRESS_ENV] = f"127.0.0.1:{port}"
         if connect is not None:
             connect = [*connect, port]
+    pids = spec.get("pids")
+    if pids is not None:   # a root host's child: its own pids cgroup counts its processes
+        try:
+            fd = os.open(str(pids), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            _die(f"cannot join the pids cgroup {pids} (RLIMIT_NPROC would not bind root): {exc.strerror or exc}")
+    rgid = spec.get("rgid")
+    if rgid is not None and os.getuid() == 0:
+        # the real gid apart from the effective one: every exec stays in secure-execution mode
+        # and not dumpable, as with a real uid of its own; the effective gid is among the
+        # supplementary groups, so access(2) (real ids) agrees with open(2) on group bits too
+        low, high = (int(v) for v in rgid)
+        gid, egid = low + int.from_bytes(os.urandom(4), "little") % (high - low + 1), os.getegid()
+        try:
+            os.setgroups(sorted({*os.getgroups(), egid}))
+            os.setresgid(gid, egid, egid)
+        except OSError as exc:
+            _die(f"cannot set the real gid {gid}: {exc}")
     ruid = spec.get("ruid")
-    if ruid is not None and os.getuid() == 0:
+    if ruid is not None and pids is None and os.getuid() == 0:
         low, high = (int(v) for v in ruid)
         ruid = low + int.from_bytes(os.urandom(4), "little") % (high - low + 1)   # this child's own count
         try:

@@ -38,7 +38,7 @@ _pid_namespace: list[int] = []   # the template's own PID namespace (root only):
 UNSECURE_ENV = ("GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
                 "MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR")
 """What glibc's secure-execution mode drops at exec (besides ``LD_*``): a forked child whose
-real uid differs from its effective uid drops them too, as the exec'd bootstrap would."""
+real uid or gid differs from its effective one drops them too, as the exec'd bootstrap would."""
 _forgotten: list[str] = []
 FORGOTTEN = ("ctypes", "_ctypes", "_landlock", "_seccomp", "_netns", "_shim", "_zygote")
 WARM_MANIFEST = """\
@@ -250,7 +250,7 @@ def _child(fds: list[int], made: bool = False) -> None:
         shim["pid_namespace"] = "made"
     from . import _shim
     _shim.confine(shim)
-    if os.getuid() != os.geteuid():   # as secure-execution mode after an exec
+    if (os.getuid(), os.getgid()) != (os.geteuid(), os.getegid()):   # as secure-execution mode after an exec
         for name in [n for n in os.environ if n.startswith("LD_") or n in UNSECURE_ENV]:
             del os.environ[name]
         _not_dumpable()
@@ -261,7 +261,7 @@ def _child(fds: list[int], made: bool = False) -> None:
 
 
 def _not_dumpable() -> None:
-    """PR_SET_DUMPABLE 0, as an exec with a real uid apart from the effective one leaves it."""
+    """PR_SET_DUMPABLE 0, as an exec with a real uid or gid apart from the effective one leaves it."""
     import ctypes
     ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
 

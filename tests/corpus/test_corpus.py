@@ -103,11 +103,9 @@ def test_tempfile_in_the_workspace(corpus):
         assert r.ok, r.content
 
 
-def test_subprocess_running_git(corpus, request):
-    if corpus.level == "process" and corpus.granted and os.geteuid() == 0:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "a root host's child runs with another real uid (wall): git's access(2) checks the real "
-            "uid, so `git init` in the granted work dir fails with EACCES — a false deny of the sandbox")))
+def test_subprocess_running_git(corpus):
+    # a root host's child keeps real uid = effective uid (its process count is a pids cgroup),
+    # so git's access(2) checks agree with Landlock: the granted work dir is usable
     if corpus.level == "process" and not corpus.granted:
         # the child has not imported subprocess: the plugin's own `import subprocess` loads
         # _posixsubprocess (fork_exec has no audit event), a door only a process grant opens;
@@ -121,6 +119,11 @@ def test_subprocess_running_git(corpus, request):
     if corpus.granted:
         assert r.ok, r.content
         assert r.data["log"] == "first" and r.data["version"].startswith("git version")
+        if corpus.level == "process":   # the wall: git itself, outside the grant, is refused
+            outside = corpus.work.parent / "outside-repo"
+            r = corpus.call("git-info.status", {"where": str(outside)})
+            assert not r.ok and "git init failed" in r.content and "denied" in r.content, r.content
+            assert not outside.exists()
     else:
         refused(corpus, r, "git-info", "process.exec")
 

@@ -384,13 +384,20 @@ def test_rlimit_nproc_binds_even_for_a_root_host(attacker):
             kids.append(pid)
         for k in kids:
             os.kill(k, 9); os.waitpid(k, 0)
-        result = [len(kids), err, os.getresuid()[0]]""")
-    started, err, ruid = out
+        result = [len(kids), err, os.getresuid()[0], os.geteuid(), open("/proc/self/cgroup").read()]""")
+    started, err, ruid, euid, cgroup = out
     assert err == errno.EAGAIN and 1 <= started < 16, out   # the first forks work: the limit, not a ban
-    assert ruid != 0
-    if os.geteuid() == 0:   # a real uid of its own: no other plugin's processes in its count
+    if os.geteuid() != 0:
+        assert ruid == euid != 0
+        return
+    from promptline.loaders._process import _pids
+    if _pids._own_pids_dir() is not None:
+        # a pids cgroup of its own counts its processes: the real uid stays the effective
+        # one (root), so access(2) agrees with open(2)
+        assert ruid == euid == 0 and f"promptline-{os.getpid()}/" in cgroup, out
+    else:   # a real uid of its own: no other plugin's processes in its count
         from promptline.loaders._process._launch import UNPRIVILEGED_UIDS
-        assert UNPRIVILEGED_UIDS[0] <= ruid <= UNPRIVILEGED_UIDS[1]
+        assert UNPRIVILEGED_UIDS[0] <= ruid <= UNPRIVILEGED_UIDS[1] and euid == 0, out
 
 
 def test_stat_metadata_and_hostname(attacker):

@@ -60,7 +60,7 @@ libc = ctypes.CDLL(None, use_errno=True)
 result = {
     "status": {k: status[k].strip() for k in ("Seccomp", "Seccomp_filters", "NoNewPrivs", "CapInh", "CapPrm",
                                               "CapEff", "CapBnd", "CapAmb")},
-    "ruid_is_not_euid": os.getuid() != os.geteuid(), "euid": os.geteuid(),
+    "real_ids_apart": (os.getuid(), os.getgid()) != (os.geteuid(), os.getegid()), "euid": os.geteuid(),
     "pid": os.getpid(), "sid_is_not_pid": os.getsid(0) != os.getpid(),
     "dumpable": libc.prctl(3, 0, 0, 0, 0),
     "env": sorted(real_environ()),
@@ -116,7 +116,7 @@ def test_the_forked_child_has_every_wall_the_execd_child_has(pair):
     got, want = _run(forked, WALLS), _run(execd, WALLS)
     assert got["status"]["Seccomp"] == "2" and got["status"]["NoNewPrivs"] == "1"
     assert got["status"]["CapEff"] == got["status"]["CapBnd"] == "0000000000000000"
-    assert got["ruid_is_not_euid"] and got["dumpable"] == 0 and got["pid"] == 2
+    assert got["real_ids_apart"] and got["dumpable"] == 0 and got["pid"] == 2
     assert got["modules"] == [], "the wall modules stay behind in the forked plugin"
     assert got == want
 

@@ -15,14 +15,18 @@ def git(*args, cwd=None):
 
 class Status(Tool):
     name = "status"
-    description = "git init a repository in the workspace, commit a file, report"
+    description = "git init a repository in the workspace (or at `where`), commit a file, report"
+    parameters = {"type": "object", "properties": {"where": {"type": "string"}}}
 
     def __init__(self, root: Path):
         self.root = root
 
     def execute(self, args):
-        repo = self.root / "out" / "repo"
-        repo.mkdir(parents=True, exist_ok=True)
+        if args.get("where"):   # git makes the directory itself
+            repo = Path(args["where"])
+        else:
+            repo = self.root / "out" / "repo"
+            repo.mkdir(parents=True, exist_ok=True)
         git("init", "-q", str(repo))
         (repo / "README").write_text("hello\n")
         git("add", "README", cwd=repo)
