@@ -400,6 +400,54 @@ def test_rlimit_nproc_binds_even_for_a_root_host(attacker):
         assert UNPRIVILEGED_UIDS[0] <= ruid <= UNPRIVILEGED_UIDS[1] and euid == 0, out
 
 
+def test_the_pids_cgroup_cannot_be_left_or_raised(attacker):
+    """A root host's child counts its processes in a pids cgroup of its own: writing its
+    ``pids.max``, moving itself into its parent's or the root's ``cgroup.procs``, making a
+    sub-group — each is a write into the cgroup filesystem, which Landlock refuses."""
+    attack(attacker, "result = 1")   # started: its group exists
+    group = getattr(attacker.plugin.child._proc, "pids_group", None)
+    if group is None:
+        pytest.skip("this host gives its children no pids cgroup (not root, or no writable pids controller)")
+    here = Path(group.path)
+    before = (here / "pids.max").read_text()
+    out = attack(attacker, """
+        import os
+        def write(path, text):
+            try:
+                fd = os.open(path, os.O_WRONLY)
+                try:
+                    os.write(fd, text.encode())
+                finally:
+                    os.close(fd)
+                return "written"
+            except OSError as e:
+                return errno.errorcode.get(e.errno, e.errno)
+        def mkdir(path):
+            try:
+                os.mkdir(path)
+                return "made"
+            except OSError as e:
+                return errno.errorcode.get(e.errno, e.errno)
+        tries = [write("{here}/pids.max", "max"), write("{here}/cgroup.procs", "0"),
+                 write("{parent}/cgroup.procs", "0"), write("{top}/cgroup.procs", "0"),
+                 write("{top}/tasks", "0"), mkdir("{here}/escape"),
+                 write("/proc/self/cgroup", "0")]
+        result = [tries, open("/proc/self/cgroup").read()]""",
+                 here=here, parent=here.parent.parent, top=_mount_of(here))
+    tries, cgroup = out
+    assert all(t in ("EACCES", "ENOENT", "EROFS", "EPERM", "EINVAL") for t in tries), tries
+    assert f"{here.parent.name}/{here.name}" in cgroup, cgroup   # still in its own group
+    assert (here / "pids.max").read_text() == before and not (here / "escape").exists()
+    # control: the plugin still forks (the count binds, it is no ban)
+    assert attack(attacker, "pid = os.fork()\nif pid == 0: os._exit(3)\nresult = os.waitpid(pid, 0)[1] >> 8") == 3
+
+
+def _mount_of(path: Path) -> str:
+    """The mount point of the cgroup hierarchy holding ``path``."""
+    from promptline.loaders._process import _pids
+    return max((m for m in _pids.mount_points() if str(path).startswith(m + "/")), key=len)
+
+
 def test_stat_metadata_and_hostname(attacker):
     """`os.stat` of any path and `os.uname()`: stopped by the container level only (the
     process level documents the leak in the README's sandbox table)."""

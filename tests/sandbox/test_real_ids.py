@@ -228,3 +228,47 @@ def test_every_exec_stays_in_secure_execution_mode(child):
                               timeout=30, env={"TMPDIR": "/nonexistent", "KEEP": "kept"})
         result = [done.stdout.split(), done.stderr[-300:]]""")
     assert got[0] == ["None", "kept", "0"], got   # TMPDIR dropped, others kept, PR_GET_DUMPABLE 0
+
+
+def _spec(tmp: Path, fs, **kw):
+    from promptline.loaders._process._launch import DEFAULT_RLIMITS, UNPRIVILEGED_UIDS, SandboxSpec
+    return SandboxSpec(argv=("/bin/true",), env={}, cwd=str(tmp), rlimits=dict(DEFAULT_RLIMITS), fs=tuple(fs),
+                       connect_ports=(), bind_ports=(), allow_inet=False, ruid=UNPRIVILEGED_UIDS, **kw)
+
+
+def test_no_pids_cgroup_where_the_child_could_write_into_the_cgroup_filesystem(tmp_path):
+    """A write grant reaching a cgroup mount, or no Landlock at all, would let the child leave
+    its group or raise its limit: it gets the unprivileged real uid instead (RLIMIT_NPROC)."""
+    from promptline.loaders._process import _landlock as ll
+    from promptline.loaders._process import _pids
+    from promptline.loaders._process._launch import pids_group
+    if _pids._own_pids_dir() is None:
+        pytest.skip("no writable pids controller on this host")
+    mount = _pids.mount_points()[0]
+    for grant in ("/", "/sys", "/sys/fs", mount, mount + "/pids/x"):
+        assert pids_group(_spec(tmp_path, [(grant, ll.WRITE)])) is None, grant
+    assert pids_group(_spec(tmp_path, [(str(tmp_path), ll.WRITE)], landlock=False)) is None
+    assert pids_group(_spec(tmp_path, [("/sys", ll.READ)] + [(str(tmp_path), ll.WRITE)], landlock=True)) is not None
+    # control: an ordinary work dir gets its group, pids.max set to the child's NPROC
+    group = pids_group(_spec(tmp_path, [(str(tmp_path), ll.WRITE)]))
+    assert group is not None and Path(group.path, "pids.max").read_text().strip() == "64"
+    group.release()
+    assert not Path(group.path).exists()
+
+
+def test_the_group_is_removed_when_the_child_stops_and_each_start_has_its_own(tmp_path):
+    root = write_probe_plugin(tmp_path / "plugins", "ids-lifecycle", write=[str(tmp_path / "work")])
+    (tmp_path / "work").mkdir()
+    loaded = load(root, tmp_path)
+    try:
+        first = run(loaded, "result = open('/proc/self/cgroup').read()")
+        path = loaded.plugin.child._proc.pids_group.path
+        assert Path(path).is_dir() and f"/{Path(path).parent.name}/{Path(path).name}\n" in first
+        loaded.plugin.child.stop()
+        assert not Path(path).exists()
+        second = run(loaded, "result = open('/proc/self/cgroup').read()")   # a new start, a new group
+        path2 = loaded.plugin.child._proc.pids_group.path
+        assert path2 != path and f"/{Path(path2).parent.name}/{Path(path2).name}\n" in second
+    finally:
+        loaded.plugin.shutdown()
+    assert not Path(path2).exists()
