@@ -114,6 +114,11 @@ def test_subprocess_running_git(corpus):
         assert "did not start" in why and "native" in why, corpus.report
         assert any(d.get("resource") == "_posixsubprocess" for d in corpus.denies("git-info"))
         return
+    if corpus.level == "process" and corpus.granted and os.getuid() == 0:
+        from promptline.loaders._process import _pids
+        if _pids._own_pids_dir() is None:   # documented fallback: the unprivileged real uid
+            pytest.xfail("no writable pids controller on this root host: the child gets an "
+                         "unprivileged real uid and git's access(2) check fails (README, sandbox table)")
     _load_ok(corpus, "git-info")
     r = corpus.call("git-info.status")
     if corpus.granted:
