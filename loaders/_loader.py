@@ -19,6 +19,7 @@ from ._errors import ToolError
 from ._model import ModelInfo
 
 DEFAULT_CALL_TIMEOUT = 30.0   # seconds a tool call may take before it becomes an error result
+START_TIMEOUT = 20.0          # seconds a plugin has to start: import (or spawn), initialize, list its tools
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,12 @@ Modules are imported from the verified snapshot (the bytes whose digest was chec
 re-read from disk, and their code objects carry file names inside the plugin directory so the
 enforcer attributes them to the plugin. Everything the plugin runs — import-time code,
 ``initialize``, tools, ``shutdown`` — runs inside ``enforcer.guard(plugin_id)``.
+
+Starting is bounded like a child process's start: the import runs on its own daemon thread
+and, with ``initialize`` and the tool listing, must finish within ``START_TIMEOUT`` seconds.
+A plugin that does not is reported failed; Python cannot kill a thread, so the one stuck in
+its code is abandoned (a daemon: it never holds the host's exit) and keeps running under the
+plugin's guard, with the plugin's modules removed from the import system.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import importlib.util
 import os
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,14 +43,14 @@ from promptline.sdk import (
 )
 
 from ._errors import LoaderError
-from ._loader import DEFAULT_CALL_TIMEOUT, LoadContext, LoadedPlugin
+from ._loader import DEFAULT_CALL_TIMEOUT, START_TIMEOUT, LoadContext, LoadedPlugin
 from ._loop import PluginLoop
 from ._model import ModelInfo, describe_model
 from ._requires import check_class_requires
 
 _IMPORT_LOCK = threading.Lock()
 CALL_GRACE = 0.5   # seconds beyond the tool timeout before the caller stops waiting
-HOOK_TIMEOUT = 60.0  # seconds for initialize, tools(), templates() and shutdown
+HOOK_TIMEOUT = 60.0  # seconds for templates() and shutdown (a start gets START_TIMEOUT for all of it)
 
 
 class _SnapshotFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -103,7 +110,7 @@ class InProcessPlugin(LoadedPlugin):
     sandbox = "none"
 
     def __init__(self, plugin_id: str, version: str, instance: Plugin, enforcer: Any,
-                 finder: _SnapshotFinder | None, loop: PluginLoop) -> None:
+                 finder: _SnapshotFinder | None, loop: PluginLoop, *, start_timeout: float = HOOK_TIMEOUT) -> None:
         self.id = plugin_id
         self.version = version
         self.instance = instance
@@ -113,7 +120,7 @@ class InProcessPlugin(LoadedPlugin):
         self._tools: dict[str, Any] = {}
         self._specs: list[ToolSpec] = []
         if isinstance(instance, ToolPlugin):
-            tools = list(loop.run(instance.tools, HOOK_TIMEOUT))
+            tools = list(loop.run(instance.tools, start_timeout))
             for tool in tools:
                 spec = tool_spec(tool, plugin=plugin_id)
                 if spec.name in self._tools:
@@ -249,16 +256,13 @@ class PythonLoader:
                     importlib.util.find_spec(plugin.package.partition(".")[0])
                 except (ImportError, ValueError):
                     pass
+            deadline = time.monotonic() + START_TIMEOUT
             try:
-                with enforcer.guard(pid):
-                    module = importlib.import_module(module_name)
-                    cls = getattr(module, attr)
-                    instance = cls()
-            except LoaderError:
-                raise
+                instance = _import_bounded(pid, enforcer, module_name, attr, START_TIMEOUT)
             except BaseException as exc:  # noqa: BLE001 - plugin import code is hostile
-                if finder is not None and finder in sys.meta_path:
-                    sys.meta_path.remove(finder)
+                _forget(finder)
+                if isinstance(exc, LoaderError):
+                    raise
                 raise LoaderError(f"cannot import `{target}`: {type(exc).__name__}: {exc}", plugin=pid,
                                   fix="run the plugin's own tests") from None
         if not isinstance(instance, Plugin):
@@ -268,12 +272,60 @@ class PythonLoader:
         check_class_requires(instance, pid)
         loop = PluginLoop(pid, lambda: enforcer.guard(pid))
         try:
-            loop.run(lambda: instance.initialize(ctx.config), HOOK_TIMEOUT)
-            return InProcessPlugin(pid, manifest.version, instance, enforcer, finder, loop)
-        except LoaderError:
-            loop.close()
-            raise
+            loop.run(lambda: instance.initialize(ctx.config), _left(deadline))
+            return InProcessPlugin(pid, manifest.version, instance, enforcer, finder, loop,
+                                   start_timeout=_left(deadline))
         except BaseException as exc:  # noqa: BLE001
-            loop.close()
+            hung = isinstance(exc, TimeoutError)
+            loop.close(0.05 if hung else 2.0)   # a loop stuck in plugin code is abandoned (a daemon thread)
+            with _IMPORT_LOCK:
+                _forget(finder)
+            if isinstance(exc, LoaderError):
+                raise
+            if hung:
+                raise LoaderError(f"did not start within {START_TIMEOUT:g} s: initialize() or tools() did not "
+                                  "answer (the thread running it is abandoned)", plugin=pid,
+                                  fix="make initialize() return promptly; start slow work in the background"
+                                  ) from None
             raise LoaderError(f"initialize() failed: {type(exc).__name__}: {exc}", plugin=pid,
                               fix="check the plugin's configuration") from None
+
+
+def _left(deadline: float) -> float:
+    return max(0.05, deadline - time.monotonic())
+
+
+def _import_bounded(pid: str, enforcer: Any, module_name: str, attr: str, budget: float) -> Plugin:
+    """Import ``module_name`` and instantiate ``attr`` as the plugin, on a daemon thread;
+    LoaderError when that takes more than ``budget`` seconds (the thread is abandoned)."""
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            with enforcer.guard(pid):
+                module = importlib.import_module(module_name)
+                outcome["value"] = getattr(module, attr)()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting host thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name=f"plugin-{pid}-import", daemon=True)
+    worker.start()
+    worker.join(budget)
+    if worker.is_alive():
+        raise LoaderError(f"did not start within {budget:g} s: importing `{module_name}` did not finish "
+                          "(the thread running it is abandoned)", plugin=pid,
+                          fix="do not block at import time; move slow work into initialize() or a tool")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _forget(finder: _SnapshotFinder | None) -> None:
+    """Take a plugin that failed to start out of the import system (caller holds _IMPORT_LOCK)."""
+    if finder is None:
+        return
+    if finder in sys.meta_path:
+        sys.meta_path.remove(finder)
+    for mod in list(finder.names):
+        if getattr(getattr(sys.modules.get(mod), "__spec__", None), "loader", None) is finder:
+            sys.modules.pop(mod, None)

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import LoaderError, ToolError
+from .._loader import START_TIMEOUT
 from . import _jsonrpc as rpc
 from ._client import CallTimeout, MCPClient
 from ._launch import SandboxSpec, release, spawn
 from ._spec import host_version
 
-START_TIMEOUT = 20.0            # seconds for a child to answer `initialize` and `tools/list`
 STOP_GRACE = 2.0                # seconds between closing stdin, SIGTERM and SIGKILL
 RESTART_BACKOFF = (0.0, 0.5, 2.0, 5.0, 15.0, 30.0)   # delay before restart n (after n crashes)
 START_BACKOFF = (2.0, 5.0, 15.0, 30.0, 60.0)        # the same after n failed starts (hang, crash on import)
