@@ -9,6 +9,7 @@ from ._install import (
                        InstallPlan,
                        InstallSet,
                        Registry,
+                       UnsignedEntry,
                        capability_checks,
                        decide_approval,
                        decide_set_approval,
@@ -27,7 +28,7 @@ __all__ = [
     "InstallPlan", "InstallSet", "Installed", "Need", "Pick", "load_order", "dependency_closure", "resolve",
     "decide_set_approval", "Review", "verified_reviews", "write_review", "build_site", "render_markdown", "CSP",
     "serve_site", "plugin_stats", "MAX_ARCHIVE_BYTES", "MAX_MEMBERS", "MAX_MEMBER_BYTES", "MAX_TOTAL_BYTES",
-    "Registry", "RegistryError", "STATE_FILE", "SemVer", "Source", "build_archive", "capability_checks",
+    "Registry", "RegistryError", "STATE_FILE", "UnsignedEntry", "SemVer", "Source", "build_archive", "capability_checks",
     "decide_approval", "default_index", "default_plugins_dir", "extract_archive", "fetch_git", "parse_source",
     "publish", "requires_ok",
 ]

@@ -7,7 +7,8 @@
 Reasons: ``bad-source``, ``fetch-failed``, ``git-failed``, ``bad-index``, ``not-found``,
 ``checksum``, ``signature``, ``index-mismatch``, ``bad-archive``, ``too-large``,
 ``incompatible``, ``downgrade``, ``already-installed``, ``not-installed``,
-``not-approved``, ``yes-refused``, ``exists``, ``bad-manifest``, ``bad-policy``, ``io``.
+``not-approved``, ``unsigned`` (an index entry no trusted key signed, not accepted),
+``yes-refused``, ``exists``, ``bad-manifest``, ``bad-policy``, ``io``.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from .._errors import LoaderError
 
 
 class RegistryError(LoaderError):
-    """A registry operation was refused; nothing was changed. ``reason`` is a stable code."""
+    """A registry operation was refused; nothing was changed. ``reason`` is a stable code;
+    ``details``: lines worth showing above the error (untrusted text: escape them)."""
 
     code = "registry"
 
     def __init__(self, message: str, *, reason: str, plugin: str | None = None,
-                 fix: str | None = None) -> None:
+                 fix: str | None = None, details: tuple[str, ...] = ()) -> None:
         self.reason = reason
+        self.details = details
         super().__init__(message, plugin=plugin, fix=fix)
 
 

@@ -21,6 +21,19 @@ The plugin dir is the user's (:func:`default_plugins_dir`) unless one is given; 
 and removals hold an ``flock`` on the directory itself (no lock file), and removing the
 last plugin deletes the record: ``remove`` leaves nothing behind.
 
+Unsigned index entries: asked before a byte is fetched
+------------------------------------------------------
+An index entry carries its own signature over the archive's SHA-256, so the registry
+knows before downloading whether a key the policy trusts vouches for the archive. When
+none does (no signature, or a key not in ``trusted_keys``) and ``require_signature`` is
+off, nothing is downloaded, checked or unpacked until the user said yes to what the
+entry says it is (:class:`UnsignedEntry`: id, version, index, archive, sha256, declared
+capabilities): ``confirm_unsigned`` asks (the CLI, at a terminal), ``allow_unsigned``
+answers yes in advance (``--allow-unsigned``); with neither the install is refused with
+reason ``unsigned`` and nothing was written anywhere. This holds for every entry fetched
+from an index: the plugin, its dependencies, and updates. An entry a trusted key signed
+is fetched without a question.
+
 The --yes rule
 --------------
 Approval is needed when the approvals store says so for this exact manifest and code
@@ -31,7 +44,8 @@ says ``approve: review`` (the difference is shown). When approval is needed, ``-
 answers for the user only if someone vouched for the code: it comes from a local directory
 (the user's own code) or it is signed by a key the policy trusts. Unsigned code (or code
 signed by an untrusted key) fetched from a git repository, an index or an archive needs a
-person at a terminal: ``--yes`` is refused with reason ``yes-refused``. With
+person at a terminal: ``--yes`` is refused with reason ``yes-refused``, unless the user
+accepted unsigned code explicitly (``allow_unsigned``, ``--allow-unsigned``). With
 ``require_signature: true`` such code never gets this far: verification refuses it.
 """
 
@@ -108,6 +122,25 @@ class CapabilityCheck:
 
 
 @dataclass(frozen=True)
+class UnsignedEntry:
+    """An index entry no trusted key vouches for, waiting for the user's yes before its
+    archive is downloaded (see "Unsigned index entries" in the module docs)."""
+
+    entry: IndexEntry
+    index: str
+    why: str                 # "not signed" | "signed by key `k`, which the policy does not trust"
+
+    def lines(self) -> list[str]:
+        """What the index says it is (untrusted text: escape it before printing)."""
+        e = self.entry
+        caps = ", ".join(e.capabilities) if e.capabilities else "none"
+        return [f"plugin `{e.id}` {e.version} from index {self.index} is {self.why}",
+                f"  archive:      {e.archive} ({e.size} bytes)",
+                f"  sha256:       {e.sha256}",
+                f"  capabilities: {caps} (as the index declares them; checked against its manifest once unpacked)"]
+
+
+@dataclass(frozen=True)
 class Installed:
     """A plugin installed by the registry."""
 
@@ -168,7 +201,7 @@ class InstallPlan:
     @property
     def yes_refusal(self) -> str | None:
         """Why ``--yes`` may not approve this plugin, or None when it may (see module docs)."""
-        if not self.approval_needed or self.source.local or self.signed:
+        if not self.approval_needed or self.source.local or self.signed or self.registry.allow_unsigned:
             return None
         return (f"`--yes` cannot approve code no trusted key signed ({self.verified.note or 'unsigned'}) from "
                 f"{self.source.describe()}: the policy asks a person to review what it may do")
@@ -252,13 +285,17 @@ class Registry:
     the verdicts shown); ``approvals``: an ApprovalStore or its path; ``audit_log``: an
     ``enforcer.audit.AuditLog`` (or anything with ``lifecycle``); ``index``: the default
     index location; ``version``: the PromptLine version ``requires`` is checked against.
+    ``allow_unsigned``: the user accepts code no trusted key signed (index entries are
+    fetched without asking, and ``--yes`` may approve such code); ``confirm_unsigned``:
+    asked with an :class:`UnsignedEntry` before one is fetched (True: go ahead).
     """
 
     def __init__(self, plugins_dir: str | os.PathLike | None = None, *,
                  policy_files: list[str] | tuple[str, ...] = (),
                  approvals: ApprovalStore | str | os.PathLike | None = None,
                  audit_log: Any = None, index: str | None = None, version: str | None = None,
-                 backend: str | None = None) -> None:
+                 backend: str | None = None, allow_unsigned: bool = False,
+                 confirm_unsigned: Callable[[UnsignedEntry], bool] | None = None) -> None:
         self.plugins_dir = Path(plugins_dir).expanduser().absolute() if plugins_dir else default_plugins_dir()
         self.policy_files = [os.fspath(p) for p in policy_files]
         self.approvals = approvals if isinstance(approvals, ApprovalStore) else ApprovalStore(approvals)
@@ -266,6 +303,8 @@ class Registry:
         self.index = index or default_index()
         self.version = version or current_version()
         self.backend = backend
+        self.allow_unsigned = allow_unsigned
+        self.confirm_unsigned = confirm_unsigned
 
     # -- reading ---------------------------------------------------------------------
 
@@ -541,9 +580,15 @@ class Registry:
 
     def _prepare(self, src: Source, *, plugin_id: str | None = None) -> InstallPlan:
         settings = self.settings()
+        entry = idx = None
+        if src.kind == "index":     # what can be checked before a byte is fetched, is
+            idx = self.open_index(src.location or None)
+            src = Source("index", idx.location, plugin_id=src.plugin_id, wanted=src.wanted)
+            entry = idx.resolve(src.plugin_id or "", src.wanted, current=self.version)
+            if entry.verify(settings.trusted_keys, require_signature=settings.require_signature) is None:
+                self._consent_unsigned(UnsignedEntry(entry, idx.location, _unsigned_why(entry)))
         staging = self._new_staging()
         try:
-            entry = None
             label = plugin_id or src.plugin_id or src.location
             if src.kind == "path":
                 root = Path(src.location)
@@ -552,10 +597,7 @@ class Registry:
             elif src.kind == "git":
                 root = fetch_git(src.location, src.ref, staging / "git", plugin=label)
             else:
-                idx = self.open_index(src.location or None)
-                src = Source("index", idx.location, plugin_id=src.plugin_id, wanted=src.wanted)
-                entry = idx.resolve(src.plugin_id or "", src.wanted, current=self.version)
-                entry.verify(settings.trusted_keys, require_signature=settings.require_signature)
+                assert idx is not None and entry is not None
                 archive = idx.download(entry, staging / "download.tar.gz")
                 root = extract_archive(archive, staging / "unpacked", plugin=label)
             try:
@@ -582,6 +624,26 @@ class Registry:
         except BaseException:
             _rmtree(staging)
             raise
+
+    def _consent_unsigned(self, unsigned: UnsignedEntry) -> None:
+        """Return when the user accepts fetching ``unsigned``; raise RegistryError (reason
+        ``unsigned``) otherwise. Nothing has been written yet."""
+        if self.allow_unsigned:
+            return
+        e = unsigned.entry
+        what = f"{e.version} from index {unsigned.index} is {unsigned.why}"
+        if self.confirm_unsigned is None:
+            raise RegistryError(f"{what}, and there is no terminal to ask, so nothing was downloaded",
+                                reason="unsigned", plugin=e.id, details=tuple(unsigned.lines()),
+                                fix="run it at a terminal to review it, or pass --allow-unsigned to accept code "
+                                    "no trusted key signed (--yes alone does not)")
+        try:
+            ok = self.confirm_unsigned(unsigned) is True
+        except Exception:  # noqa: BLE001 - a failing prompt means no
+            ok = False
+        if not ok:
+            raise RegistryError(f"{what}; you declined, so nothing was downloaded", reason="unsigned",
+                                plugin=e.id, fix="ask the publisher to sign it with a key your policy trusts")
 
     def _attach_previous(self, plan: InstallPlan, previous: Installed) -> None:
         plan.previous = previous
@@ -854,11 +916,21 @@ def _check_entry(entry: IndexEntry, manifest: Manifest, verified: VerifiedPlugin
         raise lie(f"the content of `{entry.id}` {entry.version}", entry.digest, verified.digest)
     if entry.key_id and verified.key_id and entry.key_id != verified.key_id:
         raise lie(f"the publisher key of `{entry.id}` {entry.version}", entry.key_id, verified.key_id)
+    declared = sorted(capability_lines(manifest.capabilities, manifest.sandbox))
+    if sorted(entry.capabilities) != declared:   # the capabilities shown before an unsigned fetch
+        raise lie(f"the capabilities of `{entry.id}` {entry.version}", ", ".join(sorted(entry.capabilities)) or "none",
+                  ", ".join(declared) or "none")
     if entry.requires != manifest.requires:
         raise lie(f"what `{entry.id}` {entry.version} requires", entry.requires, manifest.requires)
     if dict(entry.dependencies) != manifest.dependencies:
         raise lie(f"the dependencies of `{entry.id}` {entry.version}", json.dumps(dict(entry.dependencies)),
                   json.dumps(manifest.dependencies))
+
+
+def _unsigned_why(entry: IndexEntry) -> str:
+    if not entry.signature:
+        return "not signed"
+    return f"signed by key `{entry.key_id or 'unnamed'}`, which the policy does not trust"
 
 
 def _tree_digest(path: Path) -> str:
@@ -895,5 +967,5 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path, onerror=onerror)
 
 
-__all__ = ["Registry", "InstallPlan", "InstallSet", "decide_set_approval", "Installed", "CapabilityCheck", "decide_approval", "capability_checks",
+__all__ = ["Registry", "InstallPlan", "UnsignedEntry", "InstallSet", "decide_set_approval", "Installed", "CapabilityCheck", "decide_approval", "capability_checks",
            "default_plugins_dir", "default_index", "STATE_FILE"]

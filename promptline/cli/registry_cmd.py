@@ -67,17 +67,26 @@ def _registry_options(fn):
     return fn
 
 
+_allow_unsigned = click.option(
+    "--allow-unsigned", "allow_unsigned", is_flag=True,
+    help="accept code no key in the policy's trusted_keys signed: such index entries are downloaded and unpacked "
+         "without asking first, and --yes may approve them (without it they are shown and asked about at a "
+         "terminal, and refused when piped)")
+
+
 class _Ctx:
     """The registry and its audit log for one command; closes the log at the end."""
 
-    def __init__(self, plugins_dir, policies, approvals, audit_log, index) -> None:
+    def __init__(self, plugins_dir, policies, approvals, audit_log, index, allow_unsigned=False) -> None:
         from promptline.enforcer.audit import AuditLog, default_log_path
         path = audit_log or default_log_path()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.log = AuditLog(path)
         self.registry = Registry(plugins_dir or default_plugins_dir(),
                                  policy_files=list(policies) or _default_policies(),
-                                 approvals=approvals, audit_log=self.log, index=index)
+                                 approvals=approvals, audit_log=self.log, index=index,
+                                 allow_unsigned=allow_unsigned,
+                                 confirm_unsigned=_confirm_unsigned if _interactive() else None)
 
     def __enter__(self) -> Registry:
         return self.registry
@@ -98,6 +107,8 @@ def _errors(fn):
         try:
             return fn(*args, **kwargs)
         except (LoaderError, PolicyError) as exc:
+            for line in getattr(exc, "details", ()):
+                click.echo(_show(line), err=True)
             fail(_show(str(exc)))
     return wrapper
 
@@ -151,6 +162,14 @@ def _print_set(plans: InstallSet) -> None:
         _print_plan(plan)
 
 
+def _confirm_unsigned(unsigned: Any) -> bool:
+    """Before an index entry no trusted key signed is downloaded: what it says it is, and a question."""
+    for line in unsigned.lines():
+        click.echo(_show(line), err=True)
+    return click.confirm("download and unpack it to review what it asks for? (nothing is installed yet)",
+                         default=False, err=True)
+
+
 def _confirm(plans: InstallSet) -> bool:
     what = ", ".join(f"`{_show(p.plugin_id)}` {_show(p.version)}" for p in plans.plans)
     return click.confirm(f"approve {what} and install {'them' if len(plans.plans) > 1 else 'it'}?",
@@ -170,12 +189,14 @@ def _approve_and_commit(plans: InstallSet, yes: bool) -> list[Any]:
 @click.argument("source")
 @click.option("--ref", help="git branch or tag (same as SOURCE#REF)")
 @click.option("--yes", "-y", is_flag=True,
-              help="approve without asking; refused for unsigned code from a git repository, archive or index")
+              help="approve without asking; refused for unsigned code from a git repository, archive or index "
+                   "unless --allow-unsigned")
 @click.option("--force", is_flag=True, help="reinstall over an installed plugin of the same id")
+@_allow_unsigned
 @_registry_options
 @_errors
 def install_cmd(source: str, ref: str | None, yes: bool, force: bool, plugins_dir, policies, approvals,
-                audit_log, index) -> None:
+                audit_log, index, allow_unsigned: bool) -> None:
     """Install a plugin from a directory, a git repository or the index.
 
     \b
@@ -188,9 +209,10 @@ def install_cmd(source: str, ref: str | None, yes: bool, force: bool, plugins_di
 
     The plugin is staged, its checksum and signature verified against the policy's trusted
     keys, its capabilities shown with the policy's verdict on each, and it is installed only
-    once approved (nothing is left behind otherwise).
+    once approved (nothing is left behind otherwise). An index entry no trusted key signed
+    is not even downloaded before you said yes to it (or passed --allow-unsigned).
     """
-    with _Ctx(plugins_dir, policies, approvals, audit_log, index) as reg:
+    with _Ctx(plugins_dir, policies, approvals, audit_log, index, allow_unsigned) as reg:
         with reg.prepare_install_set(source, ref=ref, force=force) as plans:
             _print_set(plans)
             done = _approve_and_commit(plans, yes)
@@ -218,16 +240,17 @@ def _note_search_path(directory) -> None:
 @click.option("--ref", help="git branch or tag")
 @click.option("--force", is_flag=True, help="allow a downgrade, or reinstall the same version")
 @click.option("--yes", "-y", is_flag=True, help="approve without asking, where the --yes rule allows it")
+@_allow_unsigned
 @_registry_options
 @_errors
 def update_cmd(plugin_id: str, wanted, source, ref, force: bool, yes: bool, plugins_dir, policies, approvals,
-               audit_log, index) -> None:
+               audit_log, index, allow_unsigned: bool) -> None:
     """Update an installed plugin to its newest compatible version.
 
     Versions whose `requires` excludes this PromptLine are skipped; a downgrade needs --force;
     an update that asks for more capabilities shows the difference and asks again.
     """
-    with _Ctx(plugins_dir, policies, approvals, audit_log, index) as reg:
+    with _Ctx(plugins_dir, policies, approvals, audit_log, index, allow_unsigned) as reg:
         plans = reg.prepare_update_set(plugin_id, wanted=wanted, index=index, source=source, ref=ref, force=force)
         if plans is None:
             cur = reg.current(plugin_id)

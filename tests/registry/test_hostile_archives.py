@@ -126,7 +126,8 @@ def test_plugin_install_refuses_a_hostile_archive_with_one_clear_error(env, name
 
 def test_an_unsigned_index_entry_under_the_default_policy_is_refused_before_unpacking(env):
     """The entry is unsigned and the policy does not require signatures, so nothing vouches
-    for the bytes: the checksum is checked first (it matches), then the pre-scan refuses."""
+    for the bytes: piped, it is not even downloaded; accepted with --allow-unsigned, the
+    checksum is checked first (it matches), then the pre-scan refuses."""
     src = write_plugin(env.src, "demo")
     entry = publish(src, env.index, unsigned=True)
     assert entry.signature is None
@@ -138,10 +139,12 @@ def test_an_unsigned_index_entry_under_the_default_policy_is_refused_before_unpa
     (env.index / INDEX_FILE).write_text(json.dumps(doc))
     before = snapshot(env.home)
     code, out, err, took = _cli(env, "demo", "--index", str(env.index), policy=env.open_policy)
+    assert code == 1 and "is not signed" in err and "nothing was downloaded" in err and "PAX" not in err, err
+    code, out, err, took = _cli(env, "demo", "--index", str(env.index), "--allow-unsigned", policy=env.open_policy)
     assert code == 1 and "Traceback" not in err and "PAX header of" in err, err
     assert took < HANG and snapshot(env.home) == before
     # the checksum comes first: the same bytes under a wrong checksum never reach the scan
     e["sha256"] = "0" * 64
     (env.index / INDEX_FILE).write_text(json.dumps(doc))
-    code, out, err, took = _cli(env, "demo", "--index", str(env.index), policy=env.open_policy)
+    code, out, err, took = _cli(env, "demo", "--index", str(env.index), "--allow-unsigned", policy=env.open_policy)
     assert code == 1 and "does not match the index" in err and "PAX" not in err, err

@@ -62,10 +62,13 @@ def test_three_plugin_chain_installs_from_http_index(env, http_index):
 
 def test_one_question_for_the_whole_set(env, http_index):
     _chain(env)
-    reg = env.registry(env.open_policy, index=http_index)       # untrusted: a person must approve
+    fetched = []                                                # untrusted: a person must approve
+    reg = env.registry(env.open_policy, index=http_index,
+                       confirm_unsigned=lambda u: fetched.append(u.entry.id) or True)
     asked = []
     done = reg.install_set("app", confirm=lambda plans: asked.append([p.plugin_id for p in plans.plans]) or True)
     assert asked == [["leaf", "mid", "app"]] and len(done) == 3
+    assert sorted(fetched) == ["app", "leaf", "mid"], "each entry no trusted key signed was accepted before its fetch"
     reg.remove_with_dependents("leaf")
     before = snapshot(env.home)
     with pytest.raises(RegistryError, match="not approved"):
@@ -154,7 +157,7 @@ def test_set_commit_is_all_or_nothing(env, http_index, monkeypatch):
         return real(subject)
 
     monkeypatch.setattr(reg.approvals, "approve", flaky)
-    reg2 = env.registry(env.open_policy, index=http_index)
+    reg2 = env.registry(env.open_policy, index=http_index, confirm_unsigned=lambda u: True)
     monkeypatch.setattr(reg2.approvals, "approve", flaky)
     with pytest.raises(OSError, match="disk full"):
         with reg2.prepare_install_set("app") as plans:
@@ -218,7 +221,7 @@ def test_index_entry_signature_covers_dependencies(env):
 def test_manager_loads_dependencies_first_and_refuses_missing(env, http_index, tmp_path):
     from promptline.loaders import PluginManager
     _chain(env)
-    reg = env.registry(env.open_policy, index=http_index)
+    reg = env.registry(env.open_policy, index=http_index, confirm_unsigned=lambda u: True)
     reg.install_set("app", confirm=lambda p: True)
     loaded = []
     with PluginManager(policy_files=[str(env.open_policy)], search_path=[str(env.plugins)],

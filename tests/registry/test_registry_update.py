@@ -110,7 +110,7 @@ def test_capability_growth_from_a_trusted_publisher_still_asks(env):
 
 def test_capability_growth_of_unsigned_remote_code_refuses_yes(env):
     publish(write_plugin(env.src), env.index, unsigned=True)
-    reg = env.registry(env.open_policy)
+    reg = env.registry(env.open_policy, confirm_unsigned=lambda u: True)    # a person at a terminal
     reg.install("demo", confirm=lambda p: True)
     publish(write_plugin(env.src, version="0.2.0", read=("~/Documents/",)), env.index, unsigned=True)
     with pytest.raises(RegistryError) as exc:
