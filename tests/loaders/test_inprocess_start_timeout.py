@@ -50,13 +50,13 @@ def _write(plugins, pid, code):
     (d / f"{pid}_mod.py").write_text(code)
 
 
-def _manager(tmp_path, plugins):
+def _manager(tmp_path, plugins, install_hook=False):
     pol = tmp_path / "policy.yaml"
-    pol.write_text("apiVersion: promptline/v1\nkind: Policy\nlayer: org\nsettings:\n  trust: [ahang, binit, cok]\n")
+    pol.write_text("apiVersion: promptline/v1\nkind: Policy\nlayer: org\nsettings:\n  trust: [ahang, binit, cok, late]\n")
     os.chmod(pol, 0o644)
     return PluginManager(policy_files=[str(pol)], search_path=[str(plugins)], config_path=False, entry_points=False,
                          approvals=ApprovalStore(str(tmp_path / "approvals.yaml")), approve_all=True,
-                         audit_log=False, data_dir=str(tmp_path / "data"), install_hook=False)
+                         audit_log=False, data_dir=str(tmp_path / "data"), install_hook=install_hook)
 
 
 def test_hanging_import_and_initialize_are_reported_failed_and_the_honest_plugin_loads(tmp_path, monkeypatch):
@@ -86,3 +86,35 @@ def test_hanging_import_and_initialize_are_reported_failed_and_the_honest_plugin
         assert hung and all(t.daemon and t.is_alive() for t in hung), "the hung import thread is an abandoned daemon"
         assert "ahang_mod" not in sys.modules and "binit_mod" not in sys.modules
         assert not any(getattr(f, "plugin_id", None) in ("ahang", "binit") for f in sys.meta_path)
+
+
+LATE = '''
+import sys, time
+time.sleep(1.5)                      # wakes after load_all gave up on it
+try:
+    with open(SECRET) as fh:
+        sys.promptline_late_outcome = "read: " + fh.read()
+except BaseException as exc:
+    sys.promptline_late_outcome = type(exc).__name__ + ": " + str(exc)
+'''
+
+
+def test_an_abandoned_import_that_wakes_up_is_still_confined_as_the_plugin(tmp_path, monkeypatch):
+    monkeypatch.setattr(_python, "START_TIMEOUT", 0.5)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top secret")
+    plugins = tmp_path / "plugins"
+    _write(plugins, "late", LATE.replace("SECRET", repr(str(secret))))
+    _write(plugins, "cok", HONEST)
+    (tmp_path / "policy.yaml").unlink(missing_ok=True)
+    with _manager(tmp_path, plugins, install_hook=True) as pm:
+        report = pm.load_all()
+        assert report.loaded == ["cok"] and "did not start within 0.5 s" in dict(report.refused)["late"], report
+        assert open(secret).read() == "top secret", "the host itself still reads it (honest control)"
+        deadline = time.monotonic() + 10
+        while not hasattr(sys, "promptline_late_outcome") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        outcome = sys.__dict__.pop("promptline_late_outcome", None)
+        assert outcome is not None and not outcome.startswith("read:"), outcome
+        assert outcome.startswith("PolicyViolation: plugin `late` may not fs.read"), outcome
+        assert pm.call_tool("cok.ping", {}).content == "pong"
