@@ -208,3 +208,14 @@ def test_at_a_terminal_it_is_shown_and_asked_about_before_the_fetch(world):
     code, out = tty.finish()
     assert code == 0 and "installed `demo` 0.1.0" in out, (out, tty.text)
     assert world.installed() == ["demo"]
+
+
+def test_allow_unsigned_is_what_lets_yes_approve_unsigned_code_from_git(world):
+    from registry_helpers import git_repo
+    repo = git_repo(world.src.parent, write_plugin(world.src, "demo"))
+    done = world.run(f"file://{repo}", "--yes")
+    assert done.returncode == 1 and "`--yes` cannot approve code no trusted key signed" in done.stderr, done.stderr
+    assert world.installed() == [] and list(world.tmpdir.iterdir()) == []
+    done = world.run(f"file://{repo}", "--yes", "--allow-unsigned")
+    assert done.returncode == 0 and "installed `demo` 0.1.0" in done.stdout, done.stderr
+    assert world.installed() == ["demo"]
