@@ -7,14 +7,18 @@ their errors are reported at the file's own line and column.
 
 from __future__ import annotations
 
+import re
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 from ._capabilities import directory_spellings, expand_path, is_glob, normalize_host, user_home
 from ._cel import CelProgram, cel_string, get_backend
 from ._cel._inline import resolution_key
+from ._cel._static import check
 from ._decision import Effect, RuleRef
-from ._errors import CelCompileError, PolicyError
-from ._fastpath import NATIVE_TIER_BACKENDS, prepare
+from ._errors import CelCompileError, CelEvalError, PolicyError
+from ._fastpath import NATIVE_TIER_BACKENDS, prepare, translatable
 from ._models import Manifest, Match, PolicyFile, Rule
 from ._netspec import parse_net
 from ._request import ACTIONS, canonical_program
@@ -57,15 +61,19 @@ _programs: dict[tuple, CelProgram] = {}   # insertion order = recency (a hit is 
 def compile_cached(backend, cel: str, expect_bool: bool = True, prechecked: bool = False) -> CelProgram:
     """Compile once per (backend, text): a reload recompiles only the rules that changed.
     Programs are immutable, so sharing them between PolicySets is safe; errors are not cached.
-    A checked rule is translated for the native tier from the same parse tree at once."""
+    A checked rule is translated for the native tier from the same parse tree at once; one
+    the native tier decides is handed to the backend only when first evaluated (LazyProgram)."""
     key = (backend.name, cel, expect_bool, resolution_key(cel))
     program = _programs.pop(key, None)
     if program is not None:
         _programs[key] = program
         return program
-    program = backend.compile(cel, expect_bool=expect_bool, prechecked=prechecked)
-    if expect_bool and not prechecked and backend.name in NATIVE_TIER_BACKENDS:
-        prepare(cel)
+    if expect_bool and not prechecked and backend.name in NATIVE_TIER_BACKENDS and _deferrable(cel):
+        program = _checked_lazily(backend, cel)
+    else:
+        program = backend.compile(cel, expect_bool=expect_bool, prechecked=prechecked)
+        if expect_bool and not prechecked and backend.name in NATIVE_TIER_BACKENDS:
+            prepare(cel)
     _programs[key] = program
     while len(_programs) > PROGRAM_CACHE_SIZE:
         try:
@@ -73,6 +81,66 @@ def compile_cached(backend, cel: str, expect_bool: bool = True, prechecked: bool
         except (KeyError, StopIteration, RuntimeError):   # another thread got there first
             break
     return program
+
+
+_LONG_NUMBER = re.compile(r"\d{16}")
+
+
+def _deferrable(cel: str) -> bool:
+    """Whether the backend's compile of ``cel`` may wait for its first evaluation: a text with
+    no escape and no long number (the spellings where the backend's own lexer could refuse
+    what the shared parser accepts) that passes the static check is one the backend compiles."""
+    return "\\" not in cel and _LONG_NUMBER.search(cel) is None
+
+
+def _checked_lazily(backend, cel: str) -> CelProgram:
+    """The static check now (every load error at load); the backend compile now only when the
+    native tier cannot decide the rule, else at first evaluation."""
+    try:
+        check(cel, expect_bool=True)
+    except CelCompileError:
+        return backend.compile(cel, expect_bool=True)   # raises, with the backend's first error
+    if not translatable(cel):
+        return backend.compile(cel, expect_bool=True)
+    return LazyProgram(backend, cel)
+
+
+_lazy_lock = threading.Lock()
+
+
+class LazyProgram:
+    """A rule's backend program compiled when first evaluated (thread-safe). Its text passed
+    the static check at load; should the backend still refuse it, every evaluation raises
+    ``CelEvalError`` (the rule errs, which fails closed)."""
+
+    __slots__ = ("source", "expect_bool", "_backend", "_program", "_error")
+
+    def __init__(self, backend, source: str) -> None:
+        self.source = source
+        self.expect_bool = True
+        self._backend = backend
+        self._program: CelProgram | None = None
+        self._error: str | None = None
+
+    def evaluate(self, activation: Any) -> object:
+        program = self._program
+        if program is None:
+            program = self._compile()
+        return program.evaluate(activation)
+
+    def _compile(self) -> CelProgram:
+        with _lazy_lock:
+            if self._program is None and self._error is None:
+                try:
+                    self._program = self._backend.compile(self.source, expect_bool=True)
+                except CelCompileError as exc:
+                    self._error = exc.message
+        if self._program is None:
+            raise CelEvalError(f"the backend cannot compile this rule: {self._error}")
+        return self._program
+
+    def __repr__(self) -> str:
+        return f"<LazyProgram {self.source!r}>"
 
 
 LOADED_FILES = 256   # policy files kept compiled by (path, bytes, backend, home); LRU

@@ -473,6 +473,11 @@ def prepare(source: str) -> None:
     _entry(source)
 
 
+def translatable(source: str) -> bool:
+    """Whether the native tier decides ``source`` (for some plugins at least)."""
+    return _entry(source) is not None
+
+
 def translate(source: str, plugin: dict) -> Callable[[Any], Any] | None:
     """A closure deciding ``source`` for requests of the plugin described by ``plugin``
     (its CEL `plugin` value), or None when ``source`` is outside the subset."""
