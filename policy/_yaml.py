@@ -20,6 +20,7 @@ MAX_DEPTH = 64             # nesting levels; bounds the recursion (and an alias 
 
 # libyaml's parser when PyYAML was built with it (10x faster); both compose the same safe nodes
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR = "tag:yaml.org,2002:str"
 
 
 @dataclass
@@ -111,9 +112,15 @@ def _convert(node: yaml.Node, path: tuple, located: Located, loader, counter: li
         raise PolicyError(f"nested more than {MAX_DEPTH} levels deep (or an alias that "
                           f"contains itself)", file=located.file, line=line, column=col,
                           fix="flatten the document and write aliased values out")
-    located.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    located.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1,
-                            getattr(node, "style", None))
+    mark = node.start_mark
+    where = (mark.line + 1, mark.column + 1)
+    located.marks[path] = where
+    if type(node) is yaml.ScalarNode:
+        located.values[path] = (where[0], where[1], node.style)
+        if node.tag == _STR:
+            return node.value   # what SafeConstructor.construct_yaml_str returns
+        return _scalar(node, loader, located, path)
+    located.values[path] = (where[0], where[1], None)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -124,7 +131,10 @@ def _convert(node: yaml.Node, path: tuple, located: Located, loader, counter: li
                 line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
                 raise PolicyError("mapping keys must be plain strings", file=located.file,
                                   line=line, column=col, fix="use a plain key")
-            key = _scalar(key_node, loader, located, path)
+            if key_node.tag == _STR and type(key_node) is yaml.ScalarNode:
+                key = key_node.value
+            else:
+                key = _scalar(key_node, loader, located, path)
             if not isinstance(key, (str, int, bool)) or isinstance(key, bool):
                 key = str(key)
             if key in out:
