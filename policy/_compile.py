@@ -169,10 +169,11 @@ def remember_file(path: str, text: str, backend_name: str, home: str | None, ent
 def clear_compile_caches() -> None:
     """Forget compiled programs, recent CEL parse trees and native translations. Nothing
     depends on them for correctness; benchmarks use this to measure cold compiles."""
-    from ._cel import _parser
+    from ._cel import _parser, _static
     from ._fastpath import clear_cache
 
     _programs.clear()
+    _static._by_shape.clear()
     _files.clear()
     _parser._trees.clear()
     clear_cache()

@@ -61,9 +61,11 @@ _templates: dict[str, tuple] = {}   # shape -> (tree, STRING_LIT token paths)
 
 class _Shaped(_Tree):
     """The root of a tree built from a shape: tokens after a literal carry the shape's
-    positions, so an error found in it is reported from an exact parse (``parse_exact``)."""
+    positions, so an error found in it is reported from an exact parse (``parse_exact``).
+    ``template`` is the shape's text, ``longest`` the length of its longest literal (quotes
+    included): the static check remembers its verdict per shape (see ``_static``)."""
 
-    __slots__ = ()
+    __slots__ = ("template", "longest")
 
 
 def is_shaped(tree: lark.Tree) -> bool:
@@ -150,7 +152,10 @@ def _from_shape(source: str) -> lark.Tree | None:
         return None
     root = _rebuild(tree, [(path, lark.Token.new_borrow_pos("STRING_LIT", value, token))
                            for (path, token), value in zip(paths, literals)])
-    return _Shaped(root.data, root.children, root.meta)
+    out = _Shaped(root.data, root.children, root.meta)
+    out.template = text
+    out.longest = max(map(len, literals))
+    return out
 
 
 def _token_paths(tree: lark.Tree) -> list[tuple[tuple[int, ...], lark.Token]]:

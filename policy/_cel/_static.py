@@ -202,12 +202,46 @@ def check(source: str, *, expect_bool: bool = False) -> CheckResult:
         raise CelCompileError("expression is empty", line=1, column=1,
                               fix="write a condition such as `true`")
     tree = parse(source)
+    if is_shaped(tree):
+        key = (tree.template, expect_bool)
+        known = _by_shape.get(key)
+        if known is not None and tree.longest <= MAX_STRING_LITERAL_CHARS:
+            return CheckResult(tree, known[0], known[1])
     try:
-        return _check_tree(tree, expect_bool)
+        result = _check_tree(tree, expect_bool)
     except CelCompileError:
         if not is_shaped(tree):
             raise
         return _check_tree(parse_exact(source), expect_bool)   # the error at its exact position
+    if is_shaped(tree) and not _reads_literals(tree):
+        if len(_by_shape) >= SHAPE_VERDICTS:
+            _by_shape.clear()
+        _by_shape[(tree.template, expect_bool)] = (result.kind, result.nodes)
+    return result
+
+
+SHAPE_VERDICTS = 4096
+"""Passing verdicts kept by (shape, expect_bool). The check of a tree built from a shape
+depends on its literals only through their lengths, unless the text indexes with a literal
+(``request["path"]``: a field name) or calls ``matches`` (a regex): such shapes are always
+walked. Rules written alike (thousands of ``within(request.path, "...")``) are walked once."""
+
+_by_shape: dict[tuple[str, bool], tuple[str, int]] = {}
+
+
+def _reads_literals(tree: Any) -> bool:
+    """Whether the check of ``tree`` reads a string literal's value (not only its length)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Token):
+            if node.value == "matches":
+                return True
+            continue
+        if node.data == "member_index":
+            return True
+        stack.extend(node.children)
+    return False
 
 
 def _check_tree(tree: Any, expect_bool: bool) -> CheckResult:

@@ -20,6 +20,10 @@ SHAPES = [
     "request.path == {0} && request.argv[0] == {1} ||",        # a syntax error
     "{0} == request.path // {1}\n && true",
     "request.url.matches({0})",
+    "matches(request.url, {0}) && within(request.path, {1})",
+    "request[{0}] == {1}",
+    "plugin.capabilities[{0}] == [{1}]",
+    "size({0}) > 3 && glob(request.path, {1})",
 ]
 
 
@@ -28,7 +32,9 @@ def literal(text: str, quote: str, prefix: str) -> str:
     return prefix + quote + body + quote
 
 
-literals = st.builds(literal, st.text(max_size=8), st.sampled_from(['"', "'"]), st.sampled_from(["", "", "r", "b"]))
+literals = st.builds(literal, st.one_of(st.text(max_size=8), st.sampled_from(["path", "host", "argv", "network", "(", "a{2"]),
+                                        st.builds(lambda n: "x" * n, st.sampled_from([4093, 4094, 4095]))),
+                     st.sampled_from(['"', "'"]), st.sampled_from(["", "", "r", "b"]))
 
 
 def outcome(fn, src):
@@ -57,10 +63,11 @@ def test_a_tree_from_a_shape_is_the_exact_tree(template, a, b):
 @given(st.sampled_from(SHAPES), literals, literals)
 def test_the_check_reports_the_exact_error(template, a, b):
     src = template.format(a, b)
-    _trees.clear()
-    got = outcome(lambda s: check(s, expect_bool=True).kind, src)
+    _trees.clear()   # the verdicts kept per shape stay: each example meets those of the last ones
+    got = outcome(lambda s: (check(s, expect_bool=True).kind, check(s, expect_bool=True).nodes), src)
     from promptline.policy._cel import _static
-    want = outcome(lambda s: _static._check_tree(parse_exact(s), True).kind, src)
+    want = outcome(lambda s: (_static._check_tree(parse_exact(s), True).kind,
+                              _static._check_tree(parse_exact(s), True).nodes), src)
     assert got == want
 
 
