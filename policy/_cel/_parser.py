@@ -145,14 +145,15 @@ def _from_shape(source: str) -> lark.Tree | None:
             tree = _parse(text)
         except CelCompileError:
             return None   # the exact parse reports it, at its own position
-        entry = (tree, _token_paths(tree))
+        paths = _token_paths(tree)
+        entry = (tree, paths, _plan([(path, n) for n, (path, _) in enumerate(paths)]))
         _remember(_templates, TEMPLATES, text, entry)
-    tree, paths = entry
+    tree, paths, plan = entry
     if len(paths) != len(literals):
         return None
-    root = _rebuild(tree, [(path, lark.Token.new_borrow_pos("STRING_LIT", value, token))
-                           for (path, token), value in zip(paths, literals)])
-    out = _Shaped(root.data, root.children, root.meta)
+    tokens = [lark.Token.new_borrow_pos("STRING_LIT", value, token)
+              for (_, token), value in zip(paths, literals)]
+    out = _copy(tree, plan, tokens, _Shaped)
     out.template = text
     out.longest = max(map(len, literals))
     return out
@@ -173,16 +174,32 @@ def _token_paths(tree: lark.Tree) -> list[tuple[tuple[int, ...], lark.Token]]:
     return out
 
 
-def _rebuild(node: Any, items: list) -> Any:
-    """A copy of ``node`` with the token at each (path, token) of ``items`` replaced; only
-    the nodes on those paths are copied, the rest is shared (trees are never mutated)."""
-    children = list(node.children)
+def _plan(paths: list[tuple[tuple[int, ...], int]]) -> tuple:
+    """How to copy a template for its literals, from (child indices, literal number) pairs:
+    ((child index, the literal's number or the plan of that child), ...)."""
     groups: dict[int, list] = {}
-    for path, token in items:
-        groups.setdefault(path[0], []).append((path[1:], token))
+    for path, n in paths:
+        groups.setdefault(path[0], []).append((path[1:], n))
+    out = []
     for i, sub in groups.items():
-        children[i] = sub[0][1] if len(sub) == 1 and not sub[0][0] else _rebuild(children[i], sub)
-    return _Tree(node.data, children, node.meta)
+        if len(sub) == 1 and not sub[0][0]:
+            out.append((i, sub[0][1]))
+        else:
+            out.append((i, _plan(sub)))
+    return tuple(out)
+
+
+def _copy(node: Any, plan: tuple, tokens: list, cls: type = None) -> Any:  # type: ignore[assignment]
+    """A copy of ``node`` with the literal tokens ``plan`` places; only the nodes on those
+    paths are copied, the rest is shared (trees are never mutated)."""
+    children = node.children.copy()
+    for i, sub in plan:
+        children[i] = tokens[sub] if type(sub) is int else _copy(children[i], sub, tokens)
+    out = object.__new__(cls or _Tree)
+    out.data = node.data
+    out.children = children
+    out._meta = node._meta
+    return out
 
 
 def _parse(source: str) -> lark.Tree:
