@@ -4,8 +4,7 @@ import gc
 
 import pytest
 
-from promptline.policy import PolicyError, load_policy_set
-from promptline.policy import _policyset
+from promptline.policy import PolicyError, _policyset, load_policy_set
 
 GOOD = "apiVersion: promptline/v1\nkind: Policy\nlayer: org\nrules:\n  - id: a\n    effect: deny\n    when: 'true'\n"
 
