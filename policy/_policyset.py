@@ -323,7 +323,7 @@ class PolicySet:
         plan = self._plans.get(key)
         if plan is not None:
             return plan
-        with self._plan_lock:
+        with self._plan_lock, _collector_paused():   # a plan allocates like a load
             plan = self._plans.get(key)
             if plan is None:
                 rules = self._applicable(plugin, action)
@@ -711,7 +711,7 @@ def _collector_paused() -> Iterator[None]:
     thousands of short-lived trees and nodes, and the collections they trigger rescan every
     cached tree and program (over half of a 10,000-rule cold load). What a load leaves is
     bounded (1 MiB per file, 100,000 YAML nodes); collection resumes when the outermost load
-    ends, even if another thread's load is still running."""
+    ends, even if another thread's load is still running. Plans (see ``_plan``) pause it too."""
     if not gc.isenabled():
         yield
         return
