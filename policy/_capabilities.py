@@ -83,23 +83,28 @@ def directory_spellings(directory: str) -> tuple[str, ...]:
     return hit
 
 
-def refresh_resolutions() -> bool:
-    """Re-resolve every rule directory seen so far (called by every policy load); True when
-    `~` or any of them now resolves differently, so compiled forms must be rebuilt."""
+def refresh_resolutions() -> tuple[bool, frozenset[str]]:
+    """Re-resolve every rule directory seen so far (called by every policy load): whether
+    `~` now means another home (every compiled form must be rebuilt), and the directories
+    (as written) that now resolve differently (only forms naming them must be)."""
     home = user_home()
-    changed = _SPELLINGS_HOME[0] != home
-    if not changed:
-        for directory, old in list(_SPELLINGS.items()):
-            if _resolve_directory(directory) != old:
-                changed = True
-                break
-    if changed:
+    if _SPELLINGS_HOME[0] != home:
         _SPELLINGS_HOME[0] = home
         _directory.cache_clear()
         _SPELLINGS.clear()
         _glob_regexes.cache_clear()
         glob_spellings.cache_clear()
-    return changed
+        return True, frozenset()
+    moved = set()
+    for directory, old in list(_SPELLINGS.items()):
+        new = _resolve_directory(directory)
+        if new != old:
+            moved.add(directory)
+            _SPELLINGS[directory] = new
+    if moved:
+        _glob_regexes.cache_clear()
+        glob_spellings.cache_clear()
+    return False, frozenset(moved)
 
 
 def _within_one(path: str, d: str) -> bool:

@@ -179,6 +179,25 @@ def clear_compile_caches() -> None:
     clear_cache()
 
 
+def forget_directories(moved: frozenset[str]) -> None:
+    """Forget the compiled programs, loaded files and native translations that may hold the
+    old spellings of the rule directories ``moved`` (a process child resolving
+    ``/proc/self`` to its own pid keeps every other compiled rule). A text is taken to name
+    one when it contains it, or may spell it in a way a substring test cannot see (an escape)
+    or take it from ``plugin`` (bound per plugin)."""
+    from ._fastpath import forget
+
+    def stale(cel: str) -> bool:
+        return "\\" in cel or "plugin" in cel or any(d in cel for d in moved)
+
+    for key in [k for k in list(_programs) if stale(k[1])]:
+        _programs.pop(key, None)
+    for key, entry in list(_files.items()):
+        if any(stale(rule.cel) for rule in entry[2]):
+            _files.pop(key, None)
+    forget(stale)
+
+
 def cel_parse_count() -> int:
     """How many times the CEL parser has run in this process."""
     from ._cel import _parser

@@ -494,6 +494,12 @@ def translate_val(source: str, plugin: dict) -> Val | None:
     return entry
 
 
+def forget(stale: Callable[[str], bool]) -> None:
+    """Forget the translations of the source texts ``stale`` selects."""
+    for source in [s for s in list(_cache) if stale(s)]:
+        _cache.pop(source, None)
+
+
 def clear_cache() -> None:
     """Forget every translation (benchmarks measure cold compiles with it)."""
     _cache.clear()

@@ -30,6 +30,7 @@ from ._compile import (
     clear_compile_caches,
     compile_cached,
     compile_policy,
+    forget_directories,
     loaded_file,
     manifest_rules,
     remember_file,
@@ -725,8 +726,11 @@ def _collector_paused() -> Iterator[None]:
 def _load(policy_files, manifests, grants, backend, protected_paths, plugin_facts, home,
           refuse_writable) -> PolicySet:
     be = get_backend(backend)
-    if refresh_resolutions():     # rule directories are resolved at load (docs/design.md §5a)
+    new_home, moved = refresh_resolutions()   # rule directories are resolved at load (§5a)
+    if new_home:
         clear_compile_caches()    # programs and native translations hold the old spellings
+    elif moved:
+        forget_directories(moved)  # only those naming a directory that resolves elsewhere now
     digest = hashlib.sha256()
     files: list[tuple[PolicyFile, Located]] = []
     sources: list[str] = []
