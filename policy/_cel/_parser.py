@@ -66,10 +66,17 @@ class _Shaped(_Tree):
     included): the static check remembers its verdict per shape (see ``_static``)."""
 
     __slots__ = ("template", "longest")
+    template: str
+    longest: int
 
 
 def is_shaped(tree: lark.Tree) -> bool:
     return type(tree) is _Shaped
+
+
+def shape_of(tree: lark.Tree) -> tuple[str, int] | None:
+    """(shape text, longest literal's length) of a tree built from a shape, else None."""
+    return (tree.template, tree.longest) if type(tree) is _Shaped else None
 
 
 def parse(source: str) -> lark.Tree:
@@ -189,13 +196,13 @@ def _plan(paths: list[tuple[tuple[int, ...], int]]) -> tuple:
     return tuple(out)
 
 
-def _copy(node: Any, plan: tuple, tokens: list, cls: type = None) -> Any:  # type: ignore[assignment]
+def _copy(node: Any, plan: tuple, tokens: list, cls: type | None = None) -> Any:
     """A copy of ``node`` with the literal tokens ``plan`` places; only the nodes on those
     paths are copied, the rest is shared (trees are never mutated)."""
     children = node.children.copy()
     for i, sub in plan:
         children[i] = tokens[sub] if type(sub) is int else _copy(children[i], sub, tokens)
-    out = object.__new__(cls or _Tree)
+    out: Any = object.__new__(cls or _Tree)
     out.data = node.data
     out.children = children
     out._meta = node._meta

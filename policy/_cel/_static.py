@@ -31,7 +31,7 @@ from ._limits import (
     MAX_REGEX_CHARS,
     MAX_STRING_LITERAL_CHARS,
 )
-from ._parser import decode_string, is_shaped, parse, parse_exact  # the one shared parser (celpy's grammar)
+from ._parser import decode_string, is_shaped, parse, parse_exact, shape_of  # the one shared parser (celpy's grammar)
 
 REQUEST_FIELD_SET = frozenset(REQUEST_FIELDS)
 PLUGIN_FIELD_SET = frozenset(PLUGIN_FIELDS)
@@ -202,10 +202,10 @@ def check(source: str, *, expect_bool: bool = False) -> CheckResult:
         raise CelCompileError("expression is empty", line=1, column=1,
                               fix="write a condition such as `true`")
     tree = parse(source)
-    if is_shaped(tree):
-        key = (tree.template, expect_bool)
-        known = _by_shape.get(key)
-        if known is not None and tree.longest <= MAX_STRING_LITERAL_CHARS:
+    shaped = shape_of(tree)
+    if shaped is not None:
+        known = _by_shape.get((shaped[0], expect_bool))
+        if known is not None and shaped[1] <= MAX_STRING_LITERAL_CHARS:
             return CheckResult(tree, known[0], known[1])
     try:
         result = _check_tree(tree, expect_bool)
@@ -213,10 +213,10 @@ def check(source: str, *, expect_bool: bool = False) -> CheckResult:
         if not is_shaped(tree):
             raise
         return _check_tree(parse_exact(source), expect_bool)   # the error at its exact position
-    if is_shaped(tree) and not _reads_literals(tree):
+    if shaped is not None and not _reads_literals(tree):
         if len(_by_shape) >= SHAPE_VERDICTS:
             _by_shape.clear()
-        _by_shape[(tree.template, expect_bool)] = (result.kind, result.nodes)
+        _by_shape[(shaped[0], expect_bool)] = (result.kind, result.nodes)
     return result
 
 
