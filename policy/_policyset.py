@@ -14,7 +14,6 @@ import hashlib
 import os
 import stat
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -45,7 +44,7 @@ from ._models import SETTING_NAMES, Manifest, PolicyFile, parse_manifest, parse_
 from ._request import Request
 from ._yaml import Located, load_yaml, read_text
 
-CACHE_SIZE = 8192      # decisions kept per PolicySet; the least recently used goes first
+CACHE_SIZE = 8192      # decisions per cache generation (PolicySet.decide); at most twice this kept
 SHARED_SIZE = 4096     # shared default denies kept per plan (they vary by hint)
 FUSE_MIN = 8           # rules in a native group from which they are matched as one fused index
 CHUNK = 8              # rules per combined CEL program (cel-cpp allows 32 levels of nesting)
@@ -278,7 +277,10 @@ class PolicySet:
         self._plans: dict[tuple[str, str], _Plan] = {}
         self._plan_lock = threading.Lock()
         self._fused: dict[tuple, FusedMatcher] = {}   # fused indexes shared between plans
-        self._cache: OrderedDict[tuple, Decision] = OrderedDict()
+        # two generations: a hit in the young one is a plain lookup; a hit in the old one is
+        # promoted; a full young generation becomes the old one (the old one is dropped)
+        self._cache: dict[tuple, Decision] = {}
+        self._old: dict[tuple, Decision] = {}
         self._by_action: dict[str, list[CompiledRule]] = {}
         for r in self._rules:
             for a in r.actions:
@@ -295,25 +297,24 @@ class PolicySet:
 
     def decide(self, request: Request, *, use_cache: bool = True) -> Decision:
         """Decide one request. Never raises for evaluation errors (they fail closed)."""
+        if use_cache:
+            hit = self._cache.get(request._key)   # the hot path: one lookup
+            if hit is not None:
+                return hit
+            return self._decide_cached(request)
+        return self._decide(request)
+
+    def _decide_cached(self, request: Request) -> Decision:
         key = request._key
-        if not use_cache:
-            return self._decide(request)
-        cache = self._cache
-        hit = cache.get(key)
-        if hit is not None:
-            try:
-                cache.move_to_end(key)
-            except KeyError:   # another thread evicted it meanwhile
-                pass
-            return hit
-        decision = self._decide(request)
-        cache[key] = decision
-        if len(cache) > CACHE_SIZE:
-            try:
-                cache.popitem(last=False)
-            except KeyError:
-                pass
-        return decision
+        young = self._cache
+        hit = self._old.get(key)
+        if hit is None:
+            hit = self._decide(request)
+        if len(young) >= CACHE_SIZE:   # no cliff: the CACHE_SIZE keys used last stay cached
+            self._old = young
+            young = self._cache = {}
+        young[key] = hit
+        return hit
 
     def _applicable(self, plugin: str, action: str) -> list[CompiledRule]:
         return [r for r in self._by_action.get(action, ())
