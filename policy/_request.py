@@ -107,15 +107,22 @@ class Request:
             aliases = tuple(a for a in dict.fromkeys(aliases) if a and a != main)
             if aliases == given_aliases:
                 aliases = given_aliases
-        _setattr(self, "__dict__", {
-            "action": action, "plugin": plugin, "path": path, "host": host, "port": port,
-            "scheme": scheme, "url": url, "name": name, "argv": argv, "tool": tool, "args": args,
-            "aliases": aliases, "_given": given,
-            # the cache key: every field; the short form when only the common ones are set
-            # (a 6-tuple never equals a 12-tuple, so the key stays one-to-one)
-            "_key": (action, plugin, path, host, port, name)
-            if not (scheme or url or argv or tool or args or aliases) else
-            (action, plugin, path, host, port, scheme, url, name, argv, tool, args, aliases)})
+        # the cache key: every field; the short form when only the common ones are set
+        # (a 6-tuple never equals a 12-tuple, so the key stays one-to-one)
+        if scheme or url or argv or tool or args or aliases:
+            _setattr(self, "__dict__", {
+                "action": action, "plugin": plugin, "path": path, "host": host, "port": port,
+                "scheme": scheme, "url": url, "name": name, "argv": argv, "tool": tool,
+                "args": args, "aliases": aliases, "_given": given,
+                "_key": (action, plugin, path, host, port, scheme, url, name, argv, tool, args,
+                         aliases)})
+        else:
+            # the empty fields (all str or tuple by now) read their class defaults, "" and ()
+            fields = {"action": action, "plugin": plugin, "path": path, "host": host,
+                      "port": port, "name": name, "_key": (action, plugin, path, host, port, name)}
+            if given:
+                fields["_given"] = given
+            _setattr(self, "__dict__", fields)
 
     def variants(self) -> tuple[Request, ...]:
         """The request once per alias (the alias in the resource field), for deny and ask."""
