@@ -177,3 +177,29 @@ def test_the_decision_cache_keeps_what_is_used(monkeypatch, tmp_path):
     assert computed.count("/hot") == 1
     assert ps.decide(Request("fs.read", "p", path="/cold/0")).allowed   # long evicted: decided again
     assert computed.count("/cold/0") == 2
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(0, 11), max_size=80))
+def test_the_keys_used_last_are_always_cached(monkeypatch, tmp_path, stream):
+    """Two generations of CACHE_SIZE keys: a key among the CACHE_SIZE distinct keys used
+    last is never decided again, and neither generation outgrows CACHE_SIZE."""
+    monkeypatch.setattr(_policyset, "CACHE_SIZE", 3)
+    pol = tmp_path / "p.yaml"
+    pol.write_text("apiVersion: promptline/v1\nkind: Policy\nlayer: user\nrules:\n"
+                   "  - id: all\n    effect: allow\n    when: 'true'\n")
+    ps = load_policy_set([str(pol)], [], backend="cel-expr-python", refuse_writable=False)
+    computed = []
+    real = ps._decide
+    monkeypatch.setattr(ps, "_decide", lambda r: computed.append(r.path) or real(r))
+    recent: list[str] = []   # distinct keys, most recently used last
+    for k in stream:
+        path = f"/k/{k}"
+        before = len(computed)
+        assert ps.decide(Request("fs.read", "p", path=path)).allowed
+        if path in recent[-3:]:
+            assert len(computed) == before, (path, recent)
+        else:   # older keys may still sit in the old generation
+            assert computed[before:] in ([], [path])
+        recent = [p for p in recent if p != path] + [path]
+        assert len(ps._cache) <= 3 and len(ps._old) <= 3
