@@ -139,13 +139,7 @@ def become_init(close: tuple[int, ...], confine) -> None:
     init = os.fork()
     if init:
         os.close(status_w)
-        _quiet(close)
-        _forward_to(init)
-        try:
-            confine()
-        except OSError:
-            os.kill(init, signal.SIGKILL)
-            os._exit(125)
+        _confine_or_kill(init, close, confine)
         while True:
             try:
                 _, status = os.waitpid(init, 0)
@@ -165,18 +159,24 @@ def become_init(close: tuple[int, ...], confine) -> None:
     serve_as_init(plugin, status_w, close, confine)
 
 
+def _confine_or_kill(pid: int, close: tuple[int, ...], confine) -> None:
+    """Drop stdio, forward signals to ``pid`` and confine this process; if it cannot be
+    confined, ``pid`` dies with it (exit 125)."""
+    _quiet(close)
+    _forward_to(pid)
+    try:
+        confine()
+    except OSError:
+        os.kill(pid, signal.SIGKILL)
+        os._exit(125)
+
+
 def serve_as_init(plugin: int, status_w: int, close: tuple[int, ...], confine) -> None:
     """Be the tiny init (PID 1) of ``plugin``'s PID namespace: drop its stdio, forward
     signals, confine itself, reap orphans; when the plugin exits write its raw wait status to
     ``status_w`` and exit. :func:`become_init` ends here; so does the init a template
     process forks into a new PID namespace (``_zygote``: its template reads the status)."""
-    _quiet(close)
-    _forward_to(plugin)
-    try:
-        confine()
-    except OSError:
-        os.kill(plugin, signal.SIGKILL)
-        os._exit(125)
+    _confine_or_kill(plugin, close, confine)
     while True:
         try:
             pid, status = os.wait()
